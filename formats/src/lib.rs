@@ -1,0 +1,5 @@
+//! Formats shared by the nginx module and the `streamedge` sidecar. No nginx, no tokio: both
+//! sides link this crate, so a format is defined once.
+
+pub mod keys;
+pub mod name;

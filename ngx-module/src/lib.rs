@@ -1,0 +1,646 @@
+//! `ngx_http_streamedge_module`: stream-key authentication for nginx-rtmp's callbacks and a
+//! registry of who is live, shared by all workers.
+//!
+//! ```nginx
+//! http {
+//!     streamedge_data /srv/streamedge/data;
+//!     server {
+//!         listen 127.0.0.1:8080;
+//!         location = /rtmp/auth { allow 127.0.0.1; deny all; streamedge_publish_auth; }
+//!         location = /api/streams { streamedge_streams; }
+//!     }
+//! }
+//! rtmp { server { application live { on_publish http://127.0.0.1:8080/rtmp/auth; ... } } }
+//! ```
+//!
+//! Directives (the full reference is docs/directives.md):
+//!
+//! - `streamedge_data PATH;` (http): the data directory; stream keys are read from
+//!   `PATH/keys.toml`, re-read by each worker when the file changes.
+//! - `streamedge_zone SIZE;` (http, default `1m`): the shared zone for the live registry and
+//!   publisher failure counters.
+//! - `streamedge_publish_auth;` (location): answers nginx-rtmp's `on_publish`, `on_update`,
+//!   `on_publish_done` (and `on_play`, `on_done`) callbacks.
+//! - `streamedge_publish_ban off | [attempts=N] [window=TIME] [time=TIME];` (http, default
+//!   `attempts=5 window=10m time=15m`): refuse a publisher address after failed attempts.
+//! - `streamedge_live_timeout off | TIME;` (http, default `off`): a stream with no publish or
+//!   update callback for this long is offline.
+//! - `streamedge_streams;` (location): `GET` answers who is live, as JSON.
+
+mod shm;
+
+use core::ffi::{c_char, c_void};
+use core::ptr;
+use std::cell::RefCell;
+use std::path::PathBuf;
+
+use nginx_sys::{
+    ngx_buf_t, ngx_cached_time, ngx_chain_t, ngx_command_t, ngx_conf_full_name, ngx_conf_t,
+    ngx_current_msec, ngx_http_discard_request_body, ngx_http_finalize_request, ngx_http_module_t,
+    ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t, ngx_log_t, ngx_module_t,
+    ngx_parse_size, ngx_parse_time, ngx_shm_zone_t, ngx_str_t, ngx_uint_t, NGX_CONF_1MORE,
+    NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE,
+    NGX_HTTP_POST, NGX_HTTP_SPECIAL_RESPONSE, NGX_LOG_ALERT, NGX_LOG_EMERG, NGX_LOG_ERR,
+    NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN,
+};
+use ngx::core::{Pool, Status, NGX_CONF_ERROR, NGX_CONF_OK};
+use ngx::http::{
+    HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule, Request,
+};
+use ngx::{http_request_handler, ngx_conf_log_error, ngx_log_error, ngx_string};
+
+use streamedge_policy::auth::{Level, Settings};
+use streamedge_policy::ban::BanPolicy;
+use streamedge_policy::keycache::{KeyCache, Refresh};
+use streamedge_policy::registry::{Now, StreamInfo};
+
+// ---------------------------------------------------------------------------------------
+// Types
+
+struct StreamedgeModule;
+
+/// `http`-level configuration, one per configuration cycle.
+pub struct MainConf {
+    data_dir: Option<PathBuf>,
+    zone_size: Option<usize>,
+    /// `None`: not set; `Some(None)`: `off`.
+    ban: Option<Option<BanPolicy>>,
+    live_timeout: Option<Option<u64>>,
+    /// The first directive that needs the zone and the keys, for error messages.
+    used_by: Option<&'static str>,
+    zone: *mut ngx_shm_zone_t,
+    /// This worker's view of the keys file (workers are single-threaded).
+    keys: RefCell<Option<KeyCache>>,
+}
+
+impl Default for MainConf {
+    fn default() -> Self {
+        MainConf {
+            data_dir: None,
+            zone_size: None,
+            ban: None,
+            live_timeout: None,
+            used_by: None,
+            zone: ptr::null_mut(),
+            keys: RefCell::new(None),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Directives, module context, module definition
+
+const fn command(
+    name: ngx_str_t,
+    type_: u32,
+    set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
+    conf: usize,
+) -> ngx_command_t {
+    ngx_command_t {
+        name,
+        type_: type_ as ngx_uint_t,
+        set: Some(set),
+        conf,
+        offset: 0,
+        post: ptr::null_mut(),
+    }
+}
+
+static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 7] = [
+    command(
+        ngx_string!("streamedge_data"),
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        ngx_http_streamedge_set_data,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("streamedge_zone"),
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        ngx_http_streamedge_set_zone,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("streamedge_publish_ban"),
+        NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
+        ngx_http_streamedge_set_publish_ban,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("streamedge_live_timeout"),
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        ngx_http_streamedge_set_live_timeout,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("streamedge_publish_auth"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        ngx_http_streamedge_publish_auth,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("streamedge_streams"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        ngx_http_streamedge_streams,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    ngx_command_t::empty(),
+];
+
+static NGX_HTTP_STREAMEDGE_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
+    preconfiguration: None,
+    postconfiguration: None,
+    create_main_conf: Some(StreamedgeModule::create_main_conf),
+    init_main_conf: Some(ngx_http_streamedge_init_main_conf),
+    create_srv_conf: None,
+    merge_srv_conf: None,
+    create_loc_conf: None,
+    merge_loc_conf: None,
+};
+
+ngx::ngx_modules!(ngx_http_streamedge_module);
+
+#[used]
+#[allow(non_upper_case_globals)]
+pub static mut ngx_http_streamedge_module: ngx_module_t = ngx_module_t {
+    ctx: ptr::addr_of!(NGX_HTTP_STREAMEDGE_MODULE_CTX) as _,
+    // SAFETY: only the address is taken; nginx reads the table during configuration.
+    commands: unsafe { ptr::addr_of_mut!(NGX_HTTP_STREAMEDGE_COMMANDS[0]) },
+    type_: NGX_HTTP_MODULE as _,
+    ..ngx_module_t::default()
+};
+
+impl HttpModule for StreamedgeModule {
+    fn module() -> &'static ngx_module_t {
+        // SAFETY: the module definition is a static that nginx only writes during start-up.
+        unsafe { &*ptr::addr_of!(ngx_http_streamedge_module) }
+    }
+}
+
+// SAFETY: `MainConf` is what `create_main_conf` allocates for this module.
+unsafe impl HttpModuleMainConf for StreamedgeModule {
+    type MainConf = MainConf;
+}
+
+// ---------------------------------------------------------------------------------------
+// Handlers
+
+/// Monotonic milliseconds (the same clock in every worker) and wall-clock seconds, as nginx
+/// last cached them for this event loop iteration.
+fn now(mcf: &MainConf) -> Now {
+    // SAFETY: both are written only by this process's event loop, never concurrently with a
+    // handler; `ngx_cached_time` always points at a valid slot.
+    let (mono, wall) = unsafe { (ngx_current_msec as u64, (*ngx_cached_time).sec as i64) };
+    Now {
+        mono,
+        wall,
+        live_timeout: mcf.live_timeout.flatten(),
+    }
+}
+
+fn nginx_level(level: Level) -> u32 {
+    match level {
+        Level::Alert => NGX_LOG_ALERT,
+        Level::Warn => NGX_LOG_WARN,
+        Level::Notice => NGX_LOG_NOTICE,
+        Level::Info => NGX_LOG_INFO,
+    }
+}
+
+/// Brings this worker's view of the keys file up to date, logging a change for the worse.
+fn refresh_keys(mcf: &MainConf, log: *mut ngx_log_t) {
+    let mut cache = mcf.keys.borrow_mut();
+    let Some(cache) = cache.as_mut() else { return };
+    match cache.refresh() {
+        Refresh::Failed(e) => {
+            let kept = if cache.keys().is_some() {
+                "keeping the previous keys"
+            } else {
+                "refusing all publishers"
+            };
+            ngx_log_error!(
+                NGX_LOG_ERR,
+                log,
+                "streamedge: cannot use keys file {e}, {kept}"
+            );
+        }
+        Refresh::Loaded(n) => {
+            ngx_log_error!(
+                NGX_LOG_INFO,
+                log,
+                "streamedge: read {n} stream keys from {}",
+                cache.path().display()
+            );
+        }
+        Refresh::Unchanged => {}
+    }
+}
+
+http_request_handler!(publish_auth_handler, |r: &mut Request| {
+    let raw: *mut ngx_http_request_t = r.into();
+    // SAFETY: `raw` is the request nginx passed to this content handler.
+    let method = unsafe { (*raw).method } as u32;
+    if method == NGX_HTTP_POST {
+        // SAFETY: reading the body of the current request; nginx calls the handler when done.
+        let rc = unsafe { ngx_http_read_client_request_body(raw, Some(publish_auth_body_handler)) };
+        if rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
+            return Status(rc);
+        }
+        return Status::NGX_DONE;
+    }
+    if method == NGX_HTTP_GET {
+        // `notify_method get`: the same fields, in the query string.
+        // SAFETY: `args` points into the request line, valid for the request's lifetime.
+        let args = unsafe { (*raw).args };
+        let args = args.as_bytes().to_vec();
+        return answer_callback(r, &args);
+    }
+    send(r, 405, TEXT, b"method not allowed\n")
+});
+
+extern "C" fn publish_auth_body_handler(raw: *mut ngx_http_request_t) {
+    // SAFETY: nginx calls the body handler with the request whose body it read.
+    let r = unsafe { Request::from_ngx_http_request(raw) };
+    let rc = match request_body(r) {
+        Some(body) => answer_callback(r, &body),
+        None => send(r, 413, TEXT, b"callback body too large\n"),
+    };
+    // SAFETY: the request is ours to finalize once the body handler has answered.
+    unsafe { ngx_http_finalize_request(raw, rc.0) };
+}
+
+/// The request body, if it is all in memory (the callback location keeps bodies small).
+fn request_body(r: &Request) -> Option<Vec<u8>> {
+    let raw: *const ngx_http_request_t = r.into();
+    let mut body = Vec::new();
+    // SAFETY: `request_body` and its chain were filled in by nginx for this request; every
+    // buffer that is not in a file spans `pos..last` of valid memory.
+    unsafe {
+        let rb = (*raw).request_body;
+        if rb.is_null() {
+            return Some(body);
+        }
+        let mut cl: *mut ngx_chain_t = (*rb).bufs;
+        while !cl.is_null() {
+            let b: *mut ngx_buf_t = (*cl).buf;
+            if (*b).in_file() != 0 {
+                return None;
+            }
+            let len = (*b).last.offset_from((*b).pos) as usize;
+            body.extend_from_slice(core::slice::from_raw_parts((*b).pos, len));
+            cl = (*cl).next;
+        }
+    }
+    Some(body)
+}
+
+fn answer_callback(r: &mut Request, body: &[u8]) -> Status {
+    let Some(mcf) = StreamedgeModule::main_conf(r) else {
+        return Status::NGX_ERROR;
+    };
+    refresh_keys(mcf, r.log());
+    let keys = mcf.keys.borrow();
+    let settings = Settings {
+        keys: keys.as_ref().and_then(|c| c.keys()),
+        ban: mcf.ban.flatten(),
+        now: now(mcf),
+    };
+    let Some(decision) = shm::write(mcf.zone, |zone| {
+        streamedge_policy::auth::decide(body, zone, &settings)
+    }) else {
+        ngx_log_error!(
+            NGX_LOG_ALERT,
+            r.log(),
+            "streamedge: shared zone is not available"
+        );
+        return send(r, 500, TEXT, b"internal error\n");
+    };
+    drop(keys);
+    for (level, line) in &decision.log {
+        ngx_log_error!(nginx_level(*level), r.log(), "streamedge: {line}");
+    }
+    let body: &[u8] = match decision.status {
+        200 => b"ok\n",
+        400 => b"bad request\n",
+        403 => b"forbidden\n",
+        409 => b"already publishing\n",
+        _ => b"error\n",
+    };
+    send(r, decision.status, TEXT, body)
+}
+
+http_request_handler!(streams_handler, |r: &mut Request| {
+    let raw: *mut ngx_http_request_t = r.into();
+    // SAFETY: `raw` is the request nginx passed to this content handler.
+    let method = unsafe { (*raw).method } as u32;
+    if method != NGX_HTTP_GET && method != NGX_HTTP_HEAD {
+        return send(r, 405, TEXT, b"method not allowed\n");
+    }
+    // SAFETY: as above; a GET may still carry a body, which is not wanted here.
+    let rc = unsafe { ngx_http_discard_request_body(raw) };
+    if rc != Status::NGX_OK.0 {
+        return Status(rc);
+    }
+    let Some(mcf) = StreamedgeModule::main_conf(r) else {
+        return Status::NGX_ERROR;
+    };
+    refresh_keys(mcf, r.log());
+    let now = now(mcf);
+    let Some(known) = shm::read_streams(mcf.zone, |slots| {
+        streamedge_policy::registry::list(slots, &now)
+    }) else {
+        return send(r, 500, TEXT, b"internal error\n");
+    };
+    let keys = mcf.keys.borrow();
+    let mut streams: Vec<StreamInfo<'_>> = known
+        .iter()
+        .map(|(name, live, since)| StreamInfo {
+            name: name.as_str(),
+            live: *live,
+            since: Some(*since),
+        })
+        .collect();
+    // Names with an active key are known even before their first stream.
+    for k in keys
+        .as_ref()
+        .and_then(|c| c.keys())
+        .map(|f| f.keys.as_slice())
+        .unwrap_or_default()
+    {
+        let active = k.state == streamedge_formats::keys::KeyState::Active;
+        if active && !streams.iter().any(|s| s.name == k.name) {
+            streams.push(StreamInfo {
+                name: &k.name,
+                live: false,
+                since: None,
+            });
+        }
+    }
+    let json = streamedge_policy::registry::streams_json(&mut streams);
+    r.add_header_out("Cache-Control", "no-cache");
+    send(r, 200, JSON, json.as_bytes())
+});
+
+const TEXT: &str = "text/plain";
+const JSON: &str = "application/json";
+
+/// Sends a complete response with an in-memory body.
+fn send(r: &mut Request, status: u16, content_type: &'static str, body: &[u8]) -> Status {
+    let raw: *mut ngx_http_request_t = r.into();
+    // SAFETY: `raw` is the current request; the content type is a static string, which
+    // nginx only reads.
+    unsafe {
+        (*raw).headers_out.status = status as ngx_uint_t;
+        (*raw).headers_out.content_length_n = body.len() as _;
+        (*raw).headers_out.content_type_len = content_type.len();
+        (*raw).headers_out.content_type = ngx_str_t {
+            len: content_type.len(),
+            data: content_type.as_ptr().cast_mut(),
+        };
+        (*raw).headers_out.content_type_lowcase = ptr::null_mut();
+    }
+    let rc = r.send_header();
+    if rc == Status::NGX_ERROR || rc.0 > Status::NGX_OK.0 || r.header_only() || body.is_empty() {
+        return rc;
+    }
+    let pool: Pool = r.pool();
+    let Some(mut buf) = pool.create_buffer(body.len()) else {
+        return Status::NGX_ERROR;
+    };
+    // SAFETY: the buffer was just allocated with room for `body`.
+    let b = unsafe {
+        use ngx::core::Buffer;
+        let b = buf.as_ngx_buf_mut();
+        ptr::copy_nonoverlapping(body.as_ptr(), (*b).last, body.len());
+        (*b).last = (*b).last.add(body.len());
+        (*b).set_last_buf(if r.is_main() { 1 } else { 0 });
+        (*b).set_last_in_chain(1);
+        b
+    };
+    let mut out = ngx_chain_t {
+        buf: b,
+        next: ptr::null_mut(),
+    };
+    r.output_filter(&mut out)
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration
+
+extern "C" fn ngx_http_streamedge_init_main_conf(
+    cf: *mut ngx_conf_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the main configuration this module created.
+    let mcf = unsafe { &mut *conf.cast::<MainConf>() };
+    mcf.ban.get_or_insert(Some(BanPolicy::PUBLISH_DEFAULT));
+    mcf.live_timeout.get_or_insert(None);
+    let Some(used_by) = mcf.used_by else {
+        return NGX_CONF_OK;
+    };
+    let Some(data) = mcf.data_dir.as_ref() else {
+        ngx_conf_log_error!(
+            NGX_LOG_EMERG,
+            cf,
+            "\"{used_by}\" requires \"streamedge_data\" in the http block"
+        );
+        return NGX_CONF_ERROR;
+    };
+    *mcf.keys.get_mut() = Some(KeyCache::new(data.join("keys.toml")));
+    let size = mcf.zone_size.unwrap_or(shm::DEFAULT_ZONE_SIZE);
+    let tag = ptr::addr_of_mut!(ngx_http_streamedge_module).cast();
+    match shm::add_zone(cf, size, tag) {
+        Some(zone) => {
+            mcf.zone = zone;
+            NGX_CONF_OK
+        }
+        None => NGX_CONF_ERROR,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Directive parsers
+
+/// The directive's arguments after its name.
+///
+/// # Safety
+/// `cf` is the configuration being parsed, as nginx passes it to directive handlers.
+unsafe fn args<'a>(cf: *mut ngx_conf_t) -> &'a mut [ngx_str_t] {
+    // SAFETY: nginx fills `args` with the directive name and its arguments.
+    let all = unsafe { (*(*cf).args).as_slice_mut() };
+    &mut all[1..]
+}
+
+/// # Safety
+/// `conf` is this module's main configuration.
+unsafe fn main_conf<'a>(conf: *mut c_void) -> &'a mut MainConf {
+    unsafe { &mut *conf.cast::<MainConf>() }
+}
+
+const DUPLICATE: *mut c_char = c"is duplicate".as_ptr().cast_mut();
+
+extern "C" fn ngx_http_streamedge_set_data(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: directive handlers get the parsing state and this module's main conf.
+    let (mcf, args) = unsafe { (main_conf(conf), args(cf)) };
+    if mcf.data_dir.is_some() {
+        return DUPLICATE;
+    }
+    let mut path = args[0];
+    // SAFETY: resolves a relative path against the prefix, allocating from the cycle pool.
+    if unsafe { ngx_conf_full_name((*cf).cycle, &mut path, 0) } != Status::NGX_OK.0 {
+        return NGX_CONF_ERROR;
+    }
+    let Ok(path) = path.to_str() else {
+        ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid data directory \"{}\"", args[0]);
+        return NGX_CONF_ERROR;
+    };
+    mcf.data_dir = Some(PathBuf::from(path));
+    NGX_CONF_OK
+}
+
+extern "C" fn ngx_http_streamedge_set_zone(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as above.
+    let (mcf, args) = unsafe { (main_conf(conf), args(cf)) };
+    if mcf.zone_size.is_some() {
+        return DUPLICATE;
+    }
+    // SAFETY: parses an nginx size ("64k", "1m") from the argument.
+    let size = unsafe { ngx_parse_size(&mut args[0]) };
+    if size == NGX_ERROR as isize {
+        ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid zone size \"{}\"", args[0]);
+        return NGX_CONF_ERROR;
+    }
+    if (size as usize) < shm::MIN_ZONE_SIZE {
+        ngx_conf_log_error!(
+            NGX_LOG_EMERG,
+            cf,
+            "zone size \"{}\" is too small, the minimum is 64k",
+            args[0]
+        );
+        return NGX_CONF_ERROR;
+    }
+    mcf.zone_size = Some(size as usize);
+    NGX_CONF_OK
+}
+
+/// Parses an nginx time ("10m", "1h30m") into milliseconds.
+fn parse_time_ms(value: &mut ngx_str_t) -> Option<u64> {
+    // SAFETY: `ngx_parse_time` only reads the string; 0 asks for milliseconds.
+    let ms = unsafe { ngx_parse_time(value, 0) };
+    (ms != NGX_ERROR as ngx_int_t && ms > 0).then_some(ms as u64)
+}
+
+extern "C" fn ngx_http_streamedge_set_publish_ban(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as above.
+    let (mcf, args) = unsafe { (main_conf(conf), args(cf)) };
+    if mcf.ban.is_some() {
+        return DUPLICATE;
+    }
+    if args.len() == 1 && args[0].as_bytes() == b"off" {
+        mcf.ban = Some(None);
+        return NGX_CONF_OK;
+    }
+    let mut policy = BanPolicy::PUBLISH_DEFAULT;
+    for arg in args.iter_mut() {
+        let whole = *arg;
+        let Some(pos) = arg.as_bytes().iter().position(|&c| c == b'=') else {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid parameter \"{whole}\"");
+            return NGX_CONF_ERROR;
+        };
+        let (key, mut value) = arg.split_at(pos).expect("position is in range");
+        value = value.strip_prefix("=").unwrap_or(value);
+        let ok = match key.as_bytes() {
+            b"attempts" => value
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse::<u32>().ok())
+                .filter(|&n| (1..=1000).contains(&n))
+                .map(|n| policy.attempts = n),
+            b"window" => parse_time_ms(&mut value).map(|ms| policy.window = ms),
+            b"time" => parse_time_ms(&mut value).map(|ms| policy.ban = ms),
+            _ => {
+                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid parameter \"{whole}\"");
+                return NGX_CONF_ERROR;
+            }
+        };
+        if ok.is_none() {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid value \"{whole}\"");
+            return NGX_CONF_ERROR;
+        }
+    }
+    mcf.ban = Some(Some(policy));
+    NGX_CONF_OK
+}
+
+extern "C" fn ngx_http_streamedge_set_live_timeout(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as above.
+    let (mcf, args) = unsafe { (main_conf(conf), args(cf)) };
+    if mcf.live_timeout.is_some() {
+        return DUPLICATE;
+    }
+    if args[0].as_bytes() == b"off" {
+        mcf.live_timeout = Some(None);
+        return NGX_CONF_OK;
+    }
+    let whole = args[0];
+    match parse_time_ms(&mut args[0]) {
+        Some(ms) => {
+            mcf.live_timeout = Some(Some(ms));
+            NGX_CONF_OK
+        }
+        None => {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid live timeout \"{whole}\"");
+            NGX_CONF_ERROR
+        }
+    }
+}
+
+/// Makes the current location answer with `handler`, as `stub_status` does.
+fn set_content_handler(
+    cf: *mut ngx_conf_t,
+    directive: &'static str,
+    handler: extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t,
+) -> *mut c_char {
+    // SAFETY: `cf` is the configuration being parsed, inside a location.
+    let cf_ref = unsafe { &mut *cf };
+    let Some(clcf) = NgxHttpCoreModule::location_conf_mut(cf_ref) else {
+        return NGX_CONF_ERROR;
+    };
+    clcf.handler = Some(handler);
+    if let Some(mcf) = StreamedgeModule::main_conf_mut(cf_ref) {
+        mcf.used_by.get_or_insert(directive);
+    }
+    NGX_CONF_OK
+}
+
+extern "C" fn ngx_http_streamedge_publish_auth(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    set_content_handler(cf, "streamedge_publish_auth", publish_auth_handler)
+}
+
+extern "C" fn ngx_http_streamedge_streams(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    set_content_handler(cf, "streamedge_streams", streams_handler)
+}

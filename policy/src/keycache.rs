@@ -1,0 +1,173 @@
+//! The keys file as one worker sees it: re-read only when its identity (device, inode, size,
+//! modification time) changes, which costs one `stat` per check. The sidecar replaces the
+//! file by rename, so a change always shows as a new inode: key changes apply to the next
+//! publish without a reload.
+//!
+//! A file that turns unreadable or invalid keeps the last good keys in service (the error is
+//! reported once per change); with no good keys ever read, every publish is refused.
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use streamedge_formats::keys::KeyFile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: i64,
+    mtime_nsec: i64,
+}
+
+impl Stamp {
+    fn of(m: &fs::Metadata) -> Self {
+        Stamp {
+            dev: m.dev(),
+            ino: m.ino(),
+            size: m.size(),
+            mtime: m.mtime(),
+            mtime_nsec: m.mtime_nsec(),
+        }
+    }
+}
+
+/// What a refresh found, for the caller to log.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refresh {
+    Unchanged,
+    Loaded(usize),
+    /// The file could not be used; the previous keys (if any) stay in service.
+    Failed(String),
+}
+
+#[derive(Debug)]
+pub struct KeyCache {
+    path: PathBuf,
+    /// Identity of the file last looked at, good or bad, so a bad file is reported once.
+    seen: Option<Stamp>,
+    keys: Option<KeyFile>,
+}
+
+impl KeyCache {
+    pub fn new(path: PathBuf) -> Self {
+        KeyCache {
+            path,
+            seen: None,
+            keys: None,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The keys in service, if a good file was ever read.
+    pub fn keys(&self) -> Option<&KeyFile> {
+        self.keys.as_ref()
+    }
+
+    /// Looks at the file and re-reads it if it changed.
+    pub fn refresh(&mut self) -> Refresh {
+        let meta = match fs::metadata(&self.path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // No file yet is a normal first state: no names, nothing to report.
+                return match self.seen.take() {
+                    None if self.keys.is_none() => {
+                        self.keys = Some(KeyFile::default());
+                        Refresh::Loaded(0)
+                    }
+                    None => Refresh::Unchanged,
+                    Some(_) => Refresh::Failed(format!("{} was removed", self.path.display())),
+                };
+            }
+            Err(e) => return self.failed(None, e.to_string()),
+        };
+        let stamp = Stamp::of(&meta);
+        if self.seen == Some(stamp) {
+            return Refresh::Unchanged;
+        }
+        let parsed = fs::read_to_string(&self.path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| KeyFile::parse(&text).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(keys) => {
+                self.seen = Some(stamp);
+                let n = keys.keys.len();
+                self.keys = Some(keys);
+                Refresh::Loaded(n)
+            }
+            Err(e) => self.failed(Some(stamp), e),
+        }
+    }
+
+    fn failed(&mut self, stamp: Option<Stamp>, error: String) -> Refresh {
+        if stamp.is_some() && self.seen == stamp {
+            return Refresh::Unchanged;
+        }
+        self.seen = stamp;
+        Refresh::Failed(format!("{}: {error}", self.path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use streamedge_formats::keys::{KeyEntry, KeyHash, KeyState, Verdict};
+
+    fn write_keys(path: &Path, names: &[(&str, &str)]) {
+        let file = KeyFile {
+            keys: names
+                .iter()
+                .map(|(n, s)| KeyEntry {
+                    name: n.to_string(),
+                    hash: KeyHash::of(s.as_bytes()),
+                    created: String::new(),
+                    state: KeyState::Active,
+                })
+                .collect(),
+        };
+        // Replace by rename, as the sidecar does.
+        let tmp = path.with_extension("tmp");
+        fs::write(&tmp, file.to_toml()).unwrap();
+        fs::rename(&tmp, path).unwrap();
+    }
+
+    #[test]
+    fn follows_changes_and_survives_bad_files() {
+        let dir = std::env::temp_dir().join(format!("keycache-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keys.toml");
+        let _ = fs::remove_file(&path);
+        let mut c = KeyCache::new(path.clone());
+
+        // No file: no names, not an error.
+        assert_eq!(c.refresh(), Refresh::Loaded(0));
+        assert_eq!(
+            c.keys().unwrap().verify(b"alice", b"k1"),
+            Verdict::UnknownName
+        );
+
+        write_keys(&path, &[("alice", "k1")]);
+        assert_eq!(c.refresh(), Refresh::Loaded(1));
+        assert_eq!(c.refresh(), Refresh::Unchanged);
+        assert_eq!(c.keys().unwrap().verify(b"alice", b"k1"), Verdict::Accepted);
+
+        write_keys(&path, &[("alice", "k2"), ("bob", "k3")]);
+        assert_eq!(c.refresh(), Refresh::Loaded(2));
+        assert_eq!(c.keys().unwrap().verify(b"alice", b"k1"), Verdict::WrongKey);
+
+        // A broken file is reported once, and the last good keys stay in service.
+        fs::write(&path, "[[key]\nbroken").unwrap();
+        assert!(matches!(c.refresh(), Refresh::Failed(e) if e.contains("keys.toml")));
+        assert_eq!(c.refresh(), Refresh::Unchanged);
+        assert_eq!(c.keys().unwrap().verify(b"bob", b"k3"), Verdict::Accepted);
+
+        fs::remove_file(&path).unwrap();
+        assert!(matches!(c.refresh(), Refresh::Failed(e) if e.contains("removed")));
+        assert_eq!(c.keys().unwrap().verify(b"bob", b"k3"), Verdict::Accepted);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,10 @@
+//! What the streamedge nginx module decides, in plain Rust: no nginx, no I/O beyond reading
+//! the keys file, time passed in. The module (`ngx-module/`) is the thin edge that feeds it
+//! requests, the clock and its shared memory, and turns its answers into responses and logs.
+
+pub mod auth;
+pub mod ban;
+pub mod callback;
+pub mod keycache;
+pub mod registry;
+pub mod table;

@@ -1,0 +1,306 @@
+//! Who is live: one slot per stream name, shared by all workers, fed by nginx-rtmp's
+//! publish, update and publish_done callbacks.
+//!
+//! A stream is live from an accepted publish until its publish_done. When nginx-rtmp's
+//! `on_update` heartbeat is configured, a stream whose last sign of life is older than the
+//! live timeout counts as offline, so a publisher lost without a publish_done (a killed
+//! worker) does not stay "live" forever and does not block its own name.
+
+use crate::table::{self, Claim, Slot};
+use streamedge_formats::name::MAX_NAME_LEN;
+
+/// A stream name as a fixed-size key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct NameKey {
+    len: u8,
+    bytes: [u8; MAX_NAME_LEN],
+}
+
+impl Default for NameKey {
+    fn default() -> Self {
+        NameKey {
+            len: 0,
+            bytes: [0; MAX_NAME_LEN],
+        }
+    }
+}
+
+impl NameKey {
+    /// `None` for names longer than any valid stream name.
+    pub fn new(name: &str) -> Option<Self> {
+        let b = name.as_bytes();
+        let mut key = NameKey::default();
+        key.bytes.get_mut(..b.len())?.copy_from_slice(b);
+        key.len = b.len() as u8;
+        Some(key)
+    }
+
+    pub fn as_str(&self) -> &str {
+        // Only ever built from a `&str` in `new`.
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+}
+
+/// What the registry keeps per stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct StreamState {
+    pub live: bool,
+    /// nginx-rtmp's connection number of the current publisher.
+    pub clientid: u64,
+    /// Wall-clock seconds when the stream went live, or offline.
+    pub since: i64,
+    /// Monotonic milliseconds of the last publish or update.
+    pub seen: u64,
+}
+
+pub type StreamSlot = Slot<NameKey, StreamState>;
+
+/// Clocks and settings for one registry operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// Monotonic milliseconds, the same clock in every worker.
+    pub mono: u64,
+    /// Wall-clock seconds since the epoch.
+    pub wall: i64,
+    /// Without a sign of life for this long a stream is offline; `None`: no heartbeat.
+    pub live_timeout: Option<u64>,
+}
+
+impl Now {
+    fn is_live(&self, s: &StreamState) -> bool {
+        s.live
+            && self
+                .live_timeout
+                .is_none_or(|t| self.mono.saturating_sub(s.seen) < t)
+    }
+}
+
+/// Outcome of a publish for the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    Live,
+    /// Another publisher holds this name and is still alive.
+    Busy,
+    /// The table had to drop another stream's entry to make room.
+    LiveEvicting,
+    /// No slot at all (a zero-sized table): the stream may still publish.
+    Untracked,
+}
+
+/// A view of the registry's slots, taken under the zone lock.
+pub struct Registry<'a> {
+    pub slots: &'a mut [StreamSlot],
+    pub seed: [u64; 2],
+}
+
+impl Registry<'_> {
+    fn hash(&self, key: &NameKey) -> u64 {
+        table::hash(self.seed, key.as_str().as_bytes())
+    }
+
+    /// Records an accepted publish.
+    pub fn publish(&mut self, key: &NameKey, clientid: u64, now: &Now) -> Publish {
+        let h = self.hash(key);
+        let Some((i, how)) = table::claim(self.slots, h, key, now.mono, |s| !now.is_live(s)) else {
+            return Publish::Untracked;
+        };
+        let s = &mut self.slots[i].value;
+        if now.is_live(s) && s.clientid != clientid {
+            return Publish::Busy;
+        }
+        *s = StreamState {
+            live: true,
+            clientid,
+            since: now.wall,
+            seen: now.mono,
+        };
+        match how {
+            Claim::Evicted => Publish::LiveEvicting,
+            _ => Publish::Live,
+        }
+    }
+
+    /// Records a heartbeat from a publisher that is still sending. A heartbeat for a stream
+    /// the registry lost (a zone that was recreated) brings it back.
+    pub fn update(&mut self, key: &NameKey, clientid: u64, now: &Now) {
+        let h = self.hash(key);
+        match table::find(self.slots, h, key) {
+            Some(i) if self.slots[i].value.live && self.slots[i].value.clientid == clientid => {
+                self.slots[i].value.seen = now.mono;
+                self.slots[i].touched = now.mono;
+            }
+            Some(i) if self.slots[i].value.live => {}
+            _ => {
+                self.publish(key, clientid, now);
+            }
+        }
+    }
+
+    /// Records the end of a publish. An old publisher's late "done" does not end a newer one.
+    pub fn done(&mut self, key: &NameKey, clientid: u64, now: &Now) -> bool {
+        let h = self.hash(key);
+        let Some(i) = table::find(self.slots, h, key) else {
+            return false;
+        };
+        let s = &mut self.slots[i].value;
+        if !s.live || s.clientid != clientid {
+            return false;
+        }
+        s.live = false;
+        s.since = now.wall;
+        true
+    }
+}
+
+/// Every stream in `slots`, as (name, live, since).
+pub fn list(slots: &[StreamSlot], now: &Now) -> Vec<(NameKey, bool, i64)> {
+    slots
+        .iter()
+        .filter(|s| s.used)
+        .map(|s| (s.key, now.is_live(&s.value), s.value.since))
+        .collect()
+}
+
+/// One entry of `GET /api/streams`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamInfo<'a> {
+    pub name: &'a str,
+    pub live: bool,
+    /// When the stream went live, or last went offline; `None` if never seen.
+    pub since: Option<i64>,
+}
+
+/// Renders the streams list: live ones first, then by name. Names come only from the
+/// stream-name alphabet, so they need no JSON escaping.
+pub fn streams_json(streams: &mut [StreamInfo<'_>]) -> String {
+    streams.sort_by(|a, b| b.live.cmp(&a.live).then(a.name.cmp(b.name)));
+    let mut out = String::from("[");
+    for (i, s) in streams.iter().enumerate() {
+        debug_assert!(streamedge_formats::name::check_name(s.name.as_bytes()).is_ok());
+        if i > 0 {
+            out.push(',');
+        }
+        let since = match s.since {
+            Some(t) => format!("\"{}\"", rfc3339(t)),
+            None => "null".into(),
+        };
+        out.push_str(&format!(
+            "{{\"name\":\"{}\",\"live\":{},\"since\":{}}}",
+            s.name, s.live, since
+        ));
+    }
+    out.push_str("]\n");
+    out
+}
+
+/// Formats seconds since the epoch as RFC 3339 UTC.
+pub fn rfc3339(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now(mono: u64, timeout: Option<u64>) -> Now {
+        Now {
+            mono,
+            wall: 1_700_000_000 + (mono / 1000) as i64,
+            live_timeout: timeout,
+        }
+    }
+
+    fn reg(slots: &mut [StreamSlot]) -> Registry<'_> {
+        Registry {
+            slots,
+            seed: [3, 4],
+        }
+    }
+
+    fn live_names(r: &Registry<'_>, n: &Now) -> Vec<String> {
+        list(r.slots, n)
+            .into_iter()
+            .filter(|e| e.1)
+            .map(|e| e.0.as_str().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn publish_then_done() {
+        let mut slots = vec![StreamSlot::default(); 32];
+        let mut r = reg(&mut slots);
+        let alice = NameKey::new("alice").unwrap();
+        assert_eq!(r.publish(&alice, 7, &now(1000, None)), Publish::Live);
+        assert_eq!(live_names(&r, &now(2000, None)), ["alice"]);
+        // A second publisher for a live name is refused; the first stays live.
+        assert_eq!(r.publish(&alice, 8, &now(3000, None)), Publish::Busy);
+        // A stale done from another client changes nothing.
+        assert!(!r.done(&alice, 8, &now(3000, None)));
+        assert!(r.done(&alice, 7, &now(4000, None)));
+        assert!(live_names(&r, &now(5000, None)).is_empty());
+        let all = list(r.slots, &now(5000, None));
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].2, 1_700_000_004);
+        assert_eq!(r.publish(&alice, 9, &now(6000, None)), Publish::Live);
+    }
+
+    #[test]
+    fn heartbeat_keeps_alive_and_silence_ends() {
+        let mut slots = vec![StreamSlot::default(); 32];
+        let mut r = reg(&mut slots);
+        let bob = NameKey::new("bob").unwrap();
+        let t = Some(30_000);
+        r.publish(&bob, 1, &now(0, t));
+        r.update(&bob, 1, &now(20_000, t));
+        assert_eq!(live_names(&r, &now(45_000, t)), ["bob"]);
+        assert!(live_names(&r, &now(50_000, t)).is_empty());
+        // The silent publisher no longer blocks the name.
+        assert_eq!(r.publish(&bob, 2, &now(50_000, t)), Publish::Live);
+    }
+
+    #[test]
+    fn update_for_an_unknown_stream_restores_it() {
+        let mut slots = vec![StreamSlot::default(); 8];
+        let mut r = reg(&mut slots);
+        let c = NameKey::new("carol").unwrap();
+        r.update(&c, 5, &now(100, None));
+        assert_eq!(live_names(&r, &now(200, None)), ["carol"]);
+    }
+
+    #[test]
+    fn json_lists_live_first() {
+        let mut s = vec![
+            StreamInfo {
+                name: "zed",
+                live: false,
+                since: None,
+            },
+            StreamInfo {
+                name: "bob",
+                live: false,
+                since: Some(0),
+            },
+            StreamInfo {
+                name: "yan",
+                live: true,
+                since: Some(1_763_755_200),
+            },
+        ];
+        assert_eq!(
+            streams_json(&mut s),
+            "[{\"name\":\"yan\",\"live\":true,\"since\":\"2025-11-21T20:00:00Z\"},\
+             {\"name\":\"bob\",\"live\":false,\"since\":\"1970-01-01T00:00:00Z\"},\
+             {\"name\":\"zed\",\"live\":false,\"since\":null}]\n"
+        );
+        assert_eq!(streams_json(&mut []), "[]\n");
+    }
+
+    #[test]
+    fn name_keys() {
+        assert_eq!(NameKey::new("abc").unwrap().as_str(), "abc");
+        assert!(NameKey::new(&"x".repeat(65)).is_none());
+    }
+}

@@ -1,0 +1,276 @@
+//! `streamedge.toml`: the one file a user edits. Relative paths are relative to the file's
+//! own folder, so a configuration folder can be moved as a whole.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Where commands look for the configuration when neither `--config` nor
+/// `STREAMEDGE_CONFIG` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/streamedge/streamedge.toml";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The data directory shared with nginx (keys, HLS output, library, certificates).
+    pub data_dir: PathBuf,
+    /// The host name or address publishers and viewers use; shown in the OBS settings.
+    pub public_host: String,
+    #[serde(default)]
+    pub ports: Ports,
+    #[serde(default)]
+    pub nginx: Nginx,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ports {
+    /// Address nginx listens on for all three ports.
+    pub bind: String,
+    pub http: u16,
+    pub https: u16,
+    pub rtmp: u16,
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports {
+            bind: "0.0.0.0".into(),
+            http: 8080,
+            https: 4433,
+            rtmp: 1935,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Nginx {
+    /// Start nginx from `streamedge run` and keep it running.
+    pub supervise: bool,
+    pub binary: PathBuf,
+    /// nginx's prefix (`-p`): logs, pid file and temporary files live here.
+    pub prefix: PathBuf,
+    /// The nginx configuration streamedge renders (`-c`).
+    pub conf: PathBuf,
+    /// The built streamedge module.
+    pub module: PathBuf,
+    pub rtmp_module: PathBuf,
+    /// The user nginx workers run as when nginx is started as root.
+    pub user: Option<String>,
+    pub worker_processes: String,
+}
+
+impl Default for Nginx {
+    fn default() -> Self {
+        Nginx {
+            supervise: true,
+            binary: "/usr/sbin/nginx".into(),
+            prefix: ".".into(),
+            conf: "nginx.conf".into(),
+            module: "/usr/lib/nginx/modules/ngx_http_streamedge_module.so".into(),
+            rtmp_module: "/usr/lib/nginx/modules/ngx_rtmp_module.so".into(),
+            user: None,
+            worker_processes: "auto".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and checks a configuration file, resolving relative paths against its folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read configuration {}", path.display()))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| 1 + text[..s.start].matches('\n').count())
+                .map(|l| format!(" line {l}:"))
+                .unwrap_or_default();
+            anyhow::anyhow!(
+                "invalid configuration {}:{line} {}",
+                path.display(),
+                e.message()
+            )
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        config.resolve(&base);
+        config
+            .check()
+            .with_context(|| format!("invalid configuration {}", path.display()))?;
+        Ok(config)
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        for p in [
+            &mut self.data_dir,
+            &mut self.nginx.prefix,
+            &mut self.nginx.conf,
+            &mut self.nginx.module,
+            &mut self.nginx.rtmp_module,
+            &mut self.nginx.binary,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let p = &self.ports;
+        if p.http == 0 || p.https == 0 || p.rtmp == 0 {
+            bail!("ports must be between 1 and 65535");
+        }
+        if p.http == p.https || p.http == p.rtmp || p.https == p.rtmp {
+            bail!("the http, https and rtmp ports must differ");
+        }
+        if p.bind.parse::<std::net::IpAddr>().is_err() {
+            bail!("ports.bind \"{}\" is not an IP address", p.bind);
+        }
+        if self.public_host.is_empty() || self.public_host.contains(['/', ' ', '?', '#']) {
+            bail!(
+                "public_host \"{}\" is not a host name or address",
+                self.public_host
+            );
+        }
+        Ok(())
+    }
+
+    pub fn keys_file(&self) -> PathBuf {
+        self.data_dir.join("keys.toml")
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.nginx.prefix.join("nginx.pid")
+    }
+
+    /// The loopback address nginx answers on, for the sidecar's own requests.
+    pub fn local_http(&self) -> String {
+        let host = match self.ports.bind.as_str() {
+            "0.0.0.0" => "127.0.0.1".to_string(),
+            "::" => "[::1]".to_string(),
+            b if b.contains(':') => format!("[{b}]"),
+            b => b.to_string(),
+        };
+        format!("http://{host}:{}", self.ports.http)
+    }
+
+    /// What OBS calls "Server".
+    pub fn rtmp_url(&self) -> String {
+        format!(
+            "rtmp://{}:{}/live",
+            host_for_url(&self.public_host),
+            self.ports.rtmp
+        )
+    }
+
+    /// Where a viewer reaches the web server.
+    pub fn https_url(&self) -> String {
+        format!(
+            "https://{}:{}",
+            host_for_url(&self.public_host),
+            self.ports.https
+        )
+    }
+
+    pub fn http_url(&self) -> String {
+        format!(
+            "http://{}:{}",
+            host_for_url(&self.public_host),
+            self.ports.http
+        )
+    }
+
+    /// Renders the file as `init` writes it.
+    pub fn to_toml(&self) -> String {
+        let body = toml::to_string(self).expect("a configuration always serializes");
+        format!(
+            "# streamedge configuration. nginx.conf is rendered from this file by `streamedge run`\n\
+             # and `streamedge init`: change settings here, not there.\n\n{body}"
+        )
+    }
+}
+
+/// Brackets an IPv6 address for use in a URL.
+fn host_for_url(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// The configuration path a command uses: `--config`, then `STREAMEDGE_CONFIG`, then the
+/// standard location. A folder means the `streamedge.toml` inside it.
+pub fn path(arg: Option<PathBuf>) -> PathBuf {
+    let p = arg
+        .or_else(|| std::env::var_os("STREAMEDGE_CONFIG").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
+    if p.is_dir() {
+        p.join("streamedge.toml")
+    } else {
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        std::fs::create_dir_all(dir).unwrap();
+        let p = dir.join("streamedge.toml");
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn relative_paths_follow_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "data_dir = \"data\"\npublic_host = \"example.org\"\n",
+        );
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.data_dir, dir.path().join("data"));
+        assert_eq!(c.nginx.conf, dir.path().join("nginx.conf"));
+        assert_eq!(c.rtmp_url(), "rtmp://example.org:1935/live");
+        assert_eq!(c.keys_file(), dir.path().join("data/keys.toml"));
+    }
+
+    #[test]
+    fn errors_name_the_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "data_dir = \"d\"\npublic_host = \"h\"\n[ports]\nhttp = \"x\"\n",
+        );
+        let e = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(e.contains("streamedge.toml: line 4:"), "{e}");
+        let p = write(
+            dir.path(),
+            "data_dir = \"d\"\npublic_host = \"h\"\n[ports]\nhttp = 5\nrtmp = 5\n",
+        );
+        let e = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(e.contains("must differ"), "{e}");
+        let e = format!(
+            "{:#}",
+            Config::load(&dir.path().join("missing.toml")).unwrap_err()
+        );
+        assert!(e.starts_with("cannot read configuration"), "{e}");
+    }
+
+    #[test]
+    fn urls_bracket_ipv6() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(
+            dir.path(),
+            "data_dir = \"d\"\npublic_host = \"::1\"\n[ports]\nbind = \"::1\"\nhttp = 81\n",
+        );
+        let c = Config::load(&p).unwrap();
+        assert_eq!(c.rtmp_url(), "rtmp://[::1]:1935/live");
+        assert_eq!(c.local_http(), "http://[::1]:81");
+    }
+}

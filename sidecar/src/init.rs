@@ -1,0 +1,129 @@
+//! `streamedge init`: a complete, working configuration folder in one command.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::config::{Config, Nginx, Ports};
+use crate::fsutil::write_atomic;
+use crate::render;
+
+/// Options of `streamedge init`, all with home-server defaults.
+#[derive(Debug, Clone, clap::Args)]
+pub struct InitArgs {
+    /// Folder to write the configuration into.
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[arg(long, default_value_t = 8080)]
+    pub http_port: u16,
+    #[arg(long, default_value_t = 4433)]
+    pub https_port: u16,
+    #[arg(long, default_value_t = 1935)]
+    pub rtmp_port: u16,
+    /// Address nginx listens on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub bind: String,
+    /// Data directory [default: DIR/data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The public domain name of this server.
+    #[arg(long)]
+    pub domain: Option<String>,
+    /// Host name or address shown to publishers and viewers [default: the domain, else this
+    /// machine's LAN address].
+    #[arg(long)]
+    pub host: Option<String>,
+    /// The built streamedge nginx module [default: next to this program, else nginx's
+    /// modules folder].
+    #[arg(long)]
+    pub module: Option<PathBuf>,
+    #[arg(long, default_value = "/usr/sbin/nginx")]
+    pub nginx: PathBuf,
+    #[arg(long, default_value = "auto")]
+    pub worker_processes: String,
+    /// Replace an existing configuration (keys and data are kept).
+    #[arg(long)]
+    pub force: bool,
+}
+
+fn default_module() -> PathBuf {
+    let installed = PathBuf::from("/usr/lib/nginx/modules/ngx_http_streamedge_module.so");
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("libngx_http_streamedge_module.so")))
+        .filter(|p| p.exists())
+        .unwrap_or(installed)
+}
+
+/// This machine's first private IPv4 address, what another device on the LAN would use.
+fn lan_address() -> Option<String> {
+    nix::ifaddrs::getifaddrs().ok()?.find_map(|ifa| {
+        let v4 = ifa.address?.as_sockaddr_in()?.ip();
+        (v4.is_private()).then(|| v4.to_string())
+    })
+}
+
+/// Makes a path absolute, or relative to `dir` when it lies inside it (movable folders).
+fn store_path(dir: &Path, p: &Path) -> PathBuf {
+    p.strip_prefix(dir)
+        .map(|r| {
+            if r.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                r.to_path_buf()
+            }
+        })
+        .unwrap_or_else(|_| p.to_path_buf())
+}
+
+pub fn init(args: &InitArgs) -> Result<Config> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let dir = std::path::absolute(&args.dir)?;
+    let path = dir.join("streamedge.toml");
+    if path.exists() && !args.force {
+        bail!(
+            "{} already exists (use --force to replace it; keys and data are kept)",
+            path.display()
+        );
+    }
+    let data_dir = match &args.data_dir {
+        Some(d) => std::path::absolute(d)?,
+        None => dir.join("data"),
+    };
+    let public_host = args
+        .host
+        .clone()
+        .or_else(|| args.domain.clone())
+        .or_else(lan_address)
+        .unwrap_or_else(|| "localhost".into());
+    let module = match &args.module {
+        Some(m) => std::path::absolute(m)?,
+        None => default_module(),
+    };
+    let stored = Config {
+        data_dir: store_path(&dir, &data_dir),
+        public_host,
+        ports: Ports {
+            bind: args.bind.clone(),
+            http: args.http_port,
+            https: args.https_port,
+            rtmp: args.rtmp_port,
+        },
+        nginx: Nginx {
+            binary: args.nginx.clone(),
+            prefix: ".".into(),
+            conf: "nginx.conf".into(),
+            module,
+            worker_processes: args.worker_processes.clone(),
+            ..Nginx::default()
+        },
+    };
+    // Write, then read back: the file is checked exactly as `run` will check it.
+    write_atomic(&path, stored.to_toml().as_bytes(), 0o644, None)?;
+    let config = Config::load(&path)?;
+    let user = render::worker_user(&config)?;
+    render::prepare_dirs(&config, user.as_ref())?;
+    render::write_nginx_conf(&config, user.as_ref())?;
+    Ok(config)
+}

@@ -1,0 +1,171 @@
+//! `streamedge keys`: stream keys for publishers. The secret is printed once and never
+//! stored; the keys file holds its hash. nginx workers notice the new file on the next publish.
+
+use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use nix::fcntl::{Flock, FlockArg};
+use serde::Serialize;
+use streamedge_formats::keys::{encode_secret, KeyEntry, KeyFile, KeyHash, KeyState, SECRET_BYTES};
+use streamedge_formats::name::check_name;
+
+use crate::config::Config;
+use crate::fsutil::write_atomic;
+use crate::render::worker_user;
+
+/// What `keys add` and `keys rotate` print with `--json`.
+#[derive(Debug, Serialize)]
+pub struct NewKey {
+    pub name: String,
+    pub server_url: String,
+    pub stream_key: String,
+}
+
+/// One row of `keys list --json`; never a secret or a hash.
+#[derive(Debug, Serialize)]
+pub struct KeyInfo {
+    pub name: String,
+    pub state: String,
+    pub created: String,
+}
+
+/// The keys file, locked against other `streamedge keys` commands while it is changed.
+struct Locked {
+    _lock: Flock<File>,
+    file: KeyFile,
+}
+
+fn lock(config: &Config) -> Result<Locked> {
+    let lock_path = config.data_dir.join(".keys.lock");
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open {}", lock_path.display()))?;
+    let lock = Flock::lock(f, FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    Ok(Locked {
+        _lock: lock,
+        file: load(&config.keys_file())?,
+    })
+}
+
+/// Reads the keys file; a missing file is an empty one.
+pub fn load(path: &Path) -> Result<KeyFile> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            KeyFile::parse(&text).with_context(|| format!("invalid keys file {}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KeyFile::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read keys file {}", path.display())),
+    }
+}
+
+fn save(config: &Config, file: &KeyFile) -> Result<()> {
+    // Readable by its owner only: nginx's worker user when nginx runs as root.
+    let owner = worker_user(config)?.map(|u| u.owner);
+    write_atomic(&config.keys_file(), file.to_toml().as_bytes(), 0o600, owner)
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+fn new_secret() -> Result<String> {
+    let mut random = [0u8; SECRET_BYTES];
+    getrandom::getrandom(&mut random).context("cannot get random bytes from the system")?;
+    Ok(encode_secret(&random))
+}
+
+fn check(name: &str) -> Result<()> {
+    check_name(name.as_bytes())
+        .map_err(|e| anyhow::anyhow!("invalid stream name \"{}\": {e}", name.escape_debug()))
+}
+
+fn issue(config: &Config, name: &str, secret: &str) -> NewKey {
+    NewKey {
+        name: name.to_string(),
+        server_url: config.rtmp_url(),
+        stream_key: format!("{name}?key={secret}"),
+    }
+}
+
+/// `keys add NAME`: a new name with a new secret.
+pub fn add(config: &Config, name: &str) -> Result<NewKey> {
+    check(name)?;
+    let mut keys = lock(config)?;
+    if keys.file.get(name).is_some() {
+        bail!("stream name \"{name}\" already has a key (use `streamedge keys rotate {name}` for a new one)");
+    }
+    let secret = new_secret()?;
+    keys.file.keys.push(KeyEntry {
+        name: name.to_string(),
+        hash: KeyHash::of(secret.as_bytes()),
+        created: now_rfc3339(),
+        state: KeyState::Active,
+    });
+    save(config, &keys.file)?;
+    Ok(issue(config, name, &secret))
+}
+
+/// `keys rotate NAME`: a new secret; the old one stops working at once.
+pub fn rotate(config: &Config, name: &str) -> Result<NewKey> {
+    check(name)?;
+    let mut keys = lock(config)?;
+    let secret = new_secret()?;
+    let Some(entry) = keys.file.get_mut(name) else {
+        bail!("unknown stream name \"{name}\"");
+    };
+    entry.hash = KeyHash::of(secret.as_bytes());
+    entry.created = now_rfc3339();
+    entry.state = KeyState::Active;
+    save(config, &keys.file)?;
+    Ok(issue(config, name, &secret))
+}
+
+/// `keys revoke NAME`: the name can no longer publish until it is rotated.
+pub fn revoke(config: &Config, name: &str) -> Result<()> {
+    check(name)?;
+    let mut keys = lock(config)?;
+    let Some(entry) = keys.file.get_mut(name) else {
+        bail!("unknown stream name \"{name}\"");
+    };
+    entry.state = KeyState::Revoked;
+    save(config, &keys.file)
+}
+
+/// `keys list`.
+pub fn list(config: &Config) -> Result<Vec<KeyInfo>> {
+    Ok(load(&config.keys_file())?
+        .keys
+        .into_iter()
+        .map(|k| KeyInfo {
+            name: k.name,
+            state: k.state.to_string(),
+            created: k.created,
+        })
+        .collect())
+}
+
+/// The human form of a new key: what to type into OBS, once.
+pub fn describe(config: &Config, k: &NewKey) -> String {
+    format!(
+        "Stream key for \"{name}\" (shown only now: keep it secret, `streamedge keys rotate {name}` makes a new one)\n\
+         \n\
+         OBS: Settings > Stream > Service: Custom...\n\
+         \x20 Server:     {server}\n\
+         \x20 Stream Key: {key}\n\
+         \n\
+         ffmpeg: ffmpeg -re -i INPUT -c:v libx264 -c:a aac -f flv \"{server}/{key}\"\n\
+         Watch:  {http}/live/{name}/index.m3u8\n",
+        name = k.name,
+        server = k.server_url,
+        key = k.stream_key,
+        http = config.http_url(),
+    )
+}

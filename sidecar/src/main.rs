@@ -1,0 +1,171 @@
+//! `streamedge`: the sidecar daemon and command line of a streamedge home server.
+
+mod config;
+mod fsutil;
+mod init;
+mod keys;
+mod nginx;
+mod render;
+mod run;
+mod status;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "streamedge",
+    version,
+    about = "A streaming edge for a home server, beside nginx"
+)]
+struct Cli {
+    /// Configuration file (or its folder) [default: $STREAMEDGE_CONFIG, else /etc/streamedge/streamedge.toml].
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a complete configuration (streamedge.toml, nginx.conf, data folders) into a folder.
+    Init(init::InitArgs),
+    /// Run the sidecar, starting and supervising nginx when the configuration says so.
+    Run,
+    /// Manage stream keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Show whether nginx runs, who is live and how many keys exist.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create a key for a new stream name; the secret is shown once.
+    Add {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List stream names and the state of their keys (never a secret).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a name from publishing.
+    Revoke { name: String },
+    /// Give a name a new secret; the old one stops working.
+    Rotate {
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode> {
+    let load = || config::Config::load(&config::path(cli.config.clone()));
+    match cli.command {
+        Command::Init(args) => {
+            init::init(&args)?;
+            let path = args.dir.join("streamedge.toml");
+            println!(
+                "wrote {}\nstart it with: streamedge run --config {}",
+                path.display(),
+                path.display()
+            );
+        }
+        Command::Run => return run::run(&load()?).await.map(|()| ExitCode::SUCCESS),
+        Command::Keys(k) => {
+            let c = load()?;
+            match k {
+                KeysCommand::Add { name, json } => {
+                    let k = keys::add(&c, &name)?;
+                    if json {
+                        print_json(&k)?
+                    } else {
+                        print!("{}", keys::describe(&c, &k))
+                    }
+                }
+                KeysCommand::Rotate { name, json } => {
+                    let k = keys::rotate(&c, &name)?;
+                    if json {
+                        print_json(&k)?
+                    } else {
+                        print!("{}", keys::describe(&c, &k))
+                    }
+                }
+                KeysCommand::Revoke { name } => {
+                    keys::revoke(&c, &name)?;
+                    println!("revoked the key of \"{name}\": it can no longer publish");
+                }
+                KeysCommand::List { json } => {
+                    let list = keys::list(&c)?;
+                    if json {
+                        print_json(&list)?;
+                    } else if list.is_empty() {
+                        println!("no stream keys yet: `streamedge keys add NAME` makes one");
+                    } else {
+                        println!("{:<24} {:<8} CREATED", "NAME", "STATE");
+                        for k in list {
+                            println!("{:<24} {:<8} {}", k.name, k.state, k.created);
+                        }
+                    }
+                }
+            }
+        }
+        Command::Status { json } => {
+            let s = status::gather(&load()?).await?;
+            if json {
+                print_json(&s)?
+            } else {
+                print!("{}", status::describe(&s))
+            }
+            if !s.nginx.running {
+                return Ok(ExitCode::from(3));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STREAMEDGE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("streamedge: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("streamedge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Starting, checking, reloading and stopping nginx, and keeping it running.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use nix::sys::signal::{kill, killpg, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+
+/// What the supervisor is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Reload,
+    Stop,
+}
+
+fn base_command(config: &Config) -> Command {
+    let mut c = Command::new(&config.nginx.binary);
+    c.arg("-p")
+        .arg(&config.nginx.prefix)
+        .arg("-c")
+        .arg(&config.nginx.conf);
+    c
+}
+
+/// Runs `nginx -t` on the rendered configuration; the error names the file and line.
+pub async fn test_config(config: &Config) -> Result<()> {
+    let out = base_command(config)
+        .arg("-t")
+        .arg("-q")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("cannot run {}", config.nginx.binary.display()))?;
+    if !out.status.success() {
+        let text = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.contains("test failed"))
+            .collect();
+        bail!("nginx rejected its configuration:\n{}", lines.join("\n"));
+    }
+    Ok(())
+}
+
+/// The pid of a running nginx master started with this configuration, if any.
+pub fn running_pid(config: &Config) -> Option<i32> {
+    pid_alive(&config.pid_file())
+}
+
+fn pid_alive(pid_file: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(pid_file)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    // Signal 0 checks that the process exists without touching it.
+    (pid > 0 && kill(Pid::from_raw(pid), None).is_ok()).then_some(pid)
+}
+
+fn spawn(config: &Config) -> Result<Child> {
+    let mut c = base_command(config);
+    c.arg("-g").arg("daemon off;");
+    c.stdin(Stdio::null());
+    // Its own process group: a terminal's Ctrl-C reaches streamedge, which stops nginx in
+    // order, rather than nginx directly.
+    c.process_group(0);
+    // SAFETY: between fork and exec only an async-signal-safe prctl call runs.
+    unsafe {
+        c.pre_exec(|| {
+            // If streamedge itself is killed, nginx is told to stop too: nothing left behind.
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
+        });
+    }
+    c.spawn()
+        .with_context(|| format!("cannot start {}", config.nginx.binary.display()))
+}
+
+/// Stops nginx: a fast shutdown (SIGTERM), then SIGKILL to the whole group after a grace
+/// period, so no worker outlives it.
+async fn stop(child: &mut Child, grace: Duration) {
+    let Some(pid) = child.id() else { return };
+    let pid = Pid::from_raw(pid as i32);
+    let _ = kill(pid, Signal::SIGTERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        tracing::warn!("nginx did not stop within {}s, killing it", grace.as_secs());
+        let _ = killpg(pid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+    // Workers in the group that survived their master.
+    let _ = killpg(pid, Signal::SIGKILL);
+}
+
+/// Starts nginx and keeps it running until told to stop: restarts it when it dies (waiting
+/// longer after each quick death), reloads it on order after checking the configuration.
+pub async fn supervise(config: &Config, mut orders: mpsc::Receiver<Order>) -> Result<()> {
+    if let Some(pid) = running_pid(config) {
+        bail!(
+            "nginx is already running with this configuration (pid {pid}, {}); stop it first",
+            config.pid_file().display()
+        );
+    }
+    test_config(config).await?;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = Instant::now();
+        let mut child = spawn(config)?;
+        tracing::info!("nginx started (pid {})", child.id().unwrap_or(0));
+        loop {
+            tokio::select! {
+                status = child.wait() => {
+                    let status = status.context("cannot wait for nginx")?;
+                    if started.elapsed() > Duration::from_secs(60) {
+                        backoff = Duration::from_secs(1);
+                    }
+                    tracing::error!("nginx exited ({status}), starting it again in {}s", backoff.as_secs());
+                    // Workers whose master died would hold the ports.
+                    if let Some(pid) = child.id() {
+                        let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        order = orders.recv() => if matches!(order, Some(Order::Stop) | None) {
+                            return Ok(());
+                        },
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    break;
+                }
+                order = orders.recv() => match order {
+                    Some(Order::Reload) => match reload(config, &child).await {
+                        Ok(()) => tracing::info!("nginx reloaded"),
+                        Err(e) => tracing::error!("not reloading nginx: {e:#}"),
+                    },
+                    Some(Order::Stop) | None => {
+                        stop(&mut child, Duration::from_secs(10)).await;
+                        tracing::info!("nginx stopped");
+                        return Ok(());
+                    }
+                },
+            }
+        }
+    }
+}
+
+async fn reload(config: &Config, child: &Child) -> Result<()> {
+    crate::render::write_nginx_conf(config, crate::render::worker_user(config)?.as_ref())?;
+    test_config(config).await?;
+    let pid = child.id().context("nginx is not running")?;
+    kill(Pid::from_raw(pid as i32), Signal::SIGHUP).context("cannot signal nginx")?;
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! `streamedge run`: the daemon. Renders nginx's configuration, starts and supervises nginx
+//! (when configured), reloads on SIGHUP and stops everything on SIGTERM or Ctrl-C.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+
+use crate::config::Config;
+use crate::nginx::{self, Order};
+use crate::render;
+
+pub async fn run(config: &Config) -> Result<()> {
+    let user = render::worker_user(config)?;
+    render::prepare_dirs(config, user.as_ref())?;
+    render::write_nginx_conf(config, user.as_ref())?;
+
+    let (tx, rx) = mpsc::channel(4);
+    let mut hup = signal(SignalKind::hangup()).context("cannot watch SIGHUP")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+
+    let supervisor = config.nginx.supervise.then(|| {
+        let config = config.clone();
+        tokio::spawn(async move { nginx::supervise(&config, rx).await })
+    });
+    let Some(mut supervisor) = supervisor else {
+        tracing::info!("streamedge running; nginx is not supervised (nginx.supervise = false)");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        return Ok(());
+    };
+
+    let banner = announce_when_ready(config.clone());
+    loop {
+        tokio::select! {
+            done = &mut supervisor => {
+                banner.abort();
+                return done.context("nginx supervisor failed")?;
+            }
+            _ = hup.recv() => { let _ = tx.send(Order::Reload).await; }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    banner.abort();
+    tracing::info!("stopping");
+    let _ = tx.send(Order::Stop).await;
+    supervisor.await.context("nginx supervisor failed")?
+}
+
+/// Prints where to publish and watch once nginx answers.
+fn announce_when_ready(config: Config) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        for _ in 0..100 {
+            if crate::status::streams(&config).await.is_ok() {
+                tracing::info!(
+                    "ready: publish to {}/NAME?key=SECRET, watch {}/live/NAME/index.m3u8 or {}/live/NAME/index.m3u8",
+                    config.rtmp_url(),
+                    config.http_url(),
+                    config.https_url()
+                );
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tracing::warn!("nginx does not answer on {} yet", config.local_http());
+    })
+}

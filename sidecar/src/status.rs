@@ -1,0 +1,106 @@
+//! `streamedge status`: is nginx up, who is live, how many keys.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// One stream as `/api/streams` reports it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Stream {
+    pub name: String,
+    pub live: bool,
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub nginx: NginxStatus,
+    pub streams: Vec<Stream>,
+    pub keys: KeyCounts,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NginxStatus {
+    pub running: bool,
+    pub pid: Option<i32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct KeyCounts {
+    pub active: usize,
+    pub revoked: usize,
+}
+
+/// Asks nginx (through the module's `/api/streams`) who is live.
+pub async fn streams(config: &Config) -> Result<Vec<Stream>> {
+    let url = format!("{}/api/streams", config.local_http());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()?;
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let resp = resp
+        .error_for_status()
+        .with_context(|| format!("bad answer from {url}"))?;
+    resp.json()
+        .await
+        .with_context(|| format!("unexpected answer from {url}"))
+}
+
+pub async fn gather(config: &Config) -> Result<Status> {
+    let pid = crate::nginx::running_pid(config);
+    let keys = crate::keys::load(&config.keys_file())?;
+    let active = keys
+        .keys
+        .iter()
+        .filter(|k| k.state == streamedge_formats::keys::KeyState::Active)
+        .count();
+    let streams = match pid {
+        Some(_) => streams(config).await.unwrap_or_else(|e| {
+            tracing::warn!("{e:#}");
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
+    Ok(Status {
+        nginx: NginxStatus {
+            running: pid.is_some(),
+            pid,
+        },
+        streams,
+        keys: KeyCounts {
+            active,
+            revoked: keys.keys.len() - active,
+        },
+    })
+}
+
+pub fn describe(s: &Status) -> String {
+    let mut out = match s.nginx.pid {
+        Some(pid) => format!("nginx: running (pid {pid})\n"),
+        None => "nginx: not running\n".to_string(),
+    };
+    let live: Vec<&Stream> = s.streams.iter().filter(|x| x.live).collect();
+    if live.is_empty() {
+        out.push_str("live: nobody\n");
+    } else {
+        for x in live {
+            out.push_str(&format!(
+                "live: {} since {}\n",
+                x.name,
+                x.since.as_deref().unwrap_or("?")
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "keys: {} active, {} revoked\n",
+        s.keys.active, s.keys.revoked
+    ));
+    out
+}
