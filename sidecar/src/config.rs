@@ -20,7 +20,61 @@ pub struct Config {
     #[serde(default)]
     pub ports: Ports,
     #[serde(default)]
+    pub publish: Publish,
+    #[serde(default)]
     pub nginx: Nginx,
+}
+
+/// How publishers are checked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Publish {
+    /// Failed publish attempts from one address that ban it; 0 turns bans off.
+    pub ban_attempts: u32,
+    /// Within how long those attempts count (nginx time: "10m", "1h").
+    pub ban_window: String,
+    /// How long a ban lasts.
+    pub ban_time: String,
+}
+
+impl Default for Publish {
+    fn default() -> Self {
+        Publish {
+            ban_attempts: 5,
+            ban_window: "10m".into(),
+            ban_time: "15m".into(),
+        }
+    }
+}
+
+impl Publish {
+    /// The `streamedge_publish_ban` arguments.
+    pub fn directive(&self) -> String {
+        match self.ban_attempts {
+            0 => "off".into(),
+            n => format!(
+                "attempts={n} window={} time={}",
+                self.ban_window, self.ban_time
+            ),
+        }
+    }
+}
+
+/// An nginx time: digits with a unit, possibly several ("1h30m").
+fn is_nginx_time(s: &str) -> bool {
+    let mut rest = s;
+    while !rest.is_empty() {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        let after = &rest[digits..];
+        let unit = ["ms", "s", "m", "h", "d", "w", "M", "y"]
+            .iter()
+            .find(|u| after.starts_with(**u));
+        match (digits, unit) {
+            (1.., Some(u)) => rest = &after[u.len()..],
+            _ => return false,
+        }
+    }
+    !s.is_empty()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -128,6 +182,14 @@ impl Config {
         }
         if p.bind.parse::<std::net::IpAddr>().is_err() {
             bail!("ports.bind \"{}\" is not an IP address", p.bind);
+        }
+        for (key, value) in [
+            ("ban_window", &self.publish.ban_window),
+            ("ban_time", &self.publish.ban_time),
+        ] {
+            if !is_nginx_time(value) {
+                bail!("publish.{key} \"{value}\" is not a time such as \"30s\", \"10m\" or \"1h\"");
+            }
         }
         if self.public_host.is_empty() || self.public_host.contains(['/', ' ', '?', '#']) {
             bail!(
@@ -260,6 +322,16 @@ mod tests {
             Config::load(&dir.path().join("missing.toml")).unwrap_err()
         );
         assert!(e.starts_with("cannot read configuration"), "{e}");
+    }
+
+    #[test]
+    fn nginx_times() {
+        for ok in ["10m", "1h30m", "500ms", "3s", "1d"] {
+            assert!(is_nginx_time(ok), "{ok}");
+        }
+        for bad in ["", "10", "m", "10 m", "10x", "-1s", "1.5h"] {
+            assert!(!is_nginx_time(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -110,6 +110,7 @@ pub fn init(args: &InitArgs) -> Result<Config> {
             https: args.https_port,
             rtmp: args.rtmp_port,
         },
+        publish: Default::default(),
         nginx: Nginx {
             binary: args.nginx.clone(),
             prefix: ".".into(),

@@ -83,9 +83,7 @@ fn spawn(config: &Config) -> Result<Child> {
 
 /// Stops nginx: a fast shutdown (SIGTERM), then SIGKILL to the whole group after a grace
 /// period, so no worker outlives it.
-async fn stop(child: &mut Child, grace: Duration) {
-    let Some(pid) = child.id() else { return };
-    let pid = Pid::from_raw(pid as i32);
+async fn stop(child: &mut Child, pid: Pid, grace: Duration) {
     let _ = kill(pid, Signal::SIGTERM);
     if tokio::time::timeout(grace, child.wait()).await.is_err() {
         tracing::warn!("nginx did not stop within {}s, killing it", grace.as_secs());
@@ -110,7 +108,9 @@ pub async fn supervise(config: &Config, mut orders: mpsc::Receiver<Order>) -> Re
     loop {
         let started = Instant::now();
         let mut child = spawn(config)?;
-        tracing::info!("nginx started (pid {})", child.id().unwrap_or(0));
+        // Also the process group of its workers. Kept now: `id()` forgets it once reaped.
+        let pid = Pid::from_raw(child.id().context("nginx exited at once")? as i32);
+        tracing::info!("nginx started (pid {pid})");
         loop {
             tokio::select! {
                 status = child.wait() => {
@@ -120,9 +120,7 @@ pub async fn supervise(config: &Config, mut orders: mpsc::Receiver<Order>) -> Re
                     }
                     tracing::error!("nginx exited ({status}), starting it again in {}s", backoff.as_secs());
                     // Workers whose master died would hold the ports.
-                    if let Some(pid) = child.id() {
-                        let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-                    }
+                    let _ = killpg(pid, Signal::SIGKILL);
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
                         order = orders.recv() => if matches!(order, Some(Order::Stop) | None) {
@@ -133,12 +131,12 @@ pub async fn supervise(config: &Config, mut orders: mpsc::Receiver<Order>) -> Re
                     break;
                 }
                 order = orders.recv() => match order {
-                    Some(Order::Reload) => match reload(config, &child).await {
+                    Some(Order::Reload) => match reload(config, pid).await {
                         Ok(()) => tracing::info!("nginx reloaded"),
                         Err(e) => tracing::error!("not reloading nginx: {e:#}"),
                     },
                     Some(Order::Stop) | None => {
-                        stop(&mut child, Duration::from_secs(10)).await;
+                        stop(&mut child, pid, Duration::from_secs(10)).await;
                         tracing::info!("nginx stopped");
                         return Ok(());
                     }
@@ -148,10 +146,9 @@ pub async fn supervise(config: &Config, mut orders: mpsc::Receiver<Order>) -> Re
     }
 }
 
-async fn reload(config: &Config, child: &Child) -> Result<()> {
+async fn reload(config: &Config, pid: Pid) -> Result<()> {
     crate::render::write_nginx_conf(config, crate::render::worker_user(config)?.as_ref())?;
     test_config(config).await?;
-    let pid = child.id().context("nginx is not running")?;
-    kill(Pid::from_raw(pid as i32), Signal::SIGHUP).context("cannot signal nginx")?;
+    kill(pid, Signal::SIGHUP).context("cannot signal nginx")?;
     Ok(())
 }

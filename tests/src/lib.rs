@@ -1,0 +1,445 @@
+//! The end-to-end harness: a real streamedge server (sidecar supervising Debian's nginx with
+//! nginx-rtmp and the built module) in a temp folder on free loopback ports, real ffmpeg
+//! publishers, and teardown that leaves no process behind even when a test fails.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde_json::Value;
+
+/// The workspace's release build folder (override with `STREAMEDGE_TARGET_DIR`).
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("STREAMEDGE_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release"))
+}
+
+pub fn streamedge_bin() -> PathBuf {
+    target_dir().join("streamedge")
+}
+
+pub fn module_path() -> PathBuf {
+    target_dir().join("libngx_http_streamedge_module.so")
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Settings written into `streamedge.toml` beyond what `init` chooses.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub ban_attempts: u32,
+    pub ban_window: &'static str,
+    pub ban_time: &'static str,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        // Tests refuse many publishers on purpose: no bans unless a test asks for them.
+        Options {
+            ban_attempts: 0,
+            ban_window: "10m",
+            ban_time: "15m",
+        }
+    }
+}
+
+/// A configured server folder; `start` runs it.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub http: u16,
+    pub https: u16,
+    pub rtmp: u16,
+    run: Option<Child>,
+}
+
+/// A new key as `streamedge keys add --json` prints it.
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub name: String,
+    pub server_url: String,
+    pub stream_key: String,
+}
+
+impl Key {
+    /// The full RTMP URL a publisher uses: server URL and stream key, as OBS joins them.
+    pub fn url(&self) -> String {
+        format!("{}/{}", self.server_url, self.stream_key)
+    }
+}
+
+impl Server {
+    /// `streamedge init` in a temp folder on free loopback ports.
+    pub fn init(opts: Options) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("streamedge-test-")
+            .tempdir()
+            .unwrap();
+        // nginx's workers run as www-data when the tests run as root: let them in.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let (http, https, rtmp) = (free_port(), free_port(), free_port());
+        let out = Command::new(streamedge_bin())
+            .args([
+                "init",
+                "--bind",
+                "127.0.0.1",
+                "--host",
+                "127.0.0.1",
+                "--worker-processes",
+                "2",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .args([
+                "--http-port",
+                &http.to_string(),
+                "--https-port",
+                &https.to_string(),
+            ])
+            .args(["--rtmp-port", &rtmp.to_string()])
+            .arg("--module")
+            .arg(module_path())
+            .output()
+            .expect("run streamedge init");
+        assert!(
+            out.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let s = Server {
+            dir,
+            http,
+            https,
+            rtmp,
+            run: None,
+        };
+        s.edit_config(|c| {
+            let publish = c["publish"].as_table_mut().expect("init writes [publish]");
+            publish.insert("ban_attempts".into(), i64::from(opts.ban_attempts).into());
+            publish.insert("ban_window".into(), opts.ban_window.into());
+            publish.insert("ban_time".into(), opts.ban_time.into());
+        });
+        s
+    }
+
+    /// `init` then `run`, waiting until nginx answers.
+    pub fn start(opts: Options) -> Server {
+        let mut s = Server::init(opts);
+        s.run();
+        s
+    }
+
+    pub fn run(&mut self) {
+        let log = std::fs::File::create(self.path("run.log")).unwrap();
+        let child = Command::new(streamedge_bin())
+            .arg("--config")
+            .arg(self.config())
+            .arg("run")
+            .env("STREAMEDGE_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start streamedge run");
+        self.run = Some(child);
+        let url = self.url("/api/streams");
+        wait_for("nginx to answer", Duration::from_secs(20), || {
+            if let Some(status) = self.run.as_mut().unwrap().try_wait().unwrap() {
+                panic!("streamedge run exited ({status}): {}", self.read("run.log"));
+            }
+            http_get(&url).ok().filter(|r| r.status == 200)
+        });
+    }
+
+    /// Changes `streamedge.toml` as a user editing it would.
+    pub fn edit_config(&self, f: impl FnOnce(&mut toml::Table)) {
+        let mut table: toml::Table = self.read("streamedge.toml").parse().expect("valid TOML");
+        f(&mut table);
+        std::fs::write(self.config(), toml::to_string(&table).unwrap()).unwrap();
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path("streamedge.toml")
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn data(&self, rel: &str) -> PathBuf {
+        self.dir.path().join("data").join(rel)
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.http)
+    }
+
+    /// Runs `streamedge --config <this server> ARGS`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(streamedge_bin())
+            .arg("--config")
+            .arg(self.config())
+            .args(args)
+            .output()
+            .expect("run streamedge")
+    }
+
+    /// `keys add NAME --json` (or `rotate`), parsed.
+    pub fn key(&self, verb: &str, name: &str) -> Key {
+        let out = self.cli(&["keys", verb, name, "--json"]);
+        assert!(
+            out.status.success(),
+            "keys {verb} {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).expect("keys --json prints JSON");
+        Key {
+            name: v["name"].as_str().unwrap().into(),
+            server_url: v["server_url"].as_str().unwrap().into(),
+            stream_key: v["stream_key"].as_str().unwrap().into(),
+        }
+    }
+
+    /// `GET /api/streams`, as (name, live) pairs.
+    pub fn streams(&self) -> Vec<(String, bool)> {
+        let r = http_get(&self.url("/api/streams")).expect("GET /api/streams");
+        assert_eq!(r.status, 200);
+        let v: Value = serde_json::from_slice(&r.body).expect("/api/streams is JSON");
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().unwrap().to_string(),
+                    s["live"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn is_live(&self, name: &str) -> bool {
+        self.streams().iter().any(|(n, live)| n == name && *live)
+    }
+
+    pub fn wait_live(&self, name: &str, live: bool) {
+        wait_for(
+            &format!("{name} live={live}"),
+            Duration::from_secs(20),
+            || (self.is_live(name) == live).then_some(()),
+        );
+    }
+
+    /// The nginx master's pid, from its pid file.
+    pub fn nginx_pid(&self) -> Option<i32> {
+        self.read("nginx.pid").trim().parse().ok()
+    }
+
+    /// Every log nginx and the sidecar wrote, for checks that span them all.
+    pub fn all_logs(&self) -> String {
+        ["logs/error.log", "logs/access.log", "run.log"]
+            .iter()
+            .map(|l| self.read(l))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// Lines in nginx's error log that say a worker died.
+    pub fn crashes(&self) -> Vec<String> {
+        self.read("logs/error.log")
+            .lines()
+            .filter(|l| {
+                l.contains("exited on signal")
+                    || l.contains("[alert]") && l.contains("worker process")
+            })
+            .map(String::from)
+            .collect()
+    }
+
+    /// Stops `streamedge run` as a user would (SIGTERM) and waits for it.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.run.take()?;
+        let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
+    pub fn signal_run(&self, sig: Signal) {
+        let pid = self.run.as_ref().expect("running").id();
+        kill(Pid::from_raw(pid as i32), sig).unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+        // Whatever happened, no nginx of this test outlives it.
+        if let Some(pid) = self.nginx_pid() {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        if std::thread::panicking() {
+            eprintln!(
+                "--- logs of {} ---\n{}",
+                self.dir.path().display(),
+                self.all_logs()
+            );
+        }
+    }
+}
+
+/// A running ffmpeg publisher, stopped on drop.
+pub struct Publisher(Child);
+
+impl Publisher {
+    /// Publishes a small test pattern with sound for `secs` seconds, in real time.
+    pub fn start(url: &str, secs: u32) -> Publisher {
+        let child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc=size=160x120:rate=15"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+            .args(["-t", &secs.to_string()])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+                "-g",
+                "15",
+            ])
+            .args([
+                "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-f", "flv", url,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ffmpeg");
+        Publisher(child)
+    }
+
+    /// Waits for ffmpeg to end; returns whether it succeeded and what it printed.
+    pub fn finish(mut self, timeout: Duration) -> (bool, String) {
+        let status = wait_for("ffmpeg to end", timeout, || self.0.try_wait().unwrap());
+        let mut err = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (status.success(), err)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A plain HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub fn http_get(url: &str) -> reqwest::Result<Response> {
+    let r = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?
+        .get(url)
+        .send()?;
+    let status = r.status().as_u16();
+    let headers = r
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    Ok(Response {
+        status,
+        headers,
+        body: r.bytes()?.to_vec(),
+    })
+}
+
+/// Sends raw bytes as a request and returns the status code nginx answered, if any. For
+/// requests no well-behaved client would send.
+pub fn raw_request(port: u16, request: &[u8]) -> Option<u16> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(request).ok()?;
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let head = String::from_utf8_lossy(&buf);
+    head.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// A form POST to the callback location, as nginx-rtmp sends it (HTTP/1.0).
+pub fn callback(port: u16, body: &[u8]) -> Option<u16> {
+    let mut req = format!(
+        "POST /rtmp/auth HTTP/1.0\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(body);
+    raw_request(port, &req)
+}

@@ -1,0 +1,214 @@
+//! `streamedge init`, `run` and the command line, as a user drives them.
+
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use streamedge_tests::{http_get, streamedge_bin, wait_for, Options, Server};
+
+fn nginx_running(pid: i32) -> bool {
+    kill(Pid::from_raw(pid), None).is_ok()
+}
+
+#[test]
+fn init_writes_a_complete_configuration() {
+    let s = Server::init(Options::default());
+    for f in [
+        "streamedge.toml",
+        "nginx.conf",
+        "site.conf",
+        "data/live",
+        "data/vod",
+        "data/.work",
+        "data/jobs",
+        "data/acme",
+        "data/certs",
+        "data/ddns",
+    ] {
+        assert!(s.path(f).exists(), "{f} missing");
+    }
+    let conf = s.read("nginx.conf");
+    assert!(conf.contains("hls on;") && conf.contains("hls_nested on;"));
+    assert!(conf.contains(&format!(
+        "hls_path {}/live;",
+        s.data("").display().to_string().trim_end_matches('/')
+    )));
+    // Running it again without --force keeps what is there.
+    let again = std::process::Command::new(streamedge_bin())
+        .args(["init", "--dir"])
+        .arg(s.dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists (use --force"));
+}
+
+#[test]
+fn defaults_are_the_router_mapped_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(streamedge_bin())
+        .args(["init", "--dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let toml = std::fs::read_to_string(dir.path().join("streamedge.toml")).unwrap();
+    for want in ["http = 8080", "https = 4433", "rtmp = 1935"] {
+        assert!(toml.contains(want), "{want} in\n{toml}");
+    }
+    let conf = std::fs::read_to_string(dir.path().join("nginx.conf")).unwrap();
+    assert!(conf.contains("listen 8080 default_server;") && conf.contains("listen 1935;"));
+}
+
+#[test]
+fn keys_are_stored_as_hashes_in_a_private_file() {
+    use std::os::unix::fs::MetadataExt;
+    let s = Server::init(Options::default());
+    let k = s.key("add", "alice");
+    let secret = k.stream_key.split_once("?key=").unwrap().1;
+    let meta = std::fs::metadata(s.data("keys.toml")).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o600);
+    let text = s.read("data/keys.toml");
+    assert!(text.contains("name = \"alice\"") && text.contains("hash = \"sha256:"));
+    assert!(!text.contains(secret));
+
+    let list = s.cli(&["keys", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(v[0]["name"], "alice");
+    assert_eq!(v[0]["state"], "active");
+    assert!(!String::from_utf8_lossy(&list.stdout).contains("sha256"));
+    s.cli(&["keys", "revoke", "alice"]);
+    let human = String::from_utf8_lossy(&s.cli(&["keys", "list"]).stdout).into_owned();
+    assert!(
+        human.contains("alice") && human.contains("revoked"),
+        "{human}"
+    );
+}
+
+#[test]
+fn bad_input_is_one_clear_line_and_a_failing_exit_code() {
+    let s = Server::init(Options::default());
+    s.key("add", "alice");
+    let cases: &[(&[&str], &str)] = &[
+        (&["keys", "add", "alice"], "streamedge: stream name \"alice\" already has a key"),
+        (&["keys", "add", "../etc"], "streamedge: invalid stream name \"../etc\": stream name may contain only letters, digits, '-' and '_'"),
+        (&["keys", "add", &"x".repeat(65)], "stream name is longer than 64 characters"),
+        (&["keys", "revoke", "nobody"], "streamedge: unknown stream name \"nobody\""),
+        (&["keys", "rotate", "nobody"], "streamedge: unknown stream name \"nobody\""),
+    ];
+    for (args, want) in cases {
+        let out = s.cli(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    // A config that cannot be read, and one that is broken.
+    let missing = std::process::Command::new(streamedge_bin())
+        .args(["--config", "/nonexistent/streamedge.toml", "keys", "list"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr)
+        .starts_with("streamedge: cannot read configuration /nonexistent/streamedge.toml"));
+    std::fs::write(s.config(), "data_dir = [\n").unwrap();
+    let broken = s.cli(&["keys", "list"]);
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&broken.stderr).contains("invalid configuration"));
+    // A broken keys file is reported, not overwritten.
+    std::fs::write(s.data("keys.toml"), "[[key]\n").unwrap();
+}
+
+#[test]
+fn a_broken_keys_file_keeps_the_last_good_keys_and_is_not_overwritten() {
+    let s = Server::start(Options::default());
+    let k = s.key("add", "alice");
+    let secret = k.stream_key.split_once("?key=").unwrap().1.to_string();
+    let ok = format!("addr=127.0.0.1&clientid=1&call=publish&name=alice&key={secret}");
+    assert_eq!(streamedge_tests::callback(s.http, ok.as_bytes()), Some(200));
+    std::fs::write(s.data("keys.toml"), "[[key]\nbroken").unwrap();
+    let done = "addr=127.0.0.1&clientid=1&call=publish_done&name=alice";
+    assert_eq!(
+        streamedge_tests::callback(s.http, done.as_bytes()),
+        Some(200)
+    );
+    let again = format!("addr=127.0.0.1&clientid=2&call=publish&name=alice&key={secret}");
+    assert_eq!(
+        streamedge_tests::callback(s.http, again.as_bytes()),
+        Some(200)
+    );
+    assert!(s
+        .read("logs/error.log")
+        .contains("keeping the previous keys"));
+    let add = s.cli(&["keys", "add", "bob"]);
+    assert_eq!(add.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&add.stderr).contains("invalid keys file"));
+    assert_eq!(s.read("data/keys.toml"), "[[key]\nbroken");
+}
+
+#[test]
+fn run_restarts_a_dead_nginx_reloads_on_sighup_and_stops_cleanly() {
+    let mut s = Server::start(Options::default());
+    let first = s.nginx_pid().expect("nginx pid");
+
+    // SIGHUP reloads: same master, configuration checked and re-read.
+    s.signal_run(Signal::SIGHUP);
+    wait_for("the reload", Duration::from_secs(10), || {
+        s.read("run.log").contains("nginx reloaded").then_some(())
+    });
+    assert_eq!(s.nginx_pid(), Some(first));
+
+    // nginx killed: the supervisor starts a new one.
+    kill(Pid::from_raw(first), Signal::SIGKILL).unwrap();
+    let second = wait_for("a new nginx", Duration::from_secs(20), || {
+        s.nginx_pid()
+            .filter(|&p| p != first && nginx_running(p) && http_get(&s.url("/api/streams")).is_ok())
+    });
+    assert!(s.read("run.log").contains("nginx exited"));
+
+    // SIGTERM: everything stops, nothing left behind.
+    let status = s.stop().expect("run was running");
+    assert!(status.success(), "{status}");
+    assert!(!nginx_running(second), "nginx outlived streamedge run");
+    assert!(http_get(&s.url("/api/streams")).is_err());
+    let st = s.cli(&["status"]);
+    assert_eq!(st.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&st.stdout).contains("nginx: not running"));
+}
+
+#[test]
+fn run_refuses_a_configuration_nginx_rejects() {
+    let mut s = Server::init(Options::default());
+    s.edit_config(|c| {
+        c["nginx"]["module"] = "/nonexistent/module.so".into();
+    });
+    let out = std::process::Command::new(streamedge_bin())
+        .arg("--config")
+        .arg(s.config())
+        .arg("run")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nginx rejected its configuration"), "{err}");
+    assert!(err.contains("/nonexistent/module.so"), "{err}");
+    assert!(s.nginx_pid().is_none());
+    let _ = &mut s;
+}
+
+#[test]
+fn killing_streamedge_run_takes_nginx_down_with_it() {
+    let s = Server::start(Options::default());
+    let nginx = s.nginx_pid().expect("nginx pid");
+    s.signal_run(Signal::SIGKILL);
+    wait_for("nginx to stop", Duration::from_secs(15), || {
+        (!nginx_running(nginx)).then_some(())
+    });
+    wait_for("the ports to be free", Duration::from_secs(15), || {
+        http_get(&s.url("/api/streams")).is_err().then_some(())
+    });
+}
