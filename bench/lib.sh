@@ -1,0 +1,38 @@
+# Shared by the bench scripts: a streamedge server from the built binaries in a temp folder.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bin=$root/target/release/streamedge
+module=$root/target/release/libngx_http_streamedge_module.so
+[ -x "$bin" ] && [ -f "$module" ] || { echo "build first: make build" >&2; exit 1; }
+command -v wrk >/dev/null || { echo "wrk is missing: make deps" >&2; exit 1; }
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+work=$(mktemp -d /tmp/streamedge-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+# Starts `streamedge run` on free ports with 2 workers; sets http, cfg.
+start_server() {
+  http=$(free_port)
+  "$bin" init --dir "$work/srv" --bind 127.0.0.1 --host 127.0.0.1 --worker-processes 2 \
+    --http-port "$http" --https-port "$(free_port)" --rtmp-port "$(free_port)" --module "$module" >/dev/null
+  cfg=$work/srv/streamedge.toml
+  "$bin" --config "$cfg" run >"$work/run.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$http/api/streams" >/dev/null && return 0; sleep 0.1; done
+  cat "$work/run.log" >&2; return 1
+}
+
+# wrk summary: "requests/s p99_ms"
+wrk_run() {
+  local out
+  out=$(wrk --latency "$@")
+  local rps p99
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' <<<"$out")
+  grep -q "Non-2xx" <<<"$out" && { echo "wrk saw errors:" >&2; echo "$out" >&2; return 1; }
+  echo "$rps $p99"
+}
