@@ -23,6 +23,7 @@ use crate::name::{check_name, NameError};
 
 /// Random bytes in a new secret (192 bits), before URL-safe base64 encoding.
 pub const SECRET_BYTES: usize = 24;
+const _: () = assert!(SECRET_BYTES * 8 >= 128, "a secret needs at least 128 random bits");
 
 /// Longest secret accepted when checking; anything longer cannot be ours.
 pub const MAX_SECRET_LEN: usize = 256;
@@ -212,7 +213,13 @@ pub fn encode_secret(random: &[u8; SECRET_BYTES]) -> String {
 
 /// TOML's own errors span several lines with a drawing; logs want one line with the line number.
 fn one_line(text: &str, e: &toml::de::Error) -> String {
-    let message = e.message().trim();
+    let message: Vec<&str> = e
+        .message()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let message = message.join(", ");
     match e.span() {
         Some(span) => {
             let line = 1 + text.as_bytes()[..span.start.min(text.len())]
@@ -305,7 +312,10 @@ mod tests {
             KeyFile::parse(bad_hash).unwrap_err().to_string(),
             "line 3: invalid hash \"plain\": expected \"sha256:\" and 64 hex digits"
         );
-        assert!(KeyFile::parse("[[key]\n").is_err());
+        assert_eq!(
+            KeyFile::parse("[[key]\n").unwrap_err().to_string(),
+            "line 1: invalid table header, expected `.`, `]]`"
+        );
         assert!(KeyFile::parse("secret = \"x\"\n").is_err());
         assert_eq!(KeyFile::parse("").unwrap(), KeyFile::default());
     }
@@ -317,6 +327,5 @@ mod tests {
         assert!(s
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_'));
-        assert!(SECRET_BYTES * 8 >= 128);
     }
 }

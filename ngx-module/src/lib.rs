@@ -190,7 +190,7 @@ unsafe impl HttpModuleMainConf for StreamedgeModule {
 fn now(mcf: &MainConf) -> Now {
     // SAFETY: both are written only by this process's event loop, never concurrently with a
     // handler; `ngx_cached_time` always points at a valid slot.
-    let (mono, wall) = unsafe { (ngx_current_msec as u64, (*ngx_cached_time).sec as i64) };
+    let (mono, wall) = unsafe { (ngx_current_msec as u64, (*ngx_cached_time).sec) };
     Now {
         mono,
         wall,
@@ -213,15 +213,10 @@ fn refresh_keys(mcf: &MainConf, log: *mut ngx_log_t) {
     let Some(cache) = cache.as_mut() else { return };
     match cache.refresh() {
         Refresh::Failed(e) => {
-            let kept = if cache.keys().is_some() {
-                "keeping the previous keys"
-            } else {
-                "refusing all publishers"
-            };
             ngx_log_error!(
                 NGX_LOG_ERR,
                 log,
-                "streamedge: cannot use keys file {e}, {kept}"
+                "streamedge: cannot use keys file {e}, refusing new publishers until it is fixed"
             );
         }
         Refresh::Loaded(n) => {

@@ -53,7 +53,7 @@ pub struct Zone<'a> {
 
 /// Settings for one decision.
 pub struct Settings<'a> {
-    /// `None`: keys could never be read, every publish is refused.
+    /// `None`: the keys file cannot be used; new publishes are refused, live ones go on.
     pub keys: Option<&'a KeyFile>,
     /// `None`: no bans.
     pub ban: Option<BanPolicy>,
@@ -129,6 +129,11 @@ pub fn decide(body: &[u8], zone: &mut Zone<'_>, set: &Settings<'_>) -> Decision 
     match cb.call {
         Call::Publish => publish(&cb, &name, zone, set),
         Call::UpdatePublish => match verify(&cb, set) {
+            // A broken keys file is the operator's to fix, not a reason to cut streams off.
+            _ if set.keys.is_none() => {
+                zone.registry.update(&name, cb.clientid, &set.now);
+                Decision::new(200)
+            }
             Verdict::Accepted => {
                 zone.registry.update(&name, cb.clientid, &set.now);
                 Decision::new(200)
@@ -171,6 +176,16 @@ fn publish(cb: &Callback<'_>, name: &NameKey, zone: &mut Zone<'_>, set: &Setting
                 cb.name,
                 cb.addr,
                 ms.div_ceil(1000)
+            ),
+        );
+    }
+    if set.keys.is_none() {
+        // Not the publisher's fault: refused, but not counted towards a ban.
+        return Decision::new(403).log(
+            Level::Warn,
+            format!(
+                "publish refused for \"{}\" from {}: no usable keys file",
+                cb.name, cb.addr
             ),
         );
     }
@@ -248,6 +263,10 @@ mod tests {
         }
 
         fn call(&mut self, body: &str, mono: u64) -> Decision {
+            self.call_with(body, mono, true)
+        }
+
+        fn call_with(&mut self, body: &str, mono: u64, keys_usable: bool) -> Decision {
             let mut zone = Zone {
                 registry: Registry {
                     slots: &mut self.streams,
@@ -256,7 +275,7 @@ mod tests {
                 bans: &mut self.bans,
             };
             let set = Settings {
-                keys: Some(&self.keys),
+                keys: keys_usable.then_some(&self.keys),
                 ban: Some(BanPolicy::PUBLISH_DEFAULT),
                 now: Now {
                     mono,
@@ -372,6 +391,33 @@ mod tests {
             403
         );
         assert_eq!(w.call("garbage", 2000).status, 400);
+    }
+
+    #[test]
+    fn an_unusable_keys_file_refuses_new_publishes_but_keeps_live_ones() {
+        let mut w = World::new();
+        assert_eq!(
+            w.call(&publish("10.0.0.1", 1, "alice", "S3CRET"), 1000)
+                .status,
+            200
+        );
+        let update = "addr=10.0.0.1&clientid=1&call=update_publish&name=alice&key=S3CRET";
+        assert_eq!(w.call_with(update, 2000, false).status, 200);
+        for i in 0..10 {
+            let d = w.call_with(&publish("10.0.0.2", 2 + i, "alice", "S3CRET"), 3000, false);
+            assert_eq!(d.status, 403);
+            assert!(d.log[0].1.ends_with("no usable keys file"));
+        }
+        // Not counted as failures: once the file is back, the address is not banned.
+        w.call(
+            "addr=10.0.0.1&clientid=1&call=publish_done&name=alice",
+            4000,
+        );
+        assert_eq!(
+            w.call(&publish("10.0.0.2", 20, "alice", "S3CRET"), 5000)
+                .status,
+            200
+        );
     }
 
     #[test]

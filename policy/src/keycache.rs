@@ -3,8 +3,9 @@
 //! file by rename, so a change always shows as a new inode: key changes apply to the next
 //! publish without a reload.
 //!
-//! A file that turns unreadable or invalid keeps the last good keys in service (the error is
-//! reported once per change); with no good keys ever read, every publish is refused.
+//! A file that turns unreadable or invalid leaves no keys in service (the error is reported
+//! once per change): every worker then refuses new publishes alike until the file is fixed.
+//! Keeping "the last good keys" would differ from worker to worker, since each has its own.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -38,7 +39,7 @@ impl Stamp {
 pub enum Refresh {
     Unchanged,
     Loaded(usize),
-    /// The file could not be used; the previous keys (if any) stay in service.
+    /// The file could not be used; no keys are in service until it can be.
     Failed(String),
 }
 
@@ -63,7 +64,7 @@ impl KeyCache {
         &self.path
     }
 
-    /// The keys in service, if a good file was ever read.
+    /// The keys in service; `None` while the file cannot be used.
     pub fn keys(&self) -> Option<&KeyFile> {
         self.keys.as_ref()
     }
@@ -74,13 +75,12 @@ impl KeyCache {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // No file yet is a normal first state: no names, nothing to report.
-                return match self.seen.take() {
-                    None if self.keys.is_none() => {
-                        self.keys = Some(KeyFile::default());
-                        Refresh::Loaded(0)
-                    }
-                    None => Refresh::Unchanged,
-                    Some(_) => Refresh::Failed(format!("{} was removed", self.path.display())),
+                let first = self.seen.take().is_none() && self.keys.is_none();
+                self.keys = Some(KeyFile::default());
+                return if first {
+                    Refresh::Loaded(0)
+                } else {
+                    Refresh::Unchanged
                 };
             }
             Err(e) => return self.failed(None, e.to_string()),
@@ -104,6 +104,7 @@ impl KeyCache {
     }
 
     fn failed(&mut self, stamp: Option<Stamp>, error: String) -> Refresh {
+        self.keys = None;
         if stamp.is_some() && self.seen == stamp {
             return Refresh::Unchanged;
         }
@@ -159,15 +160,24 @@ mod tests {
         assert_eq!(c.refresh(), Refresh::Loaded(2));
         assert_eq!(c.keys().unwrap().verify(b"alice", b"k1"), Verdict::WrongKey);
 
-        // A broken file is reported once, and the last good keys stay in service.
+        // A broken file is reported once, and leaves no keys in service.
         fs::write(&path, "[[key]\nbroken").unwrap();
         assert!(matches!(c.refresh(), Refresh::Failed(e) if e.contains("keys.toml")));
         assert_eq!(c.refresh(), Refresh::Unchanged);
+        assert!(c.keys().is_none());
+
+        // Fixed: back in service.
+        write_keys(&path, &[("bob", "k3")]);
+        assert_eq!(c.refresh(), Refresh::Loaded(1));
         assert_eq!(c.keys().unwrap().verify(b"bob", b"k3"), Verdict::Accepted);
 
+        // Removed: no names, like a server that never had keys.
         fs::remove_file(&path).unwrap();
-        assert!(matches!(c.refresh(), Refresh::Failed(e) if e.contains("removed")));
-        assert_eq!(c.keys().unwrap().verify(b"bob", b"k3"), Verdict::Accepted);
+        assert_eq!(c.refresh(), Refresh::Unchanged);
+        assert_eq!(
+            c.keys().unwrap().verify(b"bob", b"k3"),
+            Verdict::UnknownName
+        );
         fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -119,35 +119,54 @@ fn bad_input_is_one_clear_line_and_a_failing_exit_code() {
     let broken = s.cli(&["keys", "list"]);
     assert_eq!(broken.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&broken.stderr).contains("invalid configuration"));
-    // A broken keys file is reported, not overwritten.
-    std::fs::write(s.data("keys.toml"), "[[key]\n").unwrap();
 }
 
 #[test]
-fn a_broken_keys_file_keeps_the_last_good_keys_and_is_not_overwritten() {
+fn a_broken_keys_file_refuses_new_publishes_keeps_live_ones_and_is_not_overwritten() {
     let s = Server::start(Options::default());
     let k = s.key("add", "alice");
     let secret = k.stream_key.split_once("?key=").unwrap().1.to_string();
-    let ok = format!("addr=127.0.0.1&clientid=1&call=publish&name=alice&key={secret}");
-    assert_eq!(streamedge_tests::callback(s.http, ok.as_bytes()), Some(200));
+    let publish = |client: u32| {
+        format!("addr=127.0.0.1&clientid={client}&call=publish&name=alice&key={secret}")
+    };
+    assert_eq!(
+        streamedge_tests::callback(s.http, publish(1).as_bytes()),
+        Some(200)
+    );
+    let good = s.read("data/keys.toml");
     std::fs::write(s.data("keys.toml"), "[[key]\nbroken").unwrap();
+    // Both workers answer alike: a few tries reach both.
+    for client in 2..8 {
+        assert_eq!(
+            streamedge_tests::callback(s.http, publish(client).as_bytes()),
+            Some(403)
+        );
+    }
+    // The live stream's heartbeat still passes: nobody is cut off by a typo.
+    let update = format!("addr=127.0.0.1&clientid=1&call=update_publish&name=alice&key={secret}");
+    assert_eq!(
+        streamedge_tests::callback(s.http, update.as_bytes()),
+        Some(200)
+    );
+    assert!(s
+        .read("logs/error.log")
+        .contains("keys.toml: line 1: invalid table header, expected `.`, `]]`, refusing new publishers until it is fixed"));
+    // The sidecar refuses to build on it rather than overwrite it.
+    let add = s.cli(&["keys", "add", "bob"]);
+    assert_eq!(add.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&add.stderr).contains("invalid keys file"));
+    assert_eq!(s.read("data/keys.toml"), "[[key]\nbroken");
+    // Fixed: publishing works again at once.
+    std::fs::write(s.data("keys.toml"), good).unwrap();
     let done = "addr=127.0.0.1&clientid=1&call=publish_done&name=alice";
     assert_eq!(
         streamedge_tests::callback(s.http, done.as_bytes()),
         Some(200)
     );
-    let again = format!("addr=127.0.0.1&clientid=2&call=publish&name=alice&key={secret}");
     assert_eq!(
-        streamedge_tests::callback(s.http, again.as_bytes()),
+        streamedge_tests::callback(s.http, publish(9).as_bytes()),
         Some(200)
     );
-    assert!(s
-        .read("logs/error.log")
-        .contains("keeping the previous keys"));
-    let add = s.cli(&["keys", "add", "bob"]);
-    assert_eq!(add.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&add.stderr).contains("invalid keys file"));
-    assert_eq!(s.read("data/keys.toml"), "[[key]\nbroken");
 }
 
 #[test]
