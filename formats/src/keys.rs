@@ -23,7 +23,10 @@ use crate::name::{check_name, NameError};
 
 /// Random bytes in a new secret (192 bits), before URL-safe base64 encoding.
 pub const SECRET_BYTES: usize = 24;
-const _: () = assert!(SECRET_BYTES * 8 >= 128, "a secret needs at least 128 random bits");
+const _: () = assert!(
+    SECRET_BYTES * 8 >= 128,
+    "a secret needs at least 128 random bits"
+);
 
 /// Longest secret accepted when checking; anything longer cannot be ours.
 pub const MAX_SECRET_LEN: usize = 256;
