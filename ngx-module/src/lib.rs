@@ -1,5 +1,8 @@
-//! `ngx_http_streamedge_module`: stream-key authentication for nginx-rtmp's callbacks and a
-//! registry of who is live, shared by all workers.
+//! The streamedge nginx modules, in one shared object:
+//!
+//! - `ngx_http_streamedge_module` (this file): stream-key authentication for nginx-rtmp's
+//!   callbacks and a registry of who is live, shared by all workers;
+//! - `ngx_http_streamedge_limit_module` (`limit.rs`): rate limits with bans.
 //!
 //! ```nginx
 //! http {
@@ -17,16 +20,15 @@
 //!
 //! - `streamedge_data PATH;` (http): the data directory; stream keys are read from
 //!   `PATH/keys.toml`, re-read by each worker when the file changes.
-//! - `streamedge_zone SIZE;` (http, default `1m`): the shared zone for the live registry and
-//!   publisher failure counters.
+//! - `streamedge_zone SIZE;` (http, default `1m`): the shared zone of the live registry.
 //! - `streamedge_publish_auth;` (location): answers nginx-rtmp's `on_publish`, `on_update`,
-//!   `on_publish_done` (and `on_play`, `on_done`) callbacks.
-//! - `streamedge_publish_ban off | [attempts=N] [window=TIME] [time=TIME];` (http, default
-//!   `attempts=5 window=10m time=15m`): refuse a publisher address after failed attempts.
+//!   `on_publish_done` (and `on_play`, `on_done`) callbacks. Publisher bans come from the
+//!   location's `streamedge_limit` zones, keyed by `$streamedge_publisher`.
 //! - `streamedge_live_timeout off | TIME;` (http, default `off`): a stream with no publish or
 //!   update callback for this long is offline.
 //! - `streamedge_streams;` (location): `GET` answers who is live, as JSON.
 
+mod limit;
 mod shm;
 
 use core::ffi::{c_char, c_void};
@@ -36,13 +38,14 @@ use std::path::PathBuf;
 
 use nginx_sys::{
     ngx_buf_t, ngx_cached_time, ngx_chain_t, ngx_command_t, ngx_conf_full_name, ngx_conf_t,
-    ngx_current_msec, ngx_http_discard_request_body, ngx_http_finalize_request, ngx_http_module_t,
-    ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t, ngx_log_t, ngx_module_t,
-    ngx_parse_size, ngx_parse_time, ngx_shm_zone_t, ngx_str_t, ngx_uint_t, NGX_CONF_1MORE,
-    NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE,
-    NGX_HTTP_POST, NGX_HTTP_SPECIAL_RESPONSE, NGX_LOG_ALERT, NGX_LOG_EMERG, NGX_LOG_ERR,
-    NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN,
+    ngx_current_msec, ngx_http_add_variable, ngx_http_discard_request_body,
+    ngx_http_finalize_request, ngx_http_module_t, ngx_http_read_client_request_body,
+    ngx_http_request_t, ngx_int_t, ngx_log_t, ngx_module_t, ngx_parse_size, ngx_parse_time,
+    ngx_str_t, ngx_uint_t, ngx_variable_value_t, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_ERROR,
+    NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_POST, NGX_HTTP_SPECIAL_RESPONSE,
+    NGX_HTTP_VAR_NOCACHEABLE, NGX_LOG_ALERT, NGX_LOG_EMERG, NGX_LOG_ERR, NGX_LOG_INFO,
+    NGX_LOG_NOTICE, NGX_LOG_WARN,
 };
 use ngx::core::{Pool, Status, NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{
@@ -50,10 +53,13 @@ use ngx::http::{
 };
 use ngx::{http_request_handler, ngx_conf_log_error, ngx_log_error, ngx_string};
 
-use streamedge_policy::auth::{Level, Settings};
-use streamedge_policy::ban::BanPolicy;
+use streamedge_policy::auth::{self, Level, Settings};
+use streamedge_policy::callback::Callback;
+
+use crate::shm::ZoneSpec;
 use streamedge_policy::keycache::{KeyCache, Refresh};
 use streamedge_policy::registry::{Now, StreamInfo};
+use streamedge_policy::registry::{Registry, StreamSlot};
 
 // ---------------------------------------------------------------------------------------
 // Types
@@ -65,11 +71,10 @@ pub struct MainConf {
     data_dir: Option<PathBuf>,
     zone_size: Option<usize>,
     /// `None`: not set; `Some(None)`: `off`.
-    ban: Option<Option<BanPolicy>>,
     live_timeout: Option<Option<u64>>,
     /// The first directive that needs the zone and the keys, for error messages.
     used_by: Option<&'static str>,
-    zone: *mut ngx_shm_zone_t,
+    zone: *mut ZoneSpec,
     /// This worker's view of the keys file (workers are single-threaded).
     keys: RefCell<Option<KeyCache>>,
 }
@@ -79,7 +84,6 @@ impl Default for MainConf {
         MainConf {
             data_dir: None,
             zone_size: None,
-            ban: None,
             live_timeout: None,
             used_by: None,
             zone: ptr::null_mut(),
@@ -91,7 +95,7 @@ impl Default for MainConf {
 // ---------------------------------------------------------------------------------------
 // Directives, module context, module definition
 
-const fn command(
+pub(crate) const fn command(
     name: ngx_str_t,
     type_: u32,
     set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
@@ -107,7 +111,7 @@ const fn command(
     }
 }
 
-static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 7] = [
+static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 6] = [
     command(
         ngx_string!("streamedge_data"),
         NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
@@ -118,12 +122,6 @@ static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 7] = [
         ngx_string!("streamedge_zone"),
         NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
         ngx_http_streamedge_set_zone,
-        NGX_HTTP_MAIN_CONF_OFFSET,
-    ),
-    command(
-        ngx_string!("streamedge_publish_ban"),
-        NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
-        ngx_http_streamedge_set_publish_ban,
         NGX_HTTP_MAIN_CONF_OFFSET,
     ),
     command(
@@ -148,7 +146,7 @@ static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 7] = [
 ];
 
 static NGX_HTTP_STREAMEDGE_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: None,
+    preconfiguration: Some(StreamedgeModule::preconfiguration),
     postconfiguration: None,
     create_main_conf: Some(StreamedgeModule::create_main_conf),
     init_main_conf: Some(ngx_http_streamedge_init_main_conf),
@@ -158,7 +156,28 @@ static NGX_HTTP_STREAMEDGE_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     merge_loc_conf: None,
 };
 
-ngx::ngx_modules!(ngx_http_streamedge_module);
+// The tables nginx reads from a dynamic module to find its modules. `ngx::ngx_modules!` of
+// ngx 0.5.1 emits exactly these, but its argument counting fails for more than one module.
+
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mut ngx_modules: [*const ngx_module_t; 3] = [
+    ptr::addr_of!(ngx_http_streamedge_module),
+    ptr::addr_of!(limit::ngx_http_streamedge_limit_module),
+    ptr::null(),
+];
+
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mut ngx_module_names: [*const c_char; 3] = [
+    c"ngx_http_streamedge_module".as_ptr(),
+    c"ngx_http_streamedge_limit_module".as_ptr(),
+    ptr::null(),
+];
+
+#[no_mangle]
+#[allow(non_upper_case_globals)]
+pub static mut ngx_module_order: [*const c_char; 1] = [ptr::null()];
 
 #[used]
 #[allow(non_upper_case_globals)]
@@ -175,6 +194,21 @@ impl HttpModule for StreamedgeModule {
         // SAFETY: the module definition is a static that nginx only writes during start-up.
         unsafe { &*ptr::addr_of!(ngx_http_streamedge_module) }
     }
+
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        let mut name = ngx_string!("streamedge_publisher");
+        // SAFETY: adding a variable during configuration, as nginx's own modules do.
+        let var =
+            unsafe { ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as ngx_uint_t) };
+        // SAFETY: a non-null variable returned by nginx is ours to fill in.
+        match unsafe { var.as_mut() } {
+            Some(v) => {
+                v.get_handler = Some(publisher_variable);
+                Status::NGX_OK.into()
+            }
+            None => Status::NGX_ERROR.into(),
+        }
+    }
 }
 
 // SAFETY: `MainConf` is what `create_main_conf` allocates for this module.
@@ -185,14 +219,18 @@ unsafe impl HttpModuleMainConf for StreamedgeModule {
 // ---------------------------------------------------------------------------------------
 // Handlers
 
-/// Monotonic milliseconds (the same clock in every worker) and wall-clock seconds, as nginx
-/// last cached them for this event loop iteration.
+/// Monotonic milliseconds, the same clock in every worker, as nginx last cached it.
+pub(crate) fn now_ms() -> u64 {
+    // SAFETY: written only by this process's event loop, never concurrently with a handler.
+    unsafe { ngx_current_msec as u64 }
+}
+
+/// The registry's clocks: monotonic milliseconds and wall-clock seconds.
 fn now(mcf: &MainConf) -> Now {
-    // SAFETY: both are written only by this process's event loop, never concurrently with a
-    // handler; `ngx_cached_time` always points at a valid slot.
-    let (mono, wall) = unsafe { (ngx_current_msec as u64, (*ngx_cached_time).sec) };
+    // SAFETY: `ngx_cached_time` always points at a valid slot of this process.
+    let wall = unsafe { (*ngx_cached_time).sec };
     Now {
-        mono,
+        mono: now_ms(),
         wall,
         live_timeout: mcf.live_timeout.flatten(),
     }
@@ -289,30 +327,94 @@ fn request_body(r: &Request) -> Option<Vec<u8>> {
     Some(body)
 }
 
+/// The publisher address of the callback being answered, for `$streamedge_publisher`.
+#[derive(Clone, Copy)]
+struct AuthCtx {
+    /// The textual address and its length, in a fixed buffer (no allocation per request).
+    text: [u8; 46],
+    len: usize,
+}
+
+fn set_publisher(r: &mut Request, addr: std::net::IpAddr) {
+    use std::io::Write;
+    let mut text = [0u8; 46];
+    let mut w = &mut text[..];
+    let _ = write!(w, "{addr}");
+    let len = 46 - w.len();
+    let pool: Pool = r.pool();
+    let p = pool.allocate(AuthCtx { text, len });
+    if !p.is_null() {
+        r.set_module_ctx(p.cast(), StreamedgeModule::module());
+    }
+}
+
+extern "C" fn publisher_variable(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    // SAFETY: nginx passes the current request and a value to fill.
+    let (r, v) = unsafe { (Request::from_ngx_http_request(r), &mut *v) };
+    match r.get_module_ctx::<AuthCtx>(StreamedgeModule::module()) {
+        Some(c) => {
+            v.data = c.text.as_ptr().cast_mut();
+            v.set_len(c.len as u32);
+            v.set_valid(1);
+            v.set_no_cacheable(0);
+            v.set_not_found(0);
+        }
+        None => v.set_not_found(1),
+    }
+    Status::NGX_OK.into()
+}
+
 fn answer_callback(r: &mut Request, body: &[u8]) -> Status {
     let Some(mcf) = StreamedgeModule::main_conf(r) else {
         return Status::NGX_ERROR;
     };
-    refresh_keys(mcf, r.log());
-    let keys = mcf.keys.borrow();
-    let settings = Settings {
-        keys: keys.as_ref().and_then(|c| c.keys()),
-        ban: mcf.ban.flatten(),
-        now: now(mcf),
+    let (parsed, addr) = Callback::parse(body);
+    if let Some(a) = addr {
+        set_publisher(r, a);
+    }
+    let decision = match parsed {
+        Err(e) => auth::malformed(&e, addr),
+        Ok(cb) => {
+            // The location's limits (and bans) for a publisher come first: a banned address
+            // is refused even with the right key.
+            if auth::is_limited(cb.call) {
+                if let Some(status) = limit::check_deferred(r, cb.addr) {
+                    return send(r, status, TEXT, b"too many requests\n");
+                }
+            }
+            refresh_keys(mcf, r.log());
+            let keys = mcf.keys.borrow();
+            let settings = Settings {
+                keys: keys.as_ref().and_then(|c| c.keys()),
+                now: now(mcf),
+            };
+            // SAFETY: the registry zone was registered with `add_zone::<StreamSlot>`.
+            let Some(shared) = (unsafe { shm::shared::<StreamSlot>(mcf.zone) }) else {
+                ngx_log_error!(
+                    NGX_LOG_ALERT,
+                    r.log(),
+                    "streamedge: shared zone is not available"
+                );
+                return send(r, 500, TEXT, b"internal error\n");
+            };
+            shared.write(|slots| {
+                let mut registry = Registry {
+                    slots,
+                    seed: shared.seed(),
+                };
+                auth::decide(&cb, &mut registry, &settings)
+            })
+        }
     };
-    let Some(decision) = shm::write(mcf.zone, |zone| {
-        streamedge_policy::auth::decide(body, zone, &settings)
-    }) else {
-        ngx_log_error!(
-            NGX_LOG_ALERT,
-            r.log(),
-            "streamedge: shared zone is not available"
-        );
-        return send(r, 500, TEXT, b"internal error\n");
-    };
-    drop(keys);
     for (level, line) in &decision.log {
         ngx_log_error!(nginx_level(*level), r.log(), "streamedge: {line}");
+    }
+    if let (true, Some(a)) = (decision.failure, addr) {
+        limit::count_failure(r, a);
     }
     let body: &[u8] = match decision.status {
         200 => b"ok\n",
@@ -341,9 +443,10 @@ http_request_handler!(streams_handler, |r: &mut Request| {
     };
     refresh_keys(mcf, r.log());
     let now = now(mcf);
-    let Some(known) = shm::read_streams(mcf.zone, |slots| {
-        streamedge_policy::registry::list(slots, &now)
-    }) else {
+    // SAFETY: the registry zone was registered with `add_zone::<StreamSlot>`.
+    let known = unsafe { shm::shared::<StreamSlot>(mcf.zone) }
+        .map(|shared| shared.read(|slots| streamedge_policy::registry::list(slots, &now)));
+    let Some(known) = known else {
         return send(r, 500, TEXT, b"internal error\n");
     };
     let keys = mcf.keys.borrow();
@@ -428,7 +531,6 @@ extern "C" fn ngx_http_streamedge_init_main_conf(
 ) -> *mut c_char {
     // SAFETY: nginx passes the main configuration this module created.
     let mcf = unsafe { &mut *conf.cast::<MainConf>() };
-    mcf.ban.get_or_insert(Some(BanPolicy::PUBLISH_DEFAULT));
     mcf.live_timeout.get_or_insert(None);
     let Some(used_by) = mcf.used_by else {
         return NGX_CONF_OK;
@@ -442,16 +544,24 @@ extern "C" fn ngx_http_streamedge_init_main_conf(
         return NGX_CONF_ERROR;
     };
     *mcf.keys.get_mut() = Some(KeyCache::new(data.join("keys.toml")));
-    let size = mcf.zone_size.unwrap_or(shm::DEFAULT_ZONE_SIZE);
+    let size = mcf.zone_size.unwrap_or(DEFAULT_ZONE_SIZE);
+    // SAFETY: `cf` is valid; the spec lives in the configuration pool with this cycle.
+    let pool = unsafe { Pool::from_ngx_pool((*cf).pool) };
+    let spec = pool.allocate(ZoneSpec::new(
+        "streamedge".into(),
+        0,
+        "the live registry".into(),
+    ));
     let tag = ptr::addr_of_mut!(ngx_http_streamedge_module).cast();
-    match shm::add_zone(cf, size, tag) {
-        Some(zone) => {
-            mcf.zone = zone;
-            NGX_CONF_OK
-        }
-        None => NGX_CONF_ERROR,
+    if spec.is_null() || shm::add_zone::<StreamSlot>(cf, size, tag, spec).is_none() {
+        return NGX_CONF_ERROR;
     }
+    mcf.zone = spec;
+    NGX_CONF_OK
 }
+
+/// Default registry zone: about 9,000 stream names.
+const DEFAULT_ZONE_SIZE: usize = 1024 * 1024;
 
 // ---------------------------------------------------------------------------------------
 // Directive parsers
@@ -460,7 +570,7 @@ extern "C" fn ngx_http_streamedge_init_main_conf(
 ///
 /// # Safety
 /// `cf` is the configuration being parsed, as nginx passes it to directive handlers.
-unsafe fn args<'a>(cf: *mut ngx_conf_t) -> &'a mut [ngx_str_t] {
+pub(crate) unsafe fn args<'a>(cf: *mut ngx_conf_t) -> &'a mut [ngx_str_t] {
     // SAFETY: nginx fills `args` with the directive name and its arguments.
     let all = unsafe { (*(*cf).args).as_slice_mut() };
     &mut all[1..]
@@ -472,7 +582,7 @@ unsafe fn main_conf<'a>(conf: *mut c_void) -> &'a mut MainConf {
     unsafe { &mut *conf.cast::<MainConf>() }
 }
 
-const DUPLICATE: *mut c_char = c"is duplicate".as_ptr().cast_mut();
+pub(crate) const DUPLICATE: *mut c_char = c"is duplicate".as_ptr().cast_mut();
 
 extern "C" fn ngx_http_streamedge_set_data(
     cf: *mut ngx_conf_t,
@@ -533,52 +643,6 @@ fn parse_time_ms(value: &mut ngx_str_t) -> Option<u64> {
     (ms != NGX_ERROR as ngx_int_t && ms > 0).then_some(ms as u64)
 }
 
-extern "C" fn ngx_http_streamedge_set_publish_ban(
-    cf: *mut ngx_conf_t,
-    _cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: as above.
-    let (mcf, args) = unsafe { (main_conf(conf), args(cf)) };
-    if mcf.ban.is_some() {
-        return DUPLICATE;
-    }
-    if args.len() == 1 && args[0].as_bytes() == b"off" {
-        mcf.ban = Some(None);
-        return NGX_CONF_OK;
-    }
-    let mut policy = BanPolicy::PUBLISH_DEFAULT;
-    for arg in args.iter_mut() {
-        let whole = *arg;
-        let Some(pos) = arg.as_bytes().iter().position(|&c| c == b'=') else {
-            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid parameter \"{whole}\"");
-            return NGX_CONF_ERROR;
-        };
-        let (key, mut value) = arg.split_at(pos).expect("position is in range");
-        value = value.strip_prefix("=").unwrap_or(value);
-        let ok = match key.as_bytes() {
-            b"attempts" => value
-                .to_str()
-                .ok()
-                .and_then(|v| v.parse::<u32>().ok())
-                .filter(|&n| (1..=1000).contains(&n))
-                .map(|n| policy.attempts = n),
-            b"window" => parse_time_ms(&mut value).map(|ms| policy.window = ms),
-            b"time" => parse_time_ms(&mut value).map(|ms| policy.ban = ms),
-            _ => {
-                ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid parameter \"{whole}\"");
-                return NGX_CONF_ERROR;
-            }
-        };
-        if ok.is_none() {
-            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid value \"{whole}\"");
-            return NGX_CONF_ERROR;
-        }
-    }
-    mcf.ban = Some(Some(policy));
-    NGX_CONF_OK
-}
-
 extern "C" fn ngx_http_streamedge_set_live_timeout(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
@@ -629,6 +693,11 @@ extern "C" fn ngx_http_streamedge_publish_auth(
     _cmd: *mut ngx_command_t,
     _conf: *mut c_void,
 ) -> *mut c_char {
+    // Limits in this location run once the callback body names the publisher.
+    // SAFETY: `cf` is the configuration being parsed, inside a location.
+    if let Some(llcf) = limit::LimitModule::location_conf_mut(unsafe { &*cf }) {
+        llcf.deferred = true;
+    }
     set_content_handler(cf, "streamedge_publish_auth", publish_auth_handler)
 }
 

@@ -1,12 +1,13 @@
-//! The module's shared memory zone: the live registry and the publisher failure counters,
-//! laid out once as two fixed arrays of plain slots behind one reader-writer spinlock.
+//! Shared memory zones holding one fixed table of plain slots (see `streamedge_policy::table`)
+//! behind a reader-writer spinlock: the live registry, and one per limit zone.
 //!
-//! A reload that keeps the zone's size keeps the zone, and with it who is live and who is
-//! banned. A new size starts empty (heartbeats from live publishers refill the registry).
+//! A reload that keeps a zone's name and size keeps the zone, and with it its state; nginx
+//! hands `init` the previous cycle's data, which is checked before it is trusted.
 
 use core::ffi::c_void;
 use core::mem::size_of;
 use core::ptr;
+use core::sync::atomic::{AtomicBool, Ordering};
 use std::hash::BuildHasher;
 
 use nginx_sys::{
@@ -14,156 +15,211 @@ use nginx_sys::{
     ngx_slab_calloc_locked, ngx_slab_pool_t, ngx_str_t, NGX_LOG_EMERG,
 };
 use ngx::core::Status;
+use ngx::ngx_log_error;
 use ngx::sync::RwLock;
-use ngx::{ngx_log_error, ngx_string};
 
-use streamedge_policy::auth::{BanSlot, Zone};
-use streamedge_policy::registry::{Registry, StreamSlot};
-
-/// Identifies the layout, so a zone written by another build is never misread.
-const MAGIC: u64 =
-    0x7374_7265_616d_6564 ^ ((size_of::<StreamSlot>() as u64) << 32) ^ size_of::<BanSlot>() as u64;
-
-/// Smallest zone accepted: room for the header and both tables.
+/// Smallest zone accepted.
 pub const MIN_ZONE_SIZE: usize = 64 * 1024;
 
-/// Default zone size: about 1,000 stream names and 18,000 publisher addresses.
-pub const DEFAULT_ZONE_SIZE: usize = 1024 * 1024;
-
-struct Tables {
-    seed: [u64; 2],
-    streams: *mut StreamSlot,
-    n_streams: usize,
-    bans: *mut BanSlot,
-    n_bans: usize,
+struct Table<T> {
+    slots: *mut T,
+    len: usize,
 }
 
-struct Shared {
+/// The header at the start of a zone's data.
+pub struct Shared<T> {
+    /// Identifies the slot layout, so a zone written by another build is never misread.
     magic: u64,
-    tables: RwLock<Tables>,
+    /// What the zone is for (a limit zone's key), so a reload cannot silently repurpose it.
+    purpose: u64,
+    seed: [u64; 2],
+    /// Set once the zone had to drop an entry that still mattered, to log that only once.
+    alerted: AtomicBool,
+    table: RwLock<Table<T>>,
 }
 
-/// Registers the zone; nginx maps it and calls [`zone_init`] once the configuration is read.
-pub fn add_zone(cf: *mut ngx_conf_t, size: usize, tag: *mut c_void) -> Option<*mut ngx_shm_zone_t> {
-    let mut name: ngx_str_t = ngx_string!("streamedge");
+fn magic<T>() -> u64 {
+    0x7374_7265_616d_6564 ^ (size_of::<T>() as u64) << 32 ^ core::mem::align_of::<T>() as u64
+}
+
+/// What `init` needs to lay out or adopt a zone; lives in the configuration's pool.
+pub struct ZoneSpec {
+    pub name: String,
+    pub purpose: u64,
+    /// Describes the purpose for the error when a reload changes it.
+    pub purpose_text: String,
+    /// Filled by `init`: the zone's header.
+    shared: *mut c_void,
+    /// Set by `add_zone` for the zone's slot type.
+    init: Option<unsafe fn(*mut ngx_slab_pool_t, u64) -> *mut c_void>,
+    check: Option<unsafe fn(*mut c_void) -> Option<u64>>,
+}
+
+impl ZoneSpec {
+    pub fn new(name: String, purpose: u64, purpose_text: String) -> Self {
+        ZoneSpec {
+            name,
+            purpose,
+            purpose_text,
+            shared: ptr::null_mut(),
+            init: None,
+            check: None,
+        }
+    }
+}
+
+/// Registers a zone of `T` slots; nginx maps it and calls `init` once the configuration is
+/// read. `spec` must outlive the configuration cycle (allocate it in the cycle's pool).
+pub fn add_zone<T: Default>(
+    cf: *mut ngx_conf_t,
+    size: usize,
+    tag: *mut c_void,
+    spec: *mut ZoneSpec,
+) -> Option<*mut ngx_shm_zone_t> {
+    // SAFETY: `spec` was just allocated by the caller and is valid.
+    let name_text = unsafe { &(*spec).name };
+    let mut name = ngx_str_t {
+        len: name_text.len(),
+        data: name_text.as_ptr().cast_mut(),
+    };
     // SAFETY: `cf` is the configuration being parsed; nginx copies the name.
     let zone = unsafe { ngx_shared_memory_add(cf, &mut name, size, tag) };
     // SAFETY: a non-null zone returned by nginx is ours to fill in.
     let z = unsafe { zone.as_mut()? };
+    if !z.data.is_null() {
+        // The same name twice in one configuration.
+        return None;
+    }
+    // SAFETY: as above.
+    unsafe {
+        (*spec).init = Some(carve::<T>);
+        (*spec).check = Some(check::<T>);
+    }
     z.init = Some(zone_init);
+    z.data = spec.cast();
     Some(zone)
 }
 
 extern "C" fn zone_init(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
-    // SAFETY: nginx calls init with the zone it mapped, in the master, before any worker exists.
+    // SAFETY: nginx calls init with the zone it mapped, in the master, before any worker
+    // exists; `data` is the spec `add_zone` stored, `old` the previous cycle's spec.
     let zone = unsafe { &mut *zone };
-    if !old.is_null() {
-        // Same name, size and tag as before the reload: nginx kept the mapping, keep the data.
-        // SAFETY: `old` is the `data` this function set on the previous cycle's zone.
-        if unsafe { (*old.cast::<Shared>()).magic } == MAGIC {
-            zone.data = old;
+    let spec = unsafe { &mut *zone.data.cast::<ZoneSpec>() };
+    let (Some(init), Some(check)) = (spec.init, spec.check) else {
+        return Status::NGX_ERROR.into();
+    };
+    if let Some(old) = unsafe { old.cast::<ZoneSpec>().as_ref() } {
+        // Same name, size and tag as before the reload: nginx kept the mapping.
+        // SAFETY: the old spec's header lives in this very mapping.
+        if let Some(purpose) = unsafe { check(old.shared) } {
+            if purpose != spec.purpose {
+                ngx_log_error!(
+                    NGX_LOG_EMERG,
+                    zone.shm.log,
+                    "zone \"{}\" is used for {} while previously it was used for {}",
+                    spec.name,
+                    spec.purpose_text,
+                    old.purpose_text
+                );
+                return Status::NGX_ERROR.into();
+            }
+            spec.shared = old.shared;
             return Status::NGX_OK.into();
         }
     }
-    let shpool = zone.shm.addr.cast::<ngx_slab_pool_t>();
-    // SAFETY: nginx initialized a slab pool at the start of every zone it maps.
-    let shared = unsafe { carve(shpool) };
-    let Some(shared) = shared else {
-        // SAFETY: the cycle log is valid during configuration.
-        ngx_log_error!(NGX_LOG_EMERG, zone.shm.log, "streamedge zone is too small");
+    // SAFETY: nginx initialized a slab pool at the start of every zone it maps, and this
+    // is a new zone no worker uses yet.
+    let shared = unsafe { init(zone.shm.addr.cast(), spec.purpose) };
+    if shared.is_null() {
+        ngx_log_error!(
+            NGX_LOG_EMERG,
+            zone.shm.log,
+            "zone \"{}\" is too small",
+            spec.name
+        );
         return Status::NGX_ERROR.into();
-    };
-    zone.data = shared.cast();
+    }
+    spec.shared = shared;
     Status::NGX_OK.into()
 }
 
-/// Lays out the header and both tables in a fresh zone.
+/// # Safety
+/// `shared` is null or a header laid out by `carve` for some slot type.
+unsafe fn check<T>(shared: *mut c_void) -> Option<u64> {
+    let s = unsafe { shared.cast::<Shared<T>>().as_ref()? };
+    (s.magic == magic::<T>()).then_some(s.purpose)
+}
+
+/// Lays out the header and one table filling the rest of a fresh zone.
 ///
 /// # Safety
 /// `shpool` is a freshly initialized slab pool that no other process uses yet.
-unsafe fn carve(shpool: *mut ngx_slab_pool_t) -> Option<*mut Shared> {
-    let page = unsafe { ngx_pagesize };
-    let header = unsafe { ngx_slab_calloc_locked(shpool, size_of::<Shared>()) }.cast::<Shared>();
+unsafe fn carve<T: Default>(shpool: *mut ngx_slab_pool_t, purpose: u64) -> *mut c_void {
+    let header =
+        unsafe { ngx_slab_calloc_locked(shpool, size_of::<Shared<T>>()) }.cast::<Shared<T>>();
     if header.is_null() {
-        return None;
+        return ptr::null_mut();
     }
-    // Whole pages left: an eighth for stream names, the rest for publisher addresses.
-    let pages = unsafe { (*shpool).pfree };
-    let stream_pages = (pages / 8).max(1);
-    let ban_pages = pages.checked_sub(stream_pages).filter(|&p| p > 0)?;
-    let (streams, n_streams) = unsafe { table::<StreamSlot>(shpool, stream_pages * page) }?;
-    let (bans, n_bans) = unsafe { table::<BanSlot>(shpool, ban_pages * page) }?;
+    // Every whole page left, in one allocation.
+    let bytes = unsafe { (*shpool).pfree * ngx_pagesize };
+    let len = bytes / size_of::<T>();
+    let slots = unsafe { ngx_slab_calloc_locked(shpool, len * size_of::<T>()) }.cast::<T>();
+    if len == 0 || slots.is_null() {
+        return ptr::null_mut();
+    }
+    for i in 0..len {
+        unsafe { ptr::write(slots.add(i), T::default()) };
+    }
     let state = std::collections::hash_map::RandomState::new();
-    let tables = Tables {
-        seed: [state.hash_one(1u8), state.hash_one(2u8)],
-        streams,
-        n_streams,
-        bans,
-        n_bans,
-    };
     unsafe {
         ptr::write(
             header,
             Shared {
-                magic: MAGIC,
-                tables: RwLock::new(tables),
+                magic: magic::<T>(),
+                purpose,
+                seed: [state.hash_one(1u8), state.hash_one(2u8)],
+                alerted: AtomicBool::new(false),
+                table: RwLock::new(Table { slots, len }),
             },
         );
         (*shpool).data = header.cast();
     }
-    Some(header)
+    header.cast()
 }
 
-/// Allocates `bytes` worth of default slots.
+/// A zone's header, once `init` has run.
 ///
 /// # Safety
-/// As for [`carve`].
-unsafe fn table<T: Default>(shpool: *mut ngx_slab_pool_t, bytes: usize) -> Option<(*mut T, usize)> {
-    let n = bytes / size_of::<T>();
-    let p = unsafe { ngx_slab_calloc_locked(shpool, n * size_of::<T>()) }.cast::<T>();
-    if n == 0 || p.is_null() {
-        return None;
+/// `spec` is a spec registered with `add_zone::<T>`.
+pub unsafe fn shared<'a, T>(spec: *const ZoneSpec) -> Option<&'a Shared<T>> {
+    // SAFETY: the header lives as long as the mapping, that is, as long as this worker.
+    unsafe { (*spec).shared.cast::<Shared<T>>().as_ref() }
+}
+
+impl<T> Shared<T> {
+    pub fn seed(&self) -> [u64; 2] {
+        self.seed
     }
-    for i in 0..n {
-        unsafe { ptr::write(p.add(i), T::default()) };
+
+    /// Runs `f` with the table locked for writing.
+    pub fn write<R>(&self, f: impl FnOnce(&mut [T]) -> R) -> R {
+        let t = self.table.write();
+        // SAFETY: the table was allocated in `carve` with this length, and the write lock
+        // makes this the only reference to it in any process until it is released.
+        let slots = unsafe { core::slice::from_raw_parts_mut(t.slots, t.len) };
+        f(slots)
     }
-    Some((p, n))
-}
 
-fn shared<'a>(zone: *mut ngx_shm_zone_t) -> Option<&'a Shared> {
-    // SAFETY: `zone` comes from `add_zone`; `data` is null or the `Shared` set by `zone_init`,
-    // which lives as long as the mapping, that is, as long as this worker.
-    unsafe { zone.as_ref()?.data.cast::<Shared>().as_ref() }
-}
+    /// Runs `f` with the table locked for reading.
+    pub fn read<R>(&self, f: impl FnOnce(&[T]) -> R) -> R {
+        let t = self.table.read();
+        // SAFETY: as in `write`; the read lock keeps writers out.
+        let slots = unsafe { core::slice::from_raw_parts(t.slots, t.len) };
+        f(slots)
+    }
 
-/// Runs `f` with the zone's tables locked for writing.
-pub fn write<R>(zone: *mut ngx_shm_zone_t, f: impl FnOnce(&mut Zone<'_>) -> R) -> Option<R> {
-    let shared = shared(zone)?;
-    let t = shared.tables.write();
-    let seed = t.seed;
-    // SAFETY: the arrays were allocated in `carve` with these lengths, and the write lock
-    // makes this the only reference to them in any process until it is released.
-    let (streams, bans) = unsafe {
-        (
-            core::slice::from_raw_parts_mut(t.streams, t.n_streams),
-            core::slice::from_raw_parts_mut(t.bans, t.n_bans),
-        )
-    };
-    let mut zone = Zone {
-        registry: Registry {
-            slots: streams,
-            seed,
-        },
-        bans,
-    };
-    Some(f(&mut zone))
-}
-
-/// Runs `f` over the registry's slots, locked for reading.
-pub fn read_streams<R>(zone: *mut ngx_shm_zone_t, f: impl FnOnce(&[StreamSlot]) -> R) -> Option<R> {
-    let shared = shared(zone)?;
-    let t = shared.tables.read();
-    // SAFETY: as in `write`; the read lock keeps writers out while the slice is in use.
-    let streams = unsafe { core::slice::from_raw_parts(t.streams, t.n_streams) };
-    Some(f(streams))
+    /// True the first time it is called for this zone: for alerts logged once.
+    pub fn first_alert(&self) -> bool {
+        !self.alerted.swap(true, Ordering::Relaxed)
+    }
 }

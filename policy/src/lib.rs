@@ -6,5 +6,6 @@ pub mod auth;
 pub mod ban;
 pub mod callback;
 pub mod keycache;
+pub mod limit;
 pub mod registry;
 pub mod table;

@@ -48,12 +48,12 @@ impl Default for Publish {
 }
 
 impl Publish {
-    /// The `streamedge_publish_ban` arguments.
-    pub fn directive(&self) -> String {
+    /// The ban parameters of the publishers' `streamedge_limit_zone`, with a leading space.
+    pub fn ban_parameters(&self) -> String {
         match self.ban_attempts {
-            0 => "off".into(),
+            0 => String::new(),
             n => format!(
-                "attempts={n} window={} time={}",
+                " ban_after={n} ban_window={} ban_time={}",
                 self.ban_window, self.ban_time
             ),
         }

@@ -171,7 +171,7 @@ pub fn write_nginx_conf(config: &Config, user: Option<&WorkerUser>) -> Result<()
             },
         ),
         ("worker_processes", config.nginx.worker_processes.clone()),
-        ("publish_ban", config.publish.directive()),
+        ("publish_ban", config.publish.ban_parameters()),
         ("prefix", config.nginx.prefix.display().to_string()),
         ("conf_dir", conf_dir.display().to_string()),
         ("data_dir", config.data_dir.display().to_string()),

@@ -34,8 +34,11 @@ fn nginx_t(http: &str) -> (bool, String, String) {
 #[test]
 fn a_valid_configuration_passes_nginx_t() {
     let (ok, err, _) = nginx_t(
-        "streamedge_data /tmp;\nstreamedge_zone 128k;\nstreamedge_publish_ban attempts=3 window=1m time=1h;\n\
-         streamedge_live_timeout 30s;\nserver { listen 127.0.0.1:1; location /a { streamedge_publish_auth; }\n\
+        "streamedge_data /tmp;\nstreamedge_zone 128k;\n\
+         streamedge_limit_zone $binary_remote_addr zone=one:64k rate=10r/s burst=5 ban_after=3 ban_window=1m ban_time=1h;\n\
+         streamedge_limit_zone $arg_user zone=two:1m rate=30r/m;\nstreamedge_limit_status 503;\n\
+         streamedge_limit_allow 10.0.0.0/8 ::1;\n\
+         streamedge_live_timeout 30s;\nserver { listen 127.0.0.1:1; location /a { streamedge_limit zone=one; streamedge_limit zone=two dry_run; streamedge_publish_auth; }\n\
          location /s { streamedge_streams; } }",
     );
     assert!(ok, "{err}");
@@ -58,23 +61,73 @@ fn bad_directives_fail_nginx_t_with_file_and_line() {
             7,
         ),
         (
-            "\nstreamedge_publish_ban attempts=x;",
-            "invalid value \"attempts=x\"",
+            "\nstreamedge_limit_zone $binary_remote_addr zone=a:64k rate=x;",
+            "invalid rate \"x\"",
             7,
         ),
         (
-            "streamedge_publish_ban attempts=0;",
-            "invalid value \"attempts=0\"",
+            "streamedge_limit_zone $binary_remote_addr zone=a:64k rate=1r/s ban_after=0;",
+            "invalid ban_after \"0\"",
             6,
         ),
         (
-            "streamedge_publish_ban tries=3;",
+            "streamedge_limit_zone $binary_remote_addr zone=a:64k rate=1r/s tries=3;",
             "invalid parameter \"tries=3\"",
             6,
         ),
         (
-            "streamedge_publish_ban window=soon;",
-            "invalid value \"window=soon\"",
+            "streamedge_limit_zone $binary_remote_addr zone=a:64k rate=1r/s ban_after=3 ban_window=soon;",
+            "invalid ban_window \"soon\"",
+            6,
+        ),
+        (
+            "streamedge_limit_zone $binary_remote_addr zone=a:1k rate=1r/s;",
+            "zone \"a\" is too small, the minimum is 64k",
+            6,
+        ),
+        (
+            "streamedge_limit_zone $binary_remote_addr zone=a:64k;",
+            "\"rate\" parameter is required",
+            6,
+        ),
+        (
+            "streamedge_limit_zone $binary_remote_addr rate=1r/s;",
+            "\"zone\" parameter is required",
+            6,
+        ),
+        (
+            "streamedge_limit_zone $binary_remote_addr zone=a:64k rate=1r/s ban_time=1m;",
+            "\"ban_window\" and \"ban_time\" require \"ban_after\"",
+            6,
+        ),
+        (
+            "streamedge_limit_zone $a zone=a:64k rate=1r/s;\nstreamedge_limit_zone $b zone=a:64k rate=1r/s;",
+            "zone \"a\" is duplicate",
+            7,
+        ),
+        (
+            "streamedge_limit zone=nowhere;",
+            "unknown streamedge_limit_zone \"nowhere\"",
+            6,
+        ),
+        (
+            "streamedge_limit_zone $a zone=a:64k rate=1r/s;\nserver { listen 127.0.0.1:1;\nlocation / { streamedge_limit zone=a; streamedge_limit zone=a; } }",
+            "zone \"a\" is duplicate",
+            8,
+        ),
+        (
+            "streamedge_limit_zone $a zone=a:64k rate=1r/s;\nstreamedge_limit zone=a fast;",
+            "invalid parameter \"fast\"",
+            7,
+        ),
+        (
+            "streamedge_limit_status 200;",
+            "invalid status \"200\", it must be between 400 and 599",
+            6,
+        ),
+        (
+            "streamedge_limit_allow 10.0.0.0/40;",
+            "invalid address range \"10.0.0.0/40\"",
             6,
         ),
         (

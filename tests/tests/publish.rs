@@ -160,7 +160,7 @@ fn repeated_failures_ban_the_address_then_the_ban_ends() {
     assert!(!hls_exists(&s, "frank"));
     let log = s.read("logs/error.log");
     assert_eq!(
-        log.matches("banning publisher address 127.0.0.1 for 4s after 3 failed attempts")
+        log.matches("banning \"127.0.0.1\" for 4s by zone \"publishers\"")
             .count(),
         1,
         "{log}"
@@ -181,9 +181,9 @@ fn the_default_configuration_bans_after_five_failures() {
         c.remove("publish");
     });
     s.run();
-    assert!(s
-        .read("nginx.conf")
-        .contains("streamedge_publish_ban attempts=5 window=10m time=15m;"));
+    assert!(s.read("nginx.conf").contains(
+        "zone=publishers:1m rate=1r/s burst=10 ban_after=5 ban_window=10m ban_time=15m;"
+    ));
     let key = s.key("add", "gina");
     for i in 0..5 {
         let body = format!("addr=10.9.8.7&clientid={i}&call=publish&name=gina&key=bad");
@@ -196,11 +196,11 @@ fn the_default_configuration_bans_after_five_failures() {
     let right = format!("addr=10.9.8.7&clientid=9&call=publish&name=gina&key={secret}");
     assert_eq!(
         streamedge_tests::callback(s.http, right.as_bytes()),
-        Some(403)
+        Some(429)
     );
     assert!(s
         .read("logs/error.log")
-        .contains("banning publisher address 10.9.8.7 for 900s after 5 failed attempts"));
+        .contains("banning \"10.9.8.7\" for 900s by zone \"publishers\""));
     // Another address is not affected.
     let other = format!("addr=10.9.8.6&clientid=10&call=publish&name=gina&key={secret}");
     assert_eq!(
