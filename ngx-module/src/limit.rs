@@ -258,46 +258,42 @@ fn apply(r: &mut Request, llcf: &LimitLocConf, addr: Option<IpAddr>) -> Option<u
         set_ctx(r, "passed");
         return None;
     }
+    let limits = llcf.limits.as_deref().unwrap_or_default();
+    // With one zone, deciding and recording are one step. With several, a pass is recorded
+    // only once every zone passed, as limit_req does.
+    let single = limits.len() == 1;
+    let mut passed = Vec::new();
     let mut worst: Option<Outcome> = None;
     let mut dry_refused = false;
-    for (zone, dry_run) in llcf.limits.iter().flatten() {
+    for &(zone, dry_run) in limits {
         // SAFETY: zones live in the configuration pool as long as this worker's cycle.
         let zone = unsafe { zone.as_ref() };
         // An empty key is not limited.
         let Some(key) = key_of(r, zone) else { continue };
-        let Some(outcome) = with_slot(r, zone, &key, |state, now| state.check(&zone.policy, now))
-        else {
-            continue;
-        };
-        if let Outcome::Limited {
-            ban_started: Some(secs),
-            ..
-        } = outcome
-        {
-            log_ban(r, zone, &key, secs, *dry_run);
-        }
-        if !outcome.refused() {
-            continue;
-        }
-        let what = if matches!(outcome, Outcome::Banned { .. }) {
-            "banned"
-        } else {
-            "over the rate"
-        };
-        ngx_log_error!(
-            NGX_LOG_INFO,
-            r.log(),
-            "{}limiting requests by zone \"{}\", key \"{}\": {what}",
-            if *dry_run { "dry run, not " } else { "" },
-            zone.name(),
-            printable_key(&key)
-        );
-        if *dry_run {
+        let decided = with_slot(r, zone, &key, |state, now| match single {
+            true => state.check(&zone.policy, now),
+            false => state.check_refusal(&zone.policy, now),
+        });
+        let Some(outcome) = decided else { continue };
+        if !note(r, zone, &key, outcome, dry_run) {
+            passed.push((zone, key, dry_run));
+        } else if dry_run {
             dry_refused = true;
-        } else if worst.is_none_or(|w| {
-            (outcome.severity(), outcome.retry_after()) > (w.severity(), w.retry_after())
-        }) {
-            worst = Some(outcome);
+        } else {
+            worst = worse(worst, outcome);
+        }
+    }
+    if worst.is_none() && !single {
+        for (zone, key, dry_run) in passed {
+            // Another worker may have taken the last request in between: then this refuses.
+            let outcome = with_slot(r, zone, &key, |state, now| state.check(&zone.policy, now));
+            match outcome {
+                Some(o) if note(r, zone, &key, o, dry_run) => match dry_run {
+                    true => dry_refused = true,
+                    false => worst = worse(worst, o),
+                },
+                _ => {}
+            }
         }
     }
     let Some(worst) = worst else {
@@ -316,6 +312,43 @@ fn apply(r: &mut Request, llcf: &LimitLocConf, addr: Option<IpAddr>) -> Option<u
         r.add_header_out("Retry-After", &secs.to_string());
     }
     Some(llcf.status.unwrap_or(429))
+}
+
+/// The worse of two outcomes: a ban over a limit, then the longer wait.
+fn worse(a: Option<Outcome>, b: Outcome) -> Option<Outcome> {
+    let rank = |o: &Outcome| (o.severity(), o.retry_after());
+    Some(match a {
+        Some(a) if rank(&a) >= rank(&b) => a,
+        _ => b,
+    })
+}
+
+/// Logs what a zone decided; returns whether it refused.
+fn note(r: &Request, zone: &LimitZone, key: &[u8], outcome: Outcome, dry_run: bool) -> bool {
+    if let Outcome::Limited {
+        ban_started: Some(secs),
+        ..
+    } = outcome
+    {
+        log_ban(r, zone, key, secs, dry_run);
+    }
+    if !outcome.refused() {
+        return false;
+    }
+    let what = if matches!(outcome, Outcome::Banned { .. }) {
+        "banned"
+    } else {
+        "over the rate"
+    };
+    ngx_log_error!(
+        NGX_LOG_INFO,
+        r.log(),
+        "{}limiting requests by zone \"{}\", key \"{}\": {what}",
+        if dry_run { "dry run, not " } else { "" },
+        zone.name(),
+        printable_key(key)
+    );
+    true
 }
 
 /// The request's key for a zone; `None` when empty (not limited) or not computable.

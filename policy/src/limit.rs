@@ -119,6 +119,18 @@ impl LimitState {
         }
     }
 
+    /// Decides one request without recording a pass: only a refusal (which counts towards a
+    /// ban) is recorded. With several zones, passes are recorded with [`LimitState::check`]
+    /// once every zone agreed, so a request refused by one zone costs nothing in the others.
+    pub fn check_refusal(&mut self, p: &LimitPolicy, now: u64) -> Outcome {
+        let mut next = *self;
+        let outcome = next.check(p, now);
+        if outcome.refused() {
+            *self = next;
+        }
+        outcome
+    }
+
     /// Counts a refusal made elsewhere (a wrong key) towards a ban; returns the length in
     /// seconds of a ban it starts.
     pub fn refuse(&mut self, p: &LimitPolicy, now: u64) -> Option<u64> {
@@ -286,6 +298,18 @@ mod tests {
         assert_eq!(s.check(&p, 60_000), Outcome::Passed);
         assert!(!s.is_idle(60_000));
         assert!(s.is_idle(200_000));
+    }
+
+    #[test]
+    fn checking_for_refusal_records_only_refusals() {
+        let p = policy("1r/m", 1, None);
+        let mut s = LimitState::default();
+        for _ in 0..5 {
+            assert_eq!(s.check_refusal(&p, 0), Outcome::Passed);
+        }
+        assert_eq!(s.check(&p, 0), Outcome::Passed);
+        assert_eq!(s.check(&p, 0), Outcome::Passed);
+        assert!(s.check_refusal(&p, 0).refused());
     }
 
     #[test]

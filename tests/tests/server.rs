@@ -231,3 +231,33 @@ fn killing_streamedge_run_takes_nginx_down_with_it() {
         http_get(&s.url("/api/streams")).is_err().then_some(())
     });
 }
+
+#[test]
+fn the_default_configuration_limits_the_api_per_address() {
+    let s = Server::start(Options::default());
+    let url = s.url("/api/streams");
+    let client = reqwest::blocking::Client::new();
+    let got: Vec<(u16, Option<String>)> = (0..120)
+        .map(|_| {
+            let r = client.get(&url).send().unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            (r.status().as_u16(), retry)
+        })
+        .collect();
+    // rate=10r/s burst=50: the burst passes at once (less what the harness used while
+    // waiting for the server), then the rate.
+    let burst = got.iter().take_while(|(s, _)| *s == 200).count();
+    assert!(
+        (45..=53).contains(&burst),
+        "{burst} passed at once: {got:?}"
+    );
+    let refused: Vec<_> = got.iter().filter(|(s, _)| *s == 429).collect();
+    assert!(!refused.is_empty(), "never limited");
+    assert!(
+        refused.iter().all(|(_, r)| r.as_deref() == Some("1")),
+        "{refused:?}"
+    );
+}
