@@ -36,3 +36,29 @@ wrk_run() {
   grep -q "Non-2xx" <<<"$out" && { echo "wrk saw errors:" >&2; echo "$out" >&2; return 1; }
   echo "$rps $p99"
 }
+
+# Starts a bare nginx (2 workers) with the module and the given http block; sets port.
+start_nginx() {
+  port=$(free_port)
+  mkdir -p "$work/ngx/logs"
+  cat >"$work/ngx/nginx.conf" <<CONF
+load_module $module;
+worker_processes 2;
+pid $work/ngx/nginx.pid;
+error_log $work/ngx/logs/error.log notice;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/ngx/body;
+  proxy_temp_path $work/ngx/proxy;
+  fastcgi_temp_path $work/ngx/fastcgi;
+  uwsgi_temp_path $work/ngx/uwsgi;
+  scgi_temp_path $work/ngx/scgi;
+  ${1//\{port\}/$port}
+}
+CONF
+  nginx -p "$work/ngx" -c "$work/ngx/nginx.conf"
+  pids+=("$(cat "$work/ngx/nginx.pid")")
+  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/" >/dev/null && return 0; sleep 0.1; done
+  cat "$work/ngx/logs/error.log" >&2; return 1
+}
