@@ -14,13 +14,6 @@ pub struct BanPolicy {
 }
 
 impl BanPolicy {
-    /// The default for publishers: 5 failed attempts within 10 minutes ban for 15 minutes.
-    pub const PUBLISH_DEFAULT: BanPolicy = BanPolicy {
-        attempts: 5,
-        window: 10 * 60 * 1000,
-        ban: 15 * 60 * 1000,
-    };
-
     fn cost(&self) -> u64 {
         (self.window / u64::from(self.attempts.max(1))).max(1)
     }
@@ -69,11 +62,16 @@ impl BanState {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     const MIN: u64 = 60_000;
-    const P: BanPolicy = BanPolicy::PUBLISH_DEFAULT;
+    /// streamedge's default for publishers: 5 failures within 10 minutes ban for 15.
+    pub const P: BanPolicy = BanPolicy {
+        attempts: 5,
+        window: 10 * MIN,
+        ban: 15 * MIN,
+    };
 
     #[test]
     fn fifth_quick_failure_bans_for_fifteen_minutes() {

@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn outside_refusals_count_towards_the_ban() {
-        let p = policy("10r/s", 10, Some(BanPolicy::PUBLISH_DEFAULT));
+        let p = policy("10r/s", 10, Some(crate::ban::tests::P));
         let mut s = LimitState::default();
         for i in 0..4 {
             assert_eq!(s.refuse(&p, i), None);
