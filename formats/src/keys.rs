@@ -120,6 +120,9 @@ pub struct KeyEntry {
     pub created: String,
     #[serde(default)]
     pub state: KeyState,
+    /// Its live stream plays only through signed links.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
 }
 
 /// The whole keys file.
@@ -246,6 +249,7 @@ mod tests {
                 hash: KeyHash::of(secret.as_bytes()),
                 created: "2026-11-21T00:00:00Z".into(),
                 state,
+                private: false,
             }],
         }
     }

@@ -2,4 +2,6 @@
 //! sides link this crate, so a format is defined once.
 
 pub mod keys;
+pub mod library;
 pub mod name;
+pub mod token;

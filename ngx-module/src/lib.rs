@@ -28,6 +28,7 @@
 //!   update callback for this long is offline.
 //! - `streamedge_streams;` (location): `GET` answers who is live, as JSON.
 
+mod hls;
 mod limit;
 mod shm;
 
@@ -161,17 +162,19 @@ static NGX_HTTP_STREAMEDGE_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_modules: [*const ngx_module_t; 3] = [
+pub static mut ngx_modules: [*const ngx_module_t; 4] = [
     ptr::addr_of!(ngx_http_streamedge_module),
     ptr::addr_of!(limit::ngx_http_streamedge_limit_module),
+    ptr::addr_of!(hls::ngx_http_streamedge_hls_module),
     ptr::null(),
 ];
 
 #[no_mangle]
 #[allow(non_upper_case_globals)]
-pub static mut ngx_module_names: [*const c_char; 3] = [
+pub static mut ngx_module_names: [*const c_char; 4] = [
     c"ngx_http_streamedge_module".as_ptr(),
     c"ngx_http_streamedge_limit_module".as_ptr(),
+    c"ngx_http_streamedge_hls_module".as_ptr(),
     ptr::null(),
 ];
 
@@ -218,6 +221,52 @@ unsafe impl HttpModuleMainConf for StreamedgeModule {
 
 // ---------------------------------------------------------------------------------------
 // Handlers
+
+/// The client's address, from the connection.
+pub(crate) fn client_ip(r: &Request) -> Option<std::net::IpAddr> {
+    use nginx_sys::{sockaddr_in, sockaddr_in6, AF_INET, AF_INET6};
+    use std::net::IpAddr;
+    // SAFETY: every request has a connection with a peer address of its family's size.
+    unsafe {
+        let sa = (*r.connection()).sockaddr;
+        match u32::from((*sa).sa_family) {
+            AF_INET => {
+                let sin = &*sa.cast::<sockaddr_in>();
+                Some(IpAddr::from(
+                    u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
+                ))
+            }
+            AF_INET6 => {
+                let sin6 = &*sa.cast::<sockaddr_in6>();
+                Some(IpAddr::from(sin6.sin6_addr.__in6_u.__u6_addr8))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The data directory, when `streamedge_data` is set.
+pub(crate) fn data_dir(r: &Request) -> Option<&'static std::path::Path> {
+    StreamedgeModule::main_conf(r)?.data_dir.as_deref()
+}
+
+/// Whether a stream is live and private, from the registry; `None` if it was never seen.
+pub(crate) fn stream_state(r: &Request, name: &str) -> Option<(bool, bool)> {
+    let mcf = StreamedgeModule::main_conf(r)?;
+    // SAFETY: the registry zone was registered with `add_zone::<StreamSlot>`.
+    let shared = unsafe { shm::shared::<StreamSlot>(mcf.zone) }?;
+    let now = now(mcf);
+    shared.read(|slots| streamedge_policy::registry::lookup(slots, shared.seed(), name, &now))
+}
+
+/// Whether `name` has an active key, and whether it is private; `None` for unknown names.
+pub(crate) fn stream_key(r: &Request, name: &str) -> Option<bool> {
+    let mcf = StreamedgeModule::main_conf(r)?;
+    refresh_keys(mcf, r.log());
+    let keys = mcf.keys.borrow();
+    let entry = keys.as_ref()?.keys()?.get(name)?;
+    (entry.state == streamedge_formats::keys::KeyState::Active).then_some(entry.private)
+}
 
 /// Monotonic milliseconds, the same clock in every worker, as nginx last cached it.
 pub(crate) fn now_ms() -> u64 {
@@ -450,9 +499,11 @@ http_request_handler!(streams_handler, |r: &mut Request| {
         return send(r, 500, TEXT, b"internal error\n");
     };
     let keys = mcf.keys.borrow();
+    // Private streams are nobody's business: they are not listed.
     let mut streams: Vec<StreamInfo<'_>> = known
         .iter()
-        .map(|(name, live, since)| StreamInfo {
+        .filter(|(_, _, _, private)| !private)
+        .map(|(name, live, since, _)| StreamInfo {
             name: name.as_str(),
             live: *live,
             since: Some(*since),
@@ -466,7 +517,8 @@ http_request_handler!(streams_handler, |r: &mut Request| {
         .unwrap_or_default()
     {
         let active = k.state == streamedge_formats::keys::KeyState::Active;
-        if active && !streams.iter().any(|s| s.name == k.name) {
+        let listed = streams.iter().any(|s| s.name == k.name);
+        if active && !k.private && !listed && !known.iter().any(|(n, ..)| n.as_str() == k.name) {
             streams.push(StreamInfo {
                 name: &k.name,
                 live: false,
@@ -479,11 +531,16 @@ http_request_handler!(streams_handler, |r: &mut Request| {
     send(r, 200, JSON, json.as_bytes())
 });
 
-const TEXT: &str = "text/plain";
-const JSON: &str = "application/json";
+pub(crate) const TEXT: &str = "text/plain";
+pub(crate) const JSON: &str = "application/json";
 
 /// Sends a complete response with an in-memory body.
-fn send(r: &mut Request, status: u16, content_type: &'static str, body: &[u8]) -> Status {
+pub(crate) fn send(
+    r: &mut Request,
+    status: u16,
+    content_type: &'static str,
+    body: &[u8],
+) -> Status {
     let raw: *mut ngx_http_request_t = r.into();
     // SAFETY: `raw` is the current request; the content type is a static string, which
     // nginx only reads.

@@ -22,11 +22,10 @@ use nginx_sys::{
     ngx_http_compile_complex_value, ngx_http_compile_complex_value_t, ngx_http_complex_value_t,
     ngx_http_handler_pt, ngx_http_module_t, ngx_http_phases_NGX_HTTP_PREACCESS_PHASE,
     ngx_http_request_t, ngx_http_variable_value_t, ngx_int_t, ngx_module_t, ngx_parse_size,
-    ngx_parse_time, ngx_str_t, ngx_uint_t, ngx_variable_value_t, sockaddr_in, sockaddr_in6,
-    AF_INET, AF_INET6, NGX_CONF_1MORE, NGX_CONF_2MORE, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_ERROR,
-    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
-    NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_HTTP_VAR_NOCACHEABLE, NGX_LOG_ALERT, NGX_LOG_EMERG,
-    NGX_LOG_INFO, NGX_LOG_WARN,
+    ngx_parse_time, ngx_str_t, ngx_uint_t, ngx_variable_value_t, NGX_CONF_1MORE, NGX_CONF_2MORE,
+    NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_ERROR, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
+    NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF,
+    NGX_HTTP_VAR_NOCACHEABLE, NGX_LOG_ALERT, NGX_LOG_EMERG, NGX_LOG_INFO, NGX_LOG_WARN,
 };
 use ngx::core::{Pool, Status, NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{
@@ -210,7 +209,7 @@ http_request_handler!(limit_handler, |r: &mut Request| {
     if llcf.deferred || llcf.limits.as_ref().is_none_or(|l| l.is_empty()) || ctx(r).is_some() {
         return Status::NGX_DECLINED;
     }
-    match apply(r, llcf, client_ip(r)) {
+    match apply(r, llcf, crate::client_ip(r)) {
         Some(status) => Status(status as ngx_int_t),
         None => Status::NGX_DECLINED,
     }
@@ -404,28 +403,6 @@ fn set_ctx(r: &mut Request, result: &'static str) {
     let p = pool.allocate(LimitCtx { result });
     if !p.is_null() {
         r.set_module_ctx(p.cast(), LimitModule::module());
-    }
-}
-
-/// The client's address, from the connection.
-fn client_ip(r: &Request) -> Option<IpAddr> {
-    // SAFETY: every request has a connection with a peer address of `socklen` bytes.
-    unsafe {
-        let c = r.connection();
-        let sa = (*c).sockaddr;
-        match u32::from((*sa).sa_family) {
-            AF_INET => {
-                let sin = &*sa.cast::<sockaddr_in>();
-                Some(IpAddr::from(
-                    u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
-                ))
-            }
-            AF_INET6 => {
-                let sin6 = &*sa.cast::<sockaddr_in6>();
-                Some(IpAddr::from(sin6.sin6_addr.__in6_u.__u6_addr8))
-            }
-            _ => None,
-        }
     }
 }
 

@@ -82,11 +82,11 @@ pub fn decide(cb: &Callback<'_>, registry: &mut Registry<'_>, set: &Settings<'_>
         Call::UpdatePublish => match verify(cb, set) {
             // A broken keys file is the operator's to fix, not a reason to cut streams off.
             _ if set.keys.is_none() => {
-                registry.update(&name, cb.clientid, &set.now);
+                registry.update(&name, cb.clientid, None, &set.now);
                 Decision::new(200)
             }
             Verdict::Accepted => {
-                registry.update(&name, cb.clientid, &set.now);
+                registry.update(&name, cb.clientid, is_private(cb, set), &set.now);
                 Decision::new(200)
             }
             v => Decision::new(403).log(
@@ -108,6 +108,12 @@ pub fn decide(cb: &Callback<'_>, registry: &mut Registry<'_>, set: &Settings<'_>
         }
         Call::Play | Call::PlayDone | Call::Other => Decision::new(200),
     }
+}
+
+/// Whether the name's key marks its stream private; `None` when the keys are unusable.
+fn is_private(cb: &Callback<'_>, set: &Settings<'_>) -> Option<bool> {
+    let keys = set.keys?;
+    Some(keys.get(&cb.name).is_some_and(|k| k.private))
 }
 
 fn verify(cb: &Callback<'_>, set: &Settings<'_>) -> Verdict {
@@ -135,7 +141,12 @@ fn publish(
         );
     }
     match verify(cb, set) {
-        Verdict::Accepted => match registry.publish(name, cb.clientid, &set.now) {
+        Verdict::Accepted => match registry.publish(
+            name,
+            cb.clientid,
+            is_private(cb, set) == Some(true),
+            &set.now,
+        ) {
             Publish::Busy => Decision::new(409).log(
                 Level::Warn,
                 format!(
@@ -192,6 +203,7 @@ mod tests {
                 hash: KeyHash::of(secret.as_bytes()),
                 created: String::new(),
                 state,
+                private: false,
             };
             World {
                 streams: vec![StreamSlot::default(); 64],

@@ -8,31 +8,11 @@
 //! Keeping "the last good keys" would differ from worker to worker, since each has its own.
 
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::filestamp::Stamp;
+
 use streamedge_formats::keys::KeyFile;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stamp {
-    dev: u64,
-    ino: u64,
-    size: u64,
-    mtime: i64,
-    mtime_nsec: i64,
-}
-
-impl Stamp {
-    fn of(m: &fs::Metadata) -> Self {
-        Stamp {
-            dev: m.dev(),
-            ino: m.ino(),
-            size: m.size(),
-            mtime: m.mtime(),
-            mtime_nsec: m.mtime_nsec(),
-        }
-    }
-}
 
 /// What a refresh found, for the caller to log.
 #[derive(Debug, PartialEq, Eq)]
@@ -127,6 +107,7 @@ mod tests {
                     hash: KeyHash::of(s.as_bytes()),
                     created: String::new(),
                     state: KeyState::Active,
+                    private: false,
                 })
                 .collect(),
         };

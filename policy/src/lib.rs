@@ -5,7 +5,10 @@
 pub mod auth;
 pub mod ban;
 pub mod callback;
+pub mod filestamp;
+pub mod hls;
 pub mod keycache;
+pub mod library;
 pub mod limit;
 pub mod registry;
 pub mod table;

@@ -47,6 +47,8 @@ impl NameKey {
 #[repr(C)]
 pub struct StreamState {
     pub live: bool,
+    /// Plays only through signed links (from the name's key).
+    pub private: bool,
     /// nginx-rtmp's connection number of the current publisher.
     pub clientid: u64,
     /// Wall-clock seconds when the stream went live, or offline.
@@ -101,7 +103,7 @@ impl Registry<'_> {
     }
 
     /// Records an accepted publish.
-    pub fn publish(&mut self, key: &NameKey, clientid: u64, now: &Now) -> Publish {
+    pub fn publish(&mut self, key: &NameKey, clientid: u64, private: bool, now: &Now) -> Publish {
         let h = self.hash(key);
         let Some((i, how)) = table::claim(self.slots, h, key, now.mono, |s| !now.is_live(s)) else {
             return Publish::Untracked;
@@ -112,6 +114,7 @@ impl Registry<'_> {
         }
         *s = StreamState {
             live: true,
+            private,
             clientid,
             since: now.wall,
             seen: now.mono,
@@ -122,18 +125,22 @@ impl Registry<'_> {
         }
     }
 
-    /// Records a heartbeat from a publisher that is still sending. A heartbeat for a stream
-    /// the registry lost (a zone that was recreated) brings it back.
-    pub fn update(&mut self, key: &NameKey, clientid: u64, now: &Now) {
+    /// Records a heartbeat from a publisher that is still sending, with the name's current
+    /// privacy (`None`: unknown, keep it). A heartbeat for a stream the registry lost (a zone
+    /// that was recreated) brings it back.
+    pub fn update(&mut self, key: &NameKey, clientid: u64, private: Option<bool>, now: &Now) {
         let h = self.hash(key);
         match table::find(self.slots, h, key) {
             Some(i) if self.slots[i].value.live && self.slots[i].value.clientid == clientid => {
-                self.slots[i].value.seen = now.mono;
-                self.slots[i].touched = now.mono;
+                let slot = &mut self.slots[i];
+                slot.value.seen = now.mono;
+                slot.value.private = private.unwrap_or(slot.value.private);
+                slot.touched = now.mono;
             }
             Some(i) if self.slots[i].value.live => {}
             _ => {
-                self.publish(key, clientid, now);
+                // Unknown privacy for a stream seen again: private until known, the safe side.
+                self.publish(key, clientid, private.unwrap_or(true), now);
             }
         }
     }
@@ -154,13 +161,21 @@ impl Registry<'_> {
     }
 }
 
-/// Every stream in `slots`, as (name, live, since).
-pub fn list(slots: &[StreamSlot], now: &Now) -> Vec<(NameKey, bool, i64)> {
+/// Every stream in `slots`, as (name, live, since, private).
+pub fn list(slots: &[StreamSlot], now: &Now) -> Vec<(NameKey, bool, i64, bool)> {
     slots
         .iter()
         .filter(|s| s.used)
-        .map(|s| (s.key, now.is_live(&s.value), s.value.since))
+        .map(|s| (s.key, now.is_live(&s.value), s.value.since, s.value.private))
         .collect()
+}
+
+/// Whether `name` is live now, and whether it is private; `None` if never seen.
+pub fn lookup(slots: &[StreamSlot], seed: [u64; 2], name: &str, now: &Now) -> Option<(bool, bool)> {
+    let key = NameKey::new(name)?;
+    let i = table::find(slots, table::hash(seed, name.as_bytes()), &key)?;
+    let s = &slots[i].value;
+    Some((now.is_live(s), s.private))
 }
 
 /// One entry of `GET /api/streams`.
@@ -233,10 +248,10 @@ mod tests {
         let mut slots = vec![StreamSlot::default(); 32];
         let mut r = reg(&mut slots);
         let alice = NameKey::new("alice").unwrap();
-        assert_eq!(r.publish(&alice, 7, &now(1000, None)), Publish::Live);
+        assert_eq!(r.publish(&alice, 7, false, &now(1000, None)), Publish::Live);
         assert_eq!(live_names(&r, &now(2000, None)), ["alice"]);
         // A second publisher for a live name is refused; the first stays live.
-        assert_eq!(r.publish(&alice, 8, &now(3000, None)), Publish::Busy);
+        assert_eq!(r.publish(&alice, 8, false, &now(3000, None)), Publish::Busy);
         // A stale done from another client changes nothing.
         assert!(!r.done(&alice, 8, &now(3000, None)));
         assert!(r.done(&alice, 7, &now(4000, None)));
@@ -244,7 +259,7 @@ mod tests {
         let all = list(r.slots, &now(5000, None));
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].2, 1_700_000_004);
-        assert_eq!(r.publish(&alice, 9, &now(6000, None)), Publish::Live);
+        assert_eq!(r.publish(&alice, 9, false, &now(6000, None)), Publish::Live);
     }
 
     #[test]
@@ -253,12 +268,12 @@ mod tests {
         let mut r = reg(&mut slots);
         let bob = NameKey::new("bob").unwrap();
         let t = Some(30_000);
-        r.publish(&bob, 1, &now(0, t));
-        r.update(&bob, 1, &now(20_000, t));
+        r.publish(&bob, 1, false, &now(0, t));
+        r.update(&bob, 1, None, &now(20_000, t));
         assert_eq!(live_names(&r, &now(45_000, t)), ["bob"]);
         assert!(live_names(&r, &now(50_000, t)).is_empty());
         // The silent publisher no longer blocks the name.
-        assert_eq!(r.publish(&bob, 2, &now(50_000, t)), Publish::Live);
+        assert_eq!(r.publish(&bob, 2, false, &now(50_000, t)), Publish::Live);
     }
 
     #[test]
@@ -266,8 +281,19 @@ mod tests {
         let mut slots = vec![StreamSlot::default(); 8];
         let mut r = reg(&mut slots);
         let c = NameKey::new("carol").unwrap();
-        r.update(&c, 5, &now(100, None));
+        r.update(&c, 5, None, &now(100, None));
         assert_eq!(live_names(&r, &now(200, None)), ["carol"]);
+        // Seen again without knowing its key: private until an update says otherwise.
+        assert_eq!(
+            lookup(r.slots, r.seed, "carol", &now(200, None)),
+            Some((true, true))
+        );
+        r.update(&c, 5, Some(false), &now(300, None));
+        assert_eq!(
+            lookup(r.slots, r.seed, "carol", &now(300, None)),
+            Some((true, false))
+        );
+        assert_eq!(lookup(r.slots, r.seed, "nobody", &now(300, None)), None);
     }
 
     #[test]

@@ -204,6 +204,11 @@ impl Config {
         self.data_dir.join("keys.toml")
     }
 
+    /// The signing secrets for private links.
+    pub fn secrets_file(&self) -> PathBuf {
+        self.data_dir.join("sign.keys")
+    }
+
     pub fn pid_file(&self) -> PathBuf {
         self.nginx.prefix.join("nginx.pid")
     }

@@ -28,6 +28,7 @@ pub struct NewKey {
 pub struct KeyInfo {
     pub name: String,
     pub state: String,
+    pub private: bool,
     pub created: String,
 }
 
@@ -95,8 +96,9 @@ fn issue(config: &Config, name: &str, secret: &str) -> NewKey {
     }
 }
 
-/// `keys add NAME`: a new name with a new secret.
-pub fn add(config: &Config, name: &str) -> Result<NewKey> {
+/// `keys add NAME`: a new name with a new secret; a private one plays only through signed
+/// links.
+pub fn add(config: &Config, name: &str, private: bool) -> Result<NewKey> {
     check(name)?;
     let mut keys = lock(config)?;
     if keys.file.get(name).is_some() {
@@ -108,6 +110,7 @@ pub fn add(config: &Config, name: &str) -> Result<NewKey> {
         hash: KeyHash::of(secret.as_bytes()),
         created: now_rfc3339(),
         state: KeyState::Active,
+        private,
     });
     save(config, &keys.file)?;
     Ok(issue(config, name, &secret))
@@ -139,6 +142,18 @@ pub fn revoke(config: &Config, name: &str) -> Result<()> {
     save(config, &keys.file)
 }
 
+/// `keys private NAME` / `keys public NAME`. A live stream follows within one update
+/// callback (10 seconds); new viewers at once.
+pub fn set_private(config: &Config, name: &str, private: bool) -> Result<()> {
+    check(name)?;
+    let mut keys = lock(config)?;
+    let Some(entry) = keys.file.get_mut(name) else {
+        bail!("unknown stream name \"{name}\"");
+    };
+    entry.private = private;
+    save(config, &keys.file)
+}
+
 /// `keys list`.
 pub fn list(config: &Config) -> Result<Vec<KeyInfo>> {
     Ok(load(&config.keys_file())?
@@ -147,6 +162,7 @@ pub fn list(config: &Config) -> Result<Vec<KeyInfo>> {
         .map(|k| KeyInfo {
             name: k.name,
             state: k.state.to_string(),
+            private: k.private,
             created: k.created,
         })
         .collect())

@@ -4,9 +4,11 @@ mod config;
 mod fsutil;
 mod init;
 mod keys;
+mod library;
 mod nginx;
 mod render;
 mod run;
+mod sign;
 mod status;
 
 use std::path::PathBuf;
@@ -38,6 +40,27 @@ enum Command {
     /// Manage stream keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Print a link that opens a private stream or library item for a while.
+    Sign {
+        /// What to open: /live/NAME or /vod/ID (or a file below them).
+        #[arg(required_unless_present = "rotate_secret")]
+        path: Option<String>,
+        /// How long the link works ("30m", "1h", "7d").
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: std::time::Duration,
+        /// Only this client address may use the link.
+        #[arg(long)]
+        ip: Option<std::net::IpAddr>,
+        #[arg(long)]
+        json: bool,
+        /// Make a new signing secret; links signed with the current one keep working until
+        /// the next rotation.
+        #[arg(long, conflicts_with_all = ["path", "ip"])]
+        rotate_secret: bool,
+    },
+    /// Library items.
+    #[command(subcommand)]
+    Library(LibraryCommand),
     /// Show whether nginx runs, who is live and how many keys exist.
     Status {
         #[arg(long)]
@@ -46,13 +69,28 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum LibraryCommand {
+    /// Let an item play only through signed links.
+    Private { id: String },
+    /// Let anyone play an item.
+    Public { id: String },
+}
+
+#[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// Create a key for a new stream name; the secret is shown once.
     Add {
         name: String,
+        /// The stream plays only through signed links (`streamedge sign`).
+        #[arg(long)]
+        private: bool,
         #[arg(long)]
         json: bool,
     },
+    /// Let a name's stream play only through signed links.
+    Private { name: String },
+    /// Let anyone watch a name's stream.
+    Public { name: String },
     /// List stream names and the state of their keys (never a secret).
     List {
         #[arg(long)]
@@ -89,8 +127,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Keys(k) => {
             let c = load()?;
             match k {
-                KeysCommand::Add { name, json } => {
-                    let k = keys::add(&c, &name)?;
+                KeysCommand::Add {
+                    name,
+                    private,
+                    json,
+                } => {
+                    let k = keys::add(&c, &name, private)?;
                     if json {
                         print_json(&k)?
                     } else {
@@ -105,6 +147,14 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                         print!("{}", keys::describe(&c, &k))
                     }
                 }
+                KeysCommand::Private { name } => {
+                    keys::set_private(&c, &name, true)?;
+                    println!("\"{name}\" plays only through signed links now (`streamedge sign /live/{name}`)");
+                }
+                KeysCommand::Public { name } => {
+                    keys::set_private(&c, &name, false)?;
+                    println!("anyone may watch \"{name}\" now");
+                }
                 KeysCommand::Revoke { name } => {
                     keys::revoke(&c, &name)?;
                     println!("revoked the key of \"{name}\": it can no longer publish");
@@ -116,11 +166,48 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     } else if list.is_empty() {
                         println!("no stream keys yet: `streamedge keys add NAME` makes one");
                     } else {
-                        println!("{:<24} {:<8} CREATED", "NAME", "STATE");
+                        println!("{:<24} {:<8} {:<8} CREATED", "NAME", "STATE", "ACCESS");
                         for k in list {
-                            println!("{:<24} {:<8} {}", k.name, k.state, k.created);
+                            let access = if k.private { "private" } else { "public" };
+                            println!("{:<24} {:<8} {:<8} {}", k.name, k.state, access, k.created);
                         }
                     }
+                }
+            }
+        }
+        Command::Sign {
+            path,
+            ttl,
+            ip,
+            json,
+            rotate_secret,
+        } => {
+            let c = load()?;
+            if rotate_secret {
+                let reloaded = sign::rotate(&c)?;
+                println!("new signing secret in use; links signed before keep working until the next rotation");
+                if !reloaded {
+                    println!("nginx is not running: it reads the new secret when it starts");
+                }
+            } else {
+                let s = sign::sign(&c, path.as_deref().unwrap_or_default(), ttl, ip)?;
+                if json {
+                    print_json(&s)?
+                } else {
+                    println!("{}\n(valid until {})", s.url, s.expires)
+                }
+            }
+        }
+        Command::Library(l) => {
+            let c = load()?;
+            match l {
+                LibraryCommand::Private { id } => {
+                    library::set_private(&c, &id, true)?;
+                    println!("library item \"{id}\" plays only through signed links now (`streamedge sign /vod/{id}`)");
+                }
+                LibraryCommand::Public { id } => {
+                    library::set_private(&c, &id, false)?;
+                    println!("anyone may play library item \"{id}\" now");
                 }
             }
         }

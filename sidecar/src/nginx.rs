@@ -48,6 +48,15 @@ pub async fn test_config(config: &Config) -> Result<()> {
     Ok(())
 }
 
+/// Asks a running nginx (started with this configuration) to reload; false if none runs.
+pub fn reload_running(config: &Config) -> Result<bool> {
+    let Some(pid) = running_pid(config) else {
+        return Ok(false);
+    };
+    kill(Pid::from_raw(pid), Signal::SIGHUP).context("cannot signal nginx")?;
+    Ok(true)
+}
+
 /// The pid of a running nginx master started with this configuration, if any.
 pub fn running_pid(config: &Config) -> Option<i32> {
     pid_alive(&config.pid_file())

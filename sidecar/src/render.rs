@@ -142,6 +142,7 @@ pub fn prepare_dirs(config: &Config, user: Option<&WorkerUser>) -> Result<()> {
     if let Some(dir) = config.nginx.conf.parent() {
         ensure_dir(dir, 0o755, None)?;
     }
+    crate::sign::ensure_secrets(config)?;
     ensure_placeholder_cert(config)
 }
 
@@ -180,6 +181,7 @@ pub fn write_nginx_conf(config: &Config, user: Option<&WorkerUser>) -> Result<()
         ("rtmp_listen", listen(config.ports.rtmp)),
         ("http_port", config.ports.http.to_string()),
         ("ssl_certificate", cert.display().to_string()),
+        ("secrets_file", config.secrets_file().display().to_string()),
         ("ssl_certificate_key", key.display().to_string()),
     ];
     let nginx = fill(NGINX_CONF, &values)?;

@@ -424,13 +424,48 @@ pub fn http_get(url: &str) -> reqwest::Result<Response> {
 /// Sends raw bytes as a request and returns the status code nginx answered, if any. For
 /// requests no well-behaved client would send.
 pub fn raw_request(port: u16, request: &[u8]) -> Option<u16> {
+    raw_exchange(port, request).map(|(status, _)| status)
+}
+
+/// Sends raw bytes and returns the status and the whole response, headers included.
+pub fn raw_exchange(port: u16, request: &[u8]) -> Option<(u16, Vec<u8>)> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
     s.write_all(request).ok()?;
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     let head = String::from_utf8_lossy(&buf);
-    head.split_whitespace().nth(1)?.parse().ok()
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, buf))
+}
+
+/// `GET` of a path sent exactly as given (clients would normalize or escape it).
+pub fn raw_get(port: u16, path: &[u8]) -> Option<(u16, Vec<u8>)> {
+    let mut req = b"GET ".to_vec();
+    req.extend_from_slice(path);
+    req.extend_from_slice(b" HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+    raw_exchange(port, &req)
+}
+
+/// `ffprobe` on a URL: the codec types of the streams it could decode, in order.
+pub fn ffprobe_streams(url: &str) -> Vec<String> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+            url,
+        ])
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 /// A form POST to the callback location, as nginx-rtmp sends it (HTTP/1.0).
@@ -551,4 +586,69 @@ pub fn statuses(url: &str, n: usize) -> Vec<u16> {
     (0..n)
         .map(|_| http_get(url).expect("request").status)
         .collect()
+}
+
+/// Decodes `secs` seconds of video and audio from `url` with ffmpeg; both must be present.
+/// Returns whether it worked and what ffmpeg said.
+pub fn ffmpeg_decodes(url: &str, secs: u32) -> (bool, String) {
+    let out = Command::new("timeout")
+        .args([
+            "60",
+            "ffmpeg",
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            url,
+            "-t",
+            &secs.to_string(),
+        ])
+        .args(["-map", "0:v:0", "-map", "0:a:0", "-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Makes a library item as the sidecar publishes one: two renditions of a short test clip
+/// in fMP4 HLS (VOD playlists, a master playlist) and a meta.json.
+pub fn make_vod_item(vod_dir: &Path, id: &str, meta: &str) {
+    let dir = vod_dir.join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let status = Command::new("ffmpeg")
+        .current_dir(&dir)
+        .args(["-nostdin", "-v", "error", "-y"])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=duration=4:size=320x180:rate=15",
+        ])
+        .args(["-f", "lavfi", "-i", "sine=duration=4:frequency=440"])
+        .args(["-filter_complex", "[0:v]split=2[a][b];[b]scale=160:90[c]"])
+        .args(["-map", "[a]", "-map", "[c]", "-map", "1:a", "-map", "1:a"])
+        .args([
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "15",
+            "-c:a",
+            "aac",
+        ])
+        .args(["-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod"])
+        .args([
+            "-hls_segment_type",
+            "fmp4",
+            "-master_pl_name",
+            "master.m3u8",
+        ])
+        .args(["-var_stream_map", "v:0,a:0 v:1,a:1", "v%v/index.m3u8"])
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success(), "ffmpeg could not make the VOD fixture");
+    std::fs::write(dir.join("meta.json"), meta).unwrap();
 }
