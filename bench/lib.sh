@@ -41,8 +41,12 @@ wrk_run() {
 start_nginx() {
   port=$(free_port)
   mkdir -p "$work/ngx/logs"
+  local user=""
+  # As streamedge's own configuration does: workers as www-data when started as root.
+  [ "$(id -u)" -eq 0 ] && user="user www-data;"
   cat >"$work/ngx/nginx.conf" <<CONF
 load_module $module;
+$user
 worker_processes 2;
 pid $work/ngx/nginx.pid;
 error_log $work/ngx/logs/error.log notice;

@@ -385,9 +385,18 @@ extern "C" fn ngx_http_streamedge_hls(
     clcf.alias = 0;
     clcf.root_lengths = ptr::null_mut();
     clcf.root_values = ptr::null_mut();
-    // No symlink below the data directory is followed, whatever else the configuration
-    // says: a link to /etc inside an item must not serve /etc.
-    let Some(from) = compile_literal(cf, root) else {
+    // No symlink below DATA/live or DATA/vod is followed, whatever else the configuration
+    // says: a link to /etc inside an item must not serve /etc. (`live` and `vod` themselves
+    // may be links, say to a RAM disk: that is the administrator's choice.)
+    let from_text = format!(
+        "{}{}",
+        data.trim_end_matches('/'),
+        mode.prefix().trim_end_matches('/')
+    );
+    // SAFETY: copied into the configuration pool, like the root.
+    let Some(from) = (unsafe { ngx_str_t::from_bytes((*cf).pool, from_text.as_bytes()) })
+        .and_then(|f| compile_literal(cf, f))
+    else {
         return NGX_CONF_ERROR;
     };
     clcf.disable_symlinks = NGX_DISABLE_SYMLINKS_ON as ngx_uint_t;

@@ -370,3 +370,29 @@ fn private_library_items_and_secret_rotation() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no library item \"nothing\""));
 }
+
+#[test]
+fn privacy_of_a_name_can_change_and_applies_to_new_viewers_at_once() {
+    let s = Server::start(Options::default());
+    s.key("add", "erin");
+    let r = http_get(&s.url("/live/erin/index.m3u8")).unwrap();
+    assert_eq!(
+        (r.status, r.header("content-type")),
+        (404, Some("application/json"))
+    );
+    assert!(s.cli(&["keys", "private", "erin"]).status.success());
+    // Offline and private: forbidden, not "offline": nothing is said about it.
+    assert_eq!(
+        http_get(&s.url("/live/erin/index.m3u8")).unwrap().status,
+        403
+    );
+    assert!(s.streams().is_empty(), "a private name is not listed");
+    let list = s.cli(&["keys", "list"]);
+    assert!(String::from_utf8_lossy(&list.stdout).contains("private"));
+    assert!(s.cli(&["keys", "public", "erin"]).status.success());
+    assert_eq!(
+        http_get(&s.url("/live/erin/index.m3u8")).unwrap().status,
+        404
+    );
+    assert_eq!(s.streams(), vec![("erin".to_string(), false)]);
+}

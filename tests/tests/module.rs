@@ -131,6 +131,31 @@ fn bad_directives_fail_nginx_t_with_file_and_line() {
             6,
         ),
         (
+            "streamedge_data /tmp;\nserver { listen 127.0.0.1:1;\nlocation /live/ { streamedge_hls films; } }",
+            "invalid value \"films\", it must be \"live\" or \"vod\"",
+            8,
+        ),
+        (
+            "streamedge_data /tmp;\nserver { listen 127.0.0.1:1;\nlocation /hls/ { streamedge_hls live; } }",
+            "\"streamedge_hls live\" must be in \"location /live/\"",
+            8,
+        ),
+        (
+            "server { listen 127.0.0.1:1;\nlocation /vod/ { streamedge_hls vod; } }",
+            "\"streamedge_hls\" requires \"streamedge_data\" before it",
+            7,
+        ),
+        (
+            "streamedge_hls_secrets /nonexistent/sign.keys;",
+            "cannot use signing secrets \"/nonexistent/sign.keys\": No such file or directory (os error 2)",
+            6,
+        ),
+        (
+            "streamedge_hls_cors off;\nstreamedge_hls_cors *;",
+            "\"streamedge_hls_cors\" directive is duplicate",
+            7,
+        ),
+        (
             "streamedge_live_timeout never;",
             "invalid live timeout \"never\"",
             6,

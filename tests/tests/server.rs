@@ -99,7 +99,18 @@ fn bad_input_is_one_clear_line_and_a_failing_exit_code() {
         (&["keys", "add", &"x".repeat(65)], "stream name is longer than 64 characters"),
         (&["keys", "revoke", "nobody"], "streamedge: unknown stream name \"nobody\""),
         (&["keys", "rotate", "nobody"], "streamedge: unknown stream name \"nobody\""),
+        (&["keys", "private", "nobody"], "streamedge: unknown stream name \"nobody\""),
+        (&["sign", "/etc/passwd"], "streamedge: cannot sign \"/etc/passwd\": expected /live/NAME or /vod/ID"),
+        (&["sign", "/live/../keys"], "streamedge: cannot sign \"/live/../keys\": stream name may contain only"),
+        (&["library", "public", "../x"], "streamedge: invalid library item id \"../x\""),
     ];
+    let usage = s.cli(&["sign", "/live/alice", "--ttl", "soon"]);
+    assert_eq!(
+        usage.status.code(),
+        Some(2),
+        "clap reports bad arguments with 2"
+    );
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("--ttl"));
     for (args, want) in cases {
         let out = s.cli(args);
         let err = String::from_utf8_lossy(&out.stderr);
