@@ -22,7 +22,93 @@ pub struct Config {
     #[serde(default)]
     pub publish: Publish,
     #[serde(default)]
+    pub acme: Acme,
+    #[serde(default)]
     pub nginx: Nginx,
+}
+
+/// Certificates from an ACME CA. No domains: no ACME, HTTPS keeps its placeholder.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Acme {
+    /// One certificate with all these names, stored under the first.
+    pub domains: Vec<String>,
+    pub email: Option<String>,
+    /// "letsencrypt", "letsencrypt-staging", or the directory URL of another CA.
+    pub directory: String,
+    /// A PEM root to trust for the CA's own HTTPS (private CAs).
+    pub ca_root: Option<PathBuf>,
+    /// How often to look at the certificate ("12h").
+    pub renew_check: String,
+    /// External account binding, for CAs that require it.
+    pub eab_kid: Option<String>,
+    pub eab_hmac_key: Option<String>,
+}
+
+impl Default for Acme {
+    fn default() -> Self {
+        Acme {
+            domains: Vec::new(),
+            email: None,
+            directory: "letsencrypt".into(),
+            ca_root: None,
+            renew_check: "12h".into(),
+            eab_kid: None,
+            eab_hmac_key: None,
+        }
+    }
+}
+
+impl Acme {
+    pub fn enabled(&self) -> bool {
+        !self.domains.is_empty()
+    }
+
+    pub fn directory_url(&self) -> String {
+        match self.directory.as_str() {
+            "letsencrypt" => streamedge_acme::LETSENCRYPT.into(),
+            "letsencrypt-staging" => streamedge_acme::LETSENCRYPT_STAGING.into(),
+            url => url.into(),
+        }
+    }
+
+    pub fn renew_check(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.renew_check)
+            .unwrap_or(std::time::Duration::from_secs(12 * 3600))
+    }
+
+    fn check(&self) -> Result<()> {
+        for d in &self.domains {
+            let ok = !d.is_empty()
+                && d.len() <= 253
+                && d.contains('.')
+                && d.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && !l.starts_with('-')
+                        && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                });
+            if !ok {
+                bail!(
+                    "acme.domains: \"{d}\" is not a domain name (HTTP-01 cannot issue wildcards)"
+                );
+            }
+        }
+        let url = self.directory_url();
+        if !url.starts_with("https://") {
+            bail!("acme.directory \"{}\" must be \"letsencrypt\", \"letsencrypt-staging\" or an https:// URL", self.directory);
+        }
+        if humantime::parse_duration(&self.renew_check).is_err() {
+            bail!(
+                "acme.renew_check \"{}\" is not a duration such as \"12h\"",
+                self.renew_check
+            );
+        }
+        if self.eab_kid.is_some() != self.eab_hmac_key.is_some() {
+            bail!("acme.eab_kid and acme.eab_hmac_key go together");
+        }
+        Ok(())
+    }
 }
 
 /// How publishers are checked.
@@ -165,7 +251,10 @@ impl Config {
             &mut self.nginx.module,
             &mut self.nginx.rtmp_module,
             &mut self.nginx.binary,
-        ] {
+        ]
+        .into_iter()
+        .chain(self.acme.ca_root.as_mut())
+        {
             if p.is_relative() {
                 *p = base.join(&*p);
             }
@@ -191,6 +280,7 @@ impl Config {
                 bail!("publish.{key} \"{value}\" is not a time such as \"30s\", \"10m\" or \"1h\"");
             }
         }
+        self.acme.check()?;
         if self.public_host.is_empty() || self.public_host.contains(['/', ' ', '?', '#']) {
             bail!(
                 "public_host \"{}\" is not a host name or address",

@@ -26,9 +26,12 @@ pub struct InitArgs {
     /// Data directory [default: DIR/data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// The public domain name of this server.
+    /// The public domain name of this server: HTTPS gets a certificate for it by ACME.
     #[arg(long)]
     pub domain: Option<String>,
+    /// Contact address for the certificate authority.
+    #[arg(long)]
+    pub email: Option<String>,
     /// Host name or address shown to publishers and viewers [default: the domain, else this
     /// machine's LAN address].
     #[arg(long)]
@@ -111,6 +114,11 @@ pub fn init(args: &InitArgs) -> Result<Config> {
             rtmp: args.rtmp_port,
         },
         publish: Default::default(),
+        acme: crate::config::Acme {
+            domains: args.domain.iter().cloned().collect(),
+            email: args.email.clone(),
+            ..Default::default()
+        },
         nginx: Nginx {
             binary: args.nginx.clone(),
             prefix: ".".into(),

@@ -1,5 +1,6 @@
 //! `streamedge`: the sidecar daemon and command line of a streamedge home server.
 
+mod certs;
 mod config;
 mod fsutil;
 mod init;
@@ -61,10 +62,28 @@ enum Command {
     /// Library items.
     #[command(subcommand)]
     Library(LibraryCommand),
+    /// The HTTPS certificate (ACME).
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Show whether nginx runs, who is live and how many keys exist.
     Status {
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum CertCommand {
+    /// Names, expiry, next renewal and the last error.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Renew now if due (or with --force, regardless); exits 0 only with a valid certificate
+    /// in service.
+    Renew {
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -209,6 +228,46 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     library::set_private(&c, &id, false)?;
                     println!("anyone may play library item \"{id}\" now");
                 }
+            }
+        }
+        Command::Cert(CertCommand::Status { json }) => {
+            let c = load()?;
+            let Some(st) = certs::status(&c)? else {
+                anyhow::bail!("ACME is off: set acme.domains in streamedge.toml (or streamedge init --domain NAME)");
+            };
+            if json {
+                print_json(&st)?;
+            } else {
+                println!("domains: {}", st.domains.join(", "));
+                match (&st.not_after, &st.next_renewal) {
+                    (Some(na), Some(nr)) => println!(
+                        "certificate: serial {}, valid until {na}, renewal from {nr}",
+                        st.serial.as_deref().unwrap_or("?")
+                    ),
+                    _ => println!("certificate: none yet (HTTPS serves a self-signed placeholder)"),
+                }
+                if let Some(e) = &st.last_error {
+                    println!("last error: {e} ({} failure(s) in a row)", st.failures);
+                }
+                if let Some(n) = &st.next_attempt {
+                    println!("next attempt: {n}");
+                }
+            }
+        }
+        Command::Cert(CertCommand::Renew { force }) => {
+            let c = load()?;
+            match certs::renew(&c, force).await? {
+                certs::Outcome::Renewed(info) => println!(
+                    "new certificate for {} (serial {}), valid until {}",
+                    info.names.join(", "),
+                    info.serial,
+                    humantime::format_rfc3339_seconds(info.not_after)
+                ),
+                certs::Outcome::NotDue { not_after, renew_at } => println!(
+                    "the certificate is valid until {}; renewal is due from {} (--force renews now)",
+                    humantime::format_rfc3339_seconds(not_after),
+                    humantime::format_rfc3339_seconds(renew_at)
+                ),
             }
         }
         Command::Status { json } => {

@@ -112,7 +112,7 @@ fn ensure_placeholder_cert(config: &Config) -> Result<()> {
     ensure_dir(dir, 0o700, None)?;
     write_atomic(
         &key_path,
-        cert.key_pair.serialize_pem().as_bytes(),
+        cert.signing_key.serialize_pem().as_bytes(),
         0o600,
         None,
     )?;
@@ -131,9 +131,19 @@ pub fn prepare_dirs(config: &Config, user: Option<&WorkerUser>) -> Result<()> {
     }
     // Read by nginx's master only, which runs as the sidecar's user.
     ensure_dir(&data.join("certs"), 0o755, None)?;
-    // The sidecar's own: scratch space, job records, ACME and DNS state.
-    for sub in [".work", "jobs", "acme", "ddns"] {
+    // The sidecar's own: scratch space, job records, DNS state.
+    for sub in [".work", "jobs", "ddns"] {
         ensure_dir(&data.join(sub), 0o700, None)?;
+    }
+    // ACME: the account stays private, but nginx's workers must reach the challenge files.
+    ensure_dir(&data.join("acme"), 0o711, None)?;
+    ensure_dir(
+        &data.join("acme/challenge/.well-known/acme-challenge"),
+        0o755,
+        None,
+    )?;
+    for sub in ["acme/challenge", "acme/challenge/.well-known"] {
+        ensure_dir(&data.join(sub), 0o755, None)?;
     }
     let prefix = &config.nginx.prefix;
     ensure_dir(prefix, 0o755, None)?;
@@ -143,7 +153,8 @@ pub fn prepare_dirs(config: &Config, user: Option<&WorkerUser>) -> Result<()> {
         ensure_dir(dir, 0o755, None)?;
     }
     crate::sign::ensure_secrets(config)?;
-    ensure_placeholder_cert(config)
+    ensure_placeholder_cert(config)?;
+    crate::certs::ensure_placeholder(config)
 }
 
 /// Renders `nginx.conf` and `site.conf` next to it.
@@ -153,7 +164,7 @@ pub fn write_nginx_conf(config: &Config, user: Option<&WorkerUser>) -> Result<()
         b if b.contains(':') => format!("[{b}]:{port}"),
         b => format!("{b}:{port}"),
     };
-    let (cert, key) = placeholder_cert(config);
+    let (cert, key) = crate::certs::nginx_pair(config);
     let conf_dir = config.nginx.conf.parent().unwrap_or(Path::new("/"));
     let values = [
         (

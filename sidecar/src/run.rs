@@ -35,10 +35,21 @@ pub async fn run(config: &Config) -> Result<()> {
     };
 
     let banner = announce_when_ready(config.clone());
+    // Certificates need nginx to answer the CA's challenges: the loop starts once it does.
+    let certs = crate::certs::settings(config).map(|_| {
+        let config = config.clone();
+        tokio::spawn(async move {
+            while crate::status::streams(&config).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            crate::certs::run_loop(config).await
+        })
+    });
     loop {
         tokio::select! {
             done = &mut supervisor => {
                 banner.abort();
+                certs.iter().for_each(|c| c.abort());
                 return done.context("nginx supervisor failed")?;
             }
             _ = hup.recv() => { let _ = tx.send(Order::Reload).await; }
@@ -47,6 +58,7 @@ pub async fn run(config: &Config) -> Result<()> {
         }
     }
     banner.abort();
+    certs.iter().for_each(|c| c.abort());
     tracing::info!("stopping");
     let _ = tx.send(Order::Stop).await;
     supervisor.await.context("nginx supervisor failed")?

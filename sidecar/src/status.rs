@@ -20,6 +20,8 @@ pub struct Status {
     pub nginx: NginxStatus,
     pub streams: Vec<Stream>,
     pub keys: KeyCounts,
+    /// Problems a person should know about, such as a certificate about to expire.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -78,6 +80,7 @@ pub async fn gather(config: &Config) -> Result<Status> {
             active,
             revoked: keys.keys.len() - active,
         },
+        warnings: crate::certs::expiry_warning(config).into_iter().collect(),
     })
 }
 
@@ -102,5 +105,8 @@ pub fn describe(s: &Status) -> String {
         "keys: {} active, {} revoked\n",
         s.keys.active, s.keys.revoked
     ));
+    for w in &s.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
     out
 }

@@ -1,0 +1,277 @@
+//! ACME HTTP-01 issuance for streamedge, on instant-acme: an account stored once, an order for
+//! all the configured names, challenge files that nginx serves from the data directory (and
+//! that are removed whatever the outcome), a fresh ECDSA P-256 key, and the chain installed
+//! atomically beside it (see [`store`]).
+
+pub mod schedule;
+pub mod state;
+pub mod store;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use instant_acme::{
+    Account, AccountCredentials, AuthorizationStatus, ChallengeType, ExternalAccountKey,
+    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+};
+use serde::{Deserialize, Serialize};
+
+pub use store::{CertInfo, Store};
+
+/// Let's Encrypt's production directory.
+pub const LETSENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt's staging directory.
+pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("ACME server: {0}")]
+    Acme(String),
+    #[error("the CA refused the order: {0}")]
+    Order(String),
+    #[error("invalid certificate: {0}")]
+    Certificate(String),
+    #[error("invalid state: {0}")]
+    State(String),
+}
+
+impl Error {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+impl From<instant_acme::Error> for Error {
+    fn from(e: instant_acme::Error) -> Self {
+        Error::Acme(e.to_string())
+    }
+}
+
+/// What an issuance needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// All names go into one certificate, stored under the first.
+    pub domains: Vec<String>,
+    pub email: Option<String>,
+    /// The ACME directory URL.
+    pub directory: String,
+    /// Trust this root (PEM) for the CA's own HTTPS instead of the system's: private CAs.
+    pub ca_root: Option<PathBuf>,
+    /// External account binding: key id and HMAC key.
+    pub eab: Option<(String, Vec<u8>)>,
+    /// `DATA/acme`: account, state, challenge files.
+    pub acme_dir: PathBuf,
+    /// `DATA/certs`.
+    pub certs_dir: PathBuf,
+}
+
+impl Settings {
+    /// The folder nginx serves as `/.well-known/acme-challenge/` on the HTTP port.
+    pub fn challenge_root(&self) -> PathBuf {
+        self.acme_dir.join("challenge")
+    }
+
+    fn challenge_dir(&self) -> PathBuf {
+        self.challenge_root().join(".well-known/acme-challenge")
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.acme_dir.join("state.json")
+    }
+
+    fn account_path(&self) -> PathBuf {
+        self.acme_dir.join("account.json")
+    }
+
+    pub fn store(&self) -> Store {
+        Store::new(&self.certs_dir)
+    }
+}
+
+/// The account file: credentials for one directory.
+#[derive(Serialize, Deserialize)]
+struct StoredAccount {
+    directory: String,
+    credentials: AccountCredentials,
+}
+
+async fn account(s: &Settings) -> Result<Account, Error> {
+    let builder = match &s.ca_root {
+        Some(root) => Account::builder_with_root(root)?,
+        None => Account::builder()?,
+    };
+    let path = s.account_path();
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let stored: StoredAccount = serde_json::from_str(&text)
+            .map_err(|e| Error::State(format!("{}: {e}", path.display())))?;
+        if stored.directory == s.directory {
+            return Ok(builder.from_credentials(stored.credentials).await?);
+        }
+    }
+    let contact = s.email.as_ref().map(|e| format!("mailto:{e}"));
+    let contacts: Vec<&str> = contact.iter().map(String::as_str).collect();
+    let eab = s
+        .eab
+        .as_ref()
+        .map(|(kid, key)| ExternalAccountKey::new(kid.clone(), key));
+    let (account, credentials) = builder
+        .create(
+            &NewAccount {
+                contact: &contacts,
+                terms_of_service_agreed: true,
+                only_return_existing: false,
+            },
+            s.directory.clone(),
+            eab.as_ref(),
+        )
+        .await?;
+    let stored = StoredAccount {
+        directory: s.directory.clone(),
+        credentials,
+    };
+    let text = serde_json::to_string_pretty(&stored).expect("credentials serialize");
+    write_private(&path, text.as_bytes())?;
+    Ok(account)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| Error::io(&tmp, e))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+}
+
+/// Challenge files written for one order, removed when it is dropped: whatever happens to
+/// the order, none stays behind.
+struct Challenges {
+    dir: PathBuf,
+    tokens: Vec<String>,
+}
+
+impl Challenges {
+    fn write(&mut self, token: &str, key_authorization: &str) -> Result<(), Error> {
+        // A token is base64url by the RFC; anything else must not become a path.
+        if token.is_empty()
+            || !token
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        {
+            return Err(Error::Order(format!("invalid challenge token {token:?}")));
+        }
+        let path = self.dir.join(token);
+        std::fs::write(&path, key_authorization).map_err(|e| Error::io(&path, e))?;
+        self.tokens.push(token.to_string());
+        Ok(())
+    }
+}
+
+impl Drop for Challenges {
+    fn drop(&mut self) {
+        for t in &self.tokens {
+            let _ = std::fs::remove_file(self.dir.join(t));
+        }
+    }
+}
+
+/// Orders a certificate for all the names and installs it. Fails without touching the
+/// certificate in service. One order at a time per data directory: the caller holds a lock. One order at a time per data directory: the caller holds a lock.
+pub async fn issue(s: &Settings) -> Result<CertInfo, Error> {
+    let first = s
+        .domains
+        .first()
+        .ok_or_else(|| Error::State("no domains".into()))?;
+    let dir = s.challenge_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    // Files a killed process could not remove: one order runs at a time (the caller locks),
+    // so anything here is stale.
+    if let Ok(stale) = std::fs::read_dir(&dir) {
+        stale
+            .flatten()
+            .for_each(|f| drop(std::fs::remove_file(f.path())));
+    }
+    let mut challenges = Challenges {
+        dir,
+        tokens: Vec::new(),
+    };
+
+    let account = account(s).await?;
+    let identifiers: Vec<Identifier> = s
+        .domains
+        .iter()
+        .map(|d| Identifier::Dns(d.clone()))
+        .collect();
+    let mut order = account.new_order(&NewOrder::new(&identifiers)).await?;
+
+    let mut authorizations = order.authorizations();
+    while let Some(authz) = authorizations.next().await {
+        let mut authz = authz?;
+        match authz.status {
+            AuthorizationStatus::Pending => {}
+            AuthorizationStatus::Valid => continue,
+            other => return Err(Error::Order(format!("authorization is {other:?}"))),
+        }
+        let mut challenge = authz
+            .challenge(ChallengeType::Http01)
+            .ok_or_else(|| Error::Order("the CA offers no http-01 challenge".into()))?;
+        let key_authorization = challenge.key_authorization();
+        challenges.write(&challenge.token, key_authorization.as_str())?;
+        challenge.set_ready().await?;
+    }
+
+    let retry = RetryPolicy::new().timeout(Duration::from_secs(90));
+    let status = order.poll_ready(&retry).await?;
+    if status != OrderStatus::Ready {
+        return Err(Error::Order(why_invalid(&mut order, status).await));
+    }
+    let key_pem = order.finalize().await?;
+    let chain_pem = order.poll_certificate(&retry).await?;
+    drop(challenges);
+
+    let info = store::parse_leaf(chain_pem.as_bytes())?;
+    if let Some(missing) = s.domains.iter().find(|d| !info.names.contains(d)) {
+        return Err(Error::Certificate(format!(
+            "the certificate does not cover \"{missing}\""
+        )));
+    }
+    s.store().install(first, &chain_pem, &key_pem)
+}
+
+/// The CA's own words on a failed order: the challenges' errors.
+async fn why_invalid(order: &mut instant_acme::Order, status: OrderStatus) -> String {
+    let mut reasons = Vec::new();
+    let mut authorizations = order.authorizations();
+    while let Some(Ok(mut authz)) = authorizations.next().await {
+        let name = authz.identifier().to_string();
+        if let Some(c) = authz.challenge(ChallengeType::Http01) {
+            if let Some(e) = &c.error {
+                reasons.push(format!(
+                    "{name}: {}",
+                    e.detail.as_deref().unwrap_or("challenge failed")
+                ));
+            }
+        }
+    }
+    if reasons.is_empty() {
+        format!("order is {status:?}")
+    } else {
+        reasons.join("; ")
+    }
+}
