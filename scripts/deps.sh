@@ -14,8 +14,8 @@ packages=(
   pebble openssl ca-certificates curl
   # the yt-dlp virtual environment
   python3 python3-venv
-  # benchmarks
-  wrk hyperfine time
+  # benchmarks, and the peers they compare against
+  wrk hyperfine time certbot lego
 )
 
 missing=()

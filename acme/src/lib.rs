@@ -254,6 +254,25 @@ pub async fn issue(s: &Settings) -> Result<CertInfo, Error> {
     s.store().install(first, &chain_pem, &key_pem)
 }
 
+/// When the CA's renewal information (ARI, RFC 9773) suggests renewing `cert_der`: the start
+/// of its window, or `None` when the CA does not offer ARI.
+pub async fn suggested_renewal(
+    s: &Settings,
+    cert_der: &[u8],
+) -> Result<Option<std::time::SystemTime>, Error> {
+    let account = account(s).await?;
+    let der = rustls_pki_types::CertificateDer::from(cert_der.to_vec());
+    let id = instant_acme::CertificateIdentifier::try_from(&der).map_err(Error::Certificate)?;
+    match account.renewal_info(&id).await {
+        Ok((info, _)) => {
+            let start = info.suggested_window.start.unix_timestamp().max(0) as u64;
+            Ok(Some(std::time::UNIX_EPOCH + Duration::from_secs(start)))
+        }
+        Err(instant_acme::Error::Unsupported(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The CA's own words on a failed order: the challenges' errors.
 async fn why_invalid(order: &mut instant_acme::Order, status: OrderStatus) -> String {
     let mut reasons = Vec::new();

@@ -126,7 +126,14 @@ pub async fn renew(config: &Config, force: bool) -> Result<Outcome> {
     let now = SystemTime::now();
     let current = real(&s, s.store().current(&s.domains[0])?.as_ref());
     if let (Some(c), false, true) = (&current, force, state.domains == s.domains) {
-        let due = renew_at(c.not_before, c.not_after, None);
+        let mut due = renew_at(c.not_before, c.not_after, None);
+        if now < due {
+            // The CA may ask for an earlier renewal (say, before revoking): ask, best effort.
+            match streamedge_acme::suggested_renewal(&s, &c.der).await {
+                Ok(ari) => due = renew_at(c.not_before, c.not_after, ari),
+                Err(e) => tracing::debug!("no renewal information from the CA: {e}"),
+            }
+        }
         if now < due {
             return Ok(Outcome::NotDue {
                 not_after: c.not_after,
