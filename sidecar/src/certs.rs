@@ -29,11 +29,7 @@ pub fn settings(config: &Config) -> Option<Settings> {
         email: a.email.clone(),
         directory: a.directory_url(),
         ca_root: a.ca_root.clone(),
-        eab: a
-            .eab_kid
-            .clone()
-            .zip(a.eab_hmac_key.clone())
-            .map(|(k, v)| (k, v.into_bytes())),
+        eab: a.eab_kid.clone().zip(a.eab_hmac_key_bytes()),
         acme_dir: config.data_dir.join("acme"),
         certs_dir: config.data_dir.join("certs"),
     })

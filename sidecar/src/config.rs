@@ -72,6 +72,15 @@ impl Acme {
         }
     }
 
+    /// The EAB HMAC key as the CA gives it: URL-safe base64, padded or not.
+    pub fn eab_hmac_key_bytes(&self) -> Option<Vec<u8>> {
+        use base64::Engine;
+        let key = self.eab_hmac_key.as_deref()?.trim_end_matches('=');
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(key)
+            .ok()
+    }
+
     pub fn renew_check(&self) -> std::time::Duration {
         humantime::parse_duration(&self.renew_check)
             .unwrap_or(std::time::Duration::from_secs(12 * 3600))
@@ -106,6 +115,9 @@ impl Acme {
         }
         if self.eab_kid.is_some() != self.eab_hmac_key.is_some() {
             bail!("acme.eab_kid and acme.eab_hmac_key go together");
+        }
+        if self.eab_hmac_key.is_some() && self.eab_hmac_key_bytes().is_none() {
+            bail!("acme.eab_hmac_key is not URL-safe base64, as CAs give it");
         }
         Ok(())
     }

@@ -667,6 +667,12 @@ impl Pebble {
     /// Starts pebble validating HTTP-01 on `http_port`, issuing certificates valid for
     /// `validity` seconds. pebble's default 5% nonce rejection stays on.
     pub fn start(http_port: u16, validity: u64) -> Pebble {
+        Pebble::start_with(http_port, validity, None)
+    }
+
+    /// As `start`, requiring external account binding with this key id and (URL-safe
+    /// base64) HMAC key.
+    pub fn start_with(http_port: u16, validity: u64, eab: Option<(&str, &str)>) -> Pebble {
         let dir = tempfile::Builder::new()
             .prefix("pebble-")
             .tempdir()
@@ -701,7 +707,8 @@ impl Pebble {
             "httpPort": http_port,
             "tlsPort": free_port(),
             "ocspResponderURL": "",
-            "externalAccountBindingRequired": false,
+            "externalAccountBindingRequired": eab.is_some(),
+            "externalAccountMACKeys": eab.map(|(k, v)| serde_json::json!({k: v})).unwrap_or(serde_json::json!({})),
             "certificateValidityPeriod": validity,
         }});
         std::fs::write(d.join("pebble.json"), config.to_string()).unwrap();

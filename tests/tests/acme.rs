@@ -286,3 +286,25 @@ fn a_sidecar_killed_mid_issuance_never_leaves_a_mismatched_pair() {
             <= 2
     );
 }
+
+#[test]
+fn external_account_binding_is_honoured() {
+    const KID: &str = "kid-1";
+    const HMAC: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+    let mut s = Server::init(Options::default());
+    let pebble = Pebble::start_with(s.http, 3600, Some((KID, HMAC)));
+    with_acme(&s, &pebble);
+    // Without binding, the CA refuses to make an account.
+    let out = s.cli(&["cert", "renew"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot get a certificate"));
+    s.edit_config(|c| {
+        let acme = c["acme"].as_table_mut().unwrap();
+        acme.insert("eab_kid".into(), KID.into());
+        acme.insert("eab_hmac_key".into(), HMAC.into());
+    });
+    s.run();
+    let st = wait_issued(&s);
+    assert_eq!(st["failures"], 0);
+    assert!(pair_matches(&s));
+}
