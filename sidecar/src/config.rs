@@ -23,6 +23,9 @@ pub struct Config {
     pub publish: Publish,
     #[serde(default)]
     pub acme: Acme,
+    /// Dynamic DNS; absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ddns: Option<Ddns>,
     #[serde(default)]
     pub nginx: Nginx,
 }
@@ -118,6 +121,126 @@ impl Acme {
         }
         if self.eab_hmac_key.is_some() && self.eab_hmac_key_bytes().is_none() {
             bail!("acme.eab_hmac_key is not URL-safe base64, as CAs give it");
+        }
+        Ok(())
+    }
+}
+
+/// Dynamic DNS: keep `domains` pointing at this home's public address.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Ddns {
+    pub provider: String,
+    /// "dyndns" (one update URL, `streamedge ddns setup` first) or "records" (A/AAAA
+    /// records updated through the DNS API).
+    pub mode: String,
+    pub api_key: Option<String>,
+    /// A file holding the API key (`prefix.secret`), better than the key in this file.
+    pub api_key_file: Option<PathBuf>,
+    pub api_base: String,
+    pub domains: Vec<String>,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    pub ip_sources_v4: Vec<String>,
+    pub ip_sources_v6: Vec<String>,
+    /// DNS servers to ask ("1.1.1.1:53"); empty: the system's.
+    pub nameservers: Vec<String>,
+    pub interval: String,
+    /// After an update, DNS gets this long to show it before the update counts as lost.
+    pub cooldown: String,
+    /// IONOS's documented limit: requests a minute, whatever happens.
+    pub requests_per_minute: u32,
+    /// TTL of records created or updated in records mode.
+    pub ttl: u32,
+}
+
+impl Default for Ddns {
+    fn default() -> Self {
+        Ddns {
+            provider: "ionos".into(),
+            mode: "dyndns".into(),
+            api_key: None,
+            api_key_file: None,
+            api_base: "https://api.hosting.ionos.com".into(),
+            domains: Vec::new(),
+            ipv4: true,
+            ipv6: false,
+            ip_sources_v4: vec![
+                "https://api.ipify.org".into(),
+                "https://ipv4.icanhazip.com".into(),
+                "https://v4.ident.me".into(),
+            ],
+            ip_sources_v6: vec![
+                "https://api6.ipify.org".into(),
+                "https://ipv6.icanhazip.com".into(),
+                "https://v6.ident.me".into(),
+            ],
+            nameservers: Vec::new(),
+            interval: "60s".into(),
+            cooldown: "10m".into(),
+            requests_per_minute: 2,
+            ttl: 60,
+        }
+    }
+}
+
+impl Ddns {
+    pub fn interval(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.interval).unwrap_or(std::time::Duration::from_secs(60))
+    }
+
+    pub fn cooldown(&self) -> std::time::Duration {
+        humantime::parse_duration(&self.cooldown).unwrap_or(std::time::Duration::from_secs(600))
+    }
+
+    /// The API key, from the file if one is named.
+    pub fn key(&self) -> Result<String> {
+        match (&self.api_key_file, &self.api_key) {
+            (Some(f), _) => Ok(std::fs::read_to_string(f)
+                .with_context(|| format!("cannot read ddns.api_key_file {}", f.display()))?
+                .trim()
+                .to_string()),
+            (None, Some(k)) => Ok(k.clone()),
+            (None, None) => bail!("ddns needs api_key or api_key_file"),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.provider != "ionos" {
+            bail!(
+                "ddns.provider \"{}\" is not supported (only \"ionos\")",
+                self.provider
+            );
+        }
+        if self.mode != "dyndns" && self.mode != "records" {
+            bail!(
+                "ddns.mode \"{}\" must be \"dyndns\" or \"records\"",
+                self.mode
+            );
+        }
+        if self.domains.is_empty() {
+            bail!("ddns.domains is empty");
+        }
+        if !self.ipv4 && !self.ipv6 {
+            bail!("ddns: at least one of ipv4 and ipv6 must be on");
+        }
+        for (k, v) in [("interval", &self.interval), ("cooldown", &self.cooldown)] {
+            if humantime::parse_duration(v).is_err() {
+                bail!("ddns.{k} \"{v}\" is not a duration such as \"60s\"");
+            }
+        }
+        for ns in &self.nameservers {
+            if ns.parse::<std::net::SocketAddr>().is_err()
+                && ns.parse::<std::net::IpAddr>().is_err()
+            {
+                bail!("ddns.nameservers: \"{ns}\" is not an address");
+            }
+        }
+        if self.api_key.is_none() && self.api_key_file.is_none() {
+            bail!("ddns needs api_key or api_key_file");
+        }
+        if self.requests_per_minute == 0 {
+            bail!("ddns.requests_per_minute must be at least 1");
         }
         Ok(())
     }
@@ -266,6 +389,7 @@ impl Config {
         ]
         .into_iter()
         .chain(self.acme.ca_root.as_mut())
+        .chain(self.ddns.as_mut().and_then(|d| d.api_key_file.as_mut()))
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -293,6 +417,9 @@ impl Config {
             }
         }
         self.acme.check()?;
+        if let Some(d) = &self.ddns {
+            d.check()?;
+        }
         if self.public_host.is_empty() || self.public_host.contains(['/', ' ', '?', '#']) {
             bail!(
                 "public_host \"{}\" is not a host name or address",

@@ -114,6 +114,7 @@ pub fn init(args: &InitArgs) -> Result<Config> {
             rtmp: args.rtmp_port,
         },
         publish: Default::default(),
+        ddns: None,
         acme: crate::config::Acme {
             domains: args.domain.iter().cloned().collect(),
             email: args.email.clone(),

@@ -2,6 +2,7 @@
 
 mod certs;
 mod config;
+mod ddns;
 mod fsutil;
 mod init;
 mod keys;
@@ -65,7 +66,35 @@ enum Command {
     /// The HTTPS certificate (ACME).
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Dynamic DNS (IONOS).
+    #[command(subcommand)]
+    Ddns(DdnsCommand),
     /// Show whether nginx runs, who is live and how many keys exist.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DdnsCommand {
+    /// Create the IONOS DynDNS bulk for the names and store its update URL (mode "dyndns").
+    Setup,
+    /// Delete the DynDNS bulk.
+    Disable,
+    /// Check the public address and update DNS when it changed; every interval, until stopped.
+    Check {
+        /// One check, then exit (non-zero if it failed).
+        #[arg(long)]
+        once: bool,
+        /// Say what would be sent, send nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop after this many checks.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Current address, what DNS says, the last update and the next check.
     Status {
         #[arg(long)]
         json: bool,
@@ -268,6 +297,74 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     humantime::format_rfc3339_seconds(not_after),
                     humantime::format_rfc3339_seconds(renew_at)
                 ),
+            }
+        }
+        Command::Ddns(cmd) => {
+            let c = load()?;
+            match cmd {
+                DdnsCommand::Setup => println!(
+                    "DynDNS bulk {} created; its update URL is stored",
+                    ddns::setup(&c).await?
+                ),
+                DdnsCommand::Disable => {
+                    ddns::disable(&c).await?;
+                    println!("DynDNS bulk deleted");
+                }
+                DdnsCommand::Check {
+                    once,
+                    dry_run,
+                    count,
+                } => {
+                    let rounds = if once { Some(1) } else { count };
+                    let interval = c.ddns.as_ref().map(|d| d.interval()).unwrap_or_default();
+                    let mut done = 0u64;
+                    let failed = loop {
+                        let r = ddns::check(&c, dry_run).await?;
+                        r.lines.iter().for_each(|l| println!("{l}"));
+                        done += 1;
+                        if rounds.is_some_and(|n| done >= n) {
+                            break r.failed;
+                        }
+                        tokio::time::sleep(interval).await;
+                    };
+                    if failed {
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+                DdnsCommand::Status { json } => {
+                    let st = ddns::status(&c)?;
+                    if json {
+                        print_json(&st)?;
+                    } else {
+                        println!("mode: {}, names: {}", st.mode, st.domains.join(", "));
+                        for (t, f) in [("A", &st.ipv4), ("AAAA", &st.ipv6)] {
+                            if let Some(f) = f {
+                                let addr = f
+                                    .address
+                                    .map(|a| a.to_string())
+                                    .unwrap_or_else(|| "unknown".into());
+                                println!(
+                                    "{t}: address {addr}, DNS says {:?}, last sent {}",
+                                    f.dns,
+                                    f.last_sent
+                                        .map(|a| a.to_string())
+                                        .unwrap_or_else(|| "nothing".into())
+                                );
+                            }
+                        }
+                        println!(
+                            "last check: {}, next: {}",
+                            st.last_check.as_deref().unwrap_or("never"),
+                            st.next_check.as_deref().unwrap_or("-")
+                        );
+                        if let Some(r) = &st.last_result {
+                            println!("last result: {r}");
+                        }
+                        if let Some(e) = &st.error {
+                            println!("error: {e}");
+                        }
+                    }
+                }
             }
         }
         Command::Status { json } => {

@@ -35,6 +35,10 @@ pub async fn run(config: &Config) -> Result<()> {
     };
 
     let banner = announce_when_ready(config.clone());
+    let ddns = config
+        .ddns
+        .is_some()
+        .then(|| tokio::spawn(crate::ddns::run_loop(config.clone())));
     // Certificates need nginx to answer the CA's challenges: the loop starts once it does.
     let certs = crate::certs::settings(config).map(|_| {
         let config = config.clone();
@@ -49,7 +53,7 @@ pub async fn run(config: &Config) -> Result<()> {
         tokio::select! {
             done = &mut supervisor => {
                 banner.abort();
-                certs.iter().for_each(|c| c.abort());
+                certs.iter().chain(ddns.iter()).for_each(|c| c.abort());
                 return done.context("nginx supervisor failed")?;
             }
             _ = hup.recv() => { let _ = tx.send(Order::Reload).await; }
@@ -58,7 +62,7 @@ pub async fn run(config: &Config) -> Result<()> {
         }
     }
     banner.abort();
-    certs.iter().for_each(|c| c.abort());
+    certs.iter().chain(ddns.iter()).for_each(|c| c.abort());
     tracing::info!("stopping");
     let _ = tx.send(Order::Stop).await;
     supervisor.await.context("nginx supervisor failed")?

@@ -1,0 +1,351 @@
+//! Dynamic DNS against local stand-ins for the IONOS API and IP echo services, and a real
+//! DNS server (pebble-challtestsrv) queried by hickory.
+
+use streamedge_tests::{Options, Server, Standin, TestDns};
+
+const KEY: &str = "pubprefix.s3cr3t";
+const HOME: &str = "home.example.org";
+const A1: &str = "81.2.69.142";
+const A2: &str = "81.2.69.160";
+
+struct World {
+    s: Server,
+    api: Standin,
+    dns: TestDns,
+}
+
+fn world(mode: &str, per_minute: i64, ipv6: bool) -> World {
+    let s = Server::init(Options::default());
+    let api = Standin::start(KEY);
+    api.state.lock().unwrap().quota = per_minute as usize;
+    let dns = TestDns::start();
+    api.set_echo("/v4/a", 200, A1);
+    api.set_echo("/v6/a", 200, "2a01:4f8::10");
+    let (base, v4, v6, ns) = (
+        api.url(""),
+        api.url("/v4/a"),
+        api.url("/v6/a"),
+        format!("127.0.0.1:{}", dns.port),
+    );
+    s.edit_config(|c| {
+        let mut d = toml::Table::new();
+        d.insert("mode".into(), mode.into());
+        d.insert("api_key".into(), KEY.into());
+        d.insert("api_base".into(), base.into());
+        d.insert("domains".into(), vec![toml::Value::from(HOME)].into());
+        d.insert("ipv6".into(), ipv6.into());
+        d.insert("ip_sources_v4".into(), vec![toml::Value::from(v4)].into());
+        d.insert("ip_sources_v6".into(), vec![toml::Value::from(v6)].into());
+        d.insert("nameservers".into(), vec![toml::Value::from(ns)].into());
+        d.insert("requests_per_minute".into(), per_minute.into());
+        c.insert("ddns".into(), d.into());
+    });
+    World { s, api, dns }
+}
+
+impl World {
+    fn check(&self) -> (bool, String) {
+        let out = self.s.cli(&["ddns", "check", "--once"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+
+    fn status(&self) -> serde_json::Value {
+        let out = self.s.cli(&["ddns", "status", "--json"]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn updates(&self) -> usize {
+        self.api
+            .calls()
+            .iter()
+            .filter(|c| c.url.starts_with("/dyndns-update"))
+            .count()
+    }
+}
+
+fn setup(w: &World) {
+    let out = w.s.cli(&["ddns", "setup"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let call = &w.api.calls()[0];
+    assert_eq!(
+        (call.method.as_str(), call.url.as_str()),
+        ("POST", "/dns/v1/dyndns")
+    );
+    assert_eq!(call.api_key.as_deref(), Some(KEY));
+    let body: serde_json::Value = serde_json::from_str(&call.body).unwrap();
+    assert_eq!(body["domains"][0], HOME);
+    assert!(body["description"].is_string());
+}
+
+#[test]
+fn a_stable_address_makes_no_calls_and_a_change_makes_exactly_one() {
+    let w = world("dyndns", 2, false);
+    setup(&w);
+    let state = w.s.data("ddns/state.json");
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&state).unwrap().permissions())
+            & 0o777,
+        0o600
+    );
+    assert!(!w.s.all_logs().contains("secret-update-token"));
+
+    // DNS already has the address: ten checks, no call.
+    w.dns.set(HOME, false, &[A1]);
+    let before = w.api.calls().len();
+    for _ in 0..10 {
+        let (ok, text) = w.check();
+        assert!(ok && text.contains("is in DNS already"), "{text}");
+    }
+    assert_eq!(w.api.calls().len(), before);
+
+    // The address changes: exactly one update...
+    w.api.set_echo("/v4/a", 200, A2);
+    let (ok, text) = w.check();
+    assert!(ok && text.contains(&format!("sent {A2}")), "{text}");
+    assert_eq!(w.updates(), 1);
+    // ...and while DNS still shows the old one, none again within the cooldown.
+    for _ in 0..5 {
+        let (ok, text) = w.check();
+        assert!(ok && text.contains("waiting for DNS"), "{text}");
+    }
+    assert_eq!(w.updates(), 1);
+    // DNS catches up: quiet.
+    w.dns.set(HOME, false, &[A2]);
+    let (_, text) = w.check();
+    assert!(text.contains("is in DNS already"), "{text}");
+    assert_eq!(w.updates(), 1);
+    let st = w.status();
+    assert_eq!(st["ipv4"]["address"], A2);
+    assert_eq!(st["ipv4"]["last_sent"], A2);
+    assert_eq!(st["ipv4"]["dns"][0], A2);
+    assert_eq!(st["history"][0]["result"], "updated");
+    assert!(!w.api.state.lock().unwrap().quota_exceeded);
+
+    // A restart keeps what was sent: a fresh process sends nothing new.
+    w.dns.set(HOME, false, &[A1]);
+    let (_, text) = w.check();
+    assert!(text.contains("waiting for DNS"), "{text}");
+    assert_eq!(w.updates(), 1);
+}
+
+#[test]
+fn server_errors_back_off_and_auth_errors_stop_until_the_config_changes() {
+    let w = world("dyndns", 2, false);
+    setup(&w);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    w.api.state.lock().unwrap().fail_next.push((
+        500,
+        r#"[{"code":"INTERNAL_SERVER_ERROR","message":"Something went wrong"}]"#.into(),
+    ));
+    let (ok, text) = w.check();
+    assert!(
+        !ok && text.contains("IONOS answered 500: Something went wrong"),
+        "{text}"
+    );
+    let st = w.status();
+    assert_eq!(st["failures"], 1);
+    assert!(st["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("backing off until"));
+    let calls = w.api.calls().len();
+    let (_, text) = w.check();
+    assert!(text.contains("backing off after 1 failure(s)"), "{text}");
+    assert_eq!(
+        w.api.calls().len(),
+        calls,
+        "called IONOS during the backoff"
+    );
+
+    // A 401 is final: no call until the key or names change.
+    let w = world("dyndns", 5, false);
+    w.s.edit_config(|c| {
+        c["ddns"]
+            .as_table_mut()
+            .unwrap()
+            .insert("api_key".into(), "pubprefix.wrong".into());
+    });
+    let out = w.s.cli(&["ddns", "setup"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("The customer is not authorized to do this operation."));
+    w.s.edit_config(|c| {
+        c["ddns"]
+            .as_table_mut()
+            .unwrap()
+            .insert("mode".into(), "records".into());
+    });
+    let (ok, text) = w.check();
+    assert!(!ok && text.contains("IONOS answered 401"), "{text}");
+    let calls = w.api.calls().len();
+    for _ in 0..3 {
+        let (ok, text) = w.check();
+        assert!(!ok && text.contains("not updating"), "{text}");
+    }
+    assert_eq!(w.api.calls().len(), calls, "hammered IONOS after a 401");
+    assert!(w.status()["error"]
+        .as_str()
+        .unwrap()
+        .contains("not authorized"));
+    // The right key: it tries again (and creates the record, see below).
+    w.api
+        .state
+        .lock()
+        .unwrap()
+        .zones
+        .push(("z1".into(), "example.org".into()));
+    w.s.edit_config(|c| {
+        c["ddns"]
+            .as_table_mut()
+            .unwrap()
+            .insert("api_key".into(), KEY.into());
+    });
+    let (ok, text) = w.check();
+    assert!(ok, "{text}");
+}
+
+#[test]
+fn garbage_and_private_echo_answers_are_skipped() {
+    let w = world("dyndns", 2, false);
+    setup(&w);
+    w.api.set_echo("/v4/garbage", 200, "<html>oops</html>");
+    w.api.set_echo("/v4/private", 200, "192.168.1.5");
+    w.api.set_echo("/v4/down", 503, "");
+    let sources: Vec<toml::Value> = ["/v4/garbage", "/v4/private", "/v4/down", "/v4/a"]
+        .iter()
+        .map(|p| w.api.url(p).into())
+        .collect();
+    w.s.edit_config(|c| {
+        c["ddns"]
+            .as_table_mut()
+            .unwrap()
+            .insert("ip_sources_v4".into(), sources.into());
+    });
+    w.dns.set(HOME, false, &[A1]);
+    let (ok, text) = w.check();
+    assert!(
+        ok && text.contains(&format!(
+            "{A1} (from {}) is in DNS already",
+            w.api.url("/v4/a")
+        )),
+        "{text}"
+    );
+    // Only bad answers: no address, no update, a failing exit code.
+    w.api.set_echo("/v4/a", 200, "10.0.0.7");
+    let (ok, text) = w.check();
+    assert!(!ok && text.contains("no public address found"), "{text}");
+    assert_eq!(w.updates(), 0);
+}
+
+#[test]
+fn records_mode_creates_a_missing_record_then_updates_it_including_ipv6() {
+    let w = world("records", 10, true);
+    w.api.state.lock().unwrap().zones.extend([
+        ("z1".into(), "example.org".into()),
+        ("z2".into(), "other.net".into()),
+    ]);
+    let (ok, text) = w.check();
+    assert!(ok, "{text}");
+    let recs = w.api.state.lock().unwrap().records.clone();
+    assert!(
+        recs.iter()
+            .any(|r| r.1 == "z1" && r.2 == HOME && r.3 == "A" && r.4 == A1),
+        "{recs:?}"
+    );
+    assert!(
+        recs.iter()
+            .any(|r| r.2 == HOME && r.3 == "AAAA" && r.4 == "2a01:4f8::10"),
+        "{recs:?}"
+    );
+    let creates: Vec<_> = w
+        .api
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "POST")
+        .collect();
+    assert_eq!(creates.len(), 2);
+    let body: serde_json::Value = serde_json::from_str(&creates[0].body).unwrap();
+    assert_eq!(
+        (
+            body[0]["name"].as_str(),
+            body[0]["type"].as_str(),
+            body[0]["content"].as_str()
+        ),
+        (Some(HOME), Some("A"), Some(A1))
+    );
+    assert!(w
+        .api
+        .calls()
+        .iter()
+        .all(|c| c.api_key.as_deref() == Some(KEY)));
+
+    // A new address updates the existing record in place.
+    w.api.set_echo("/v4/a", 200, A2);
+    w.dns.set(HOME, true, &["2a01:4f8::10"]);
+    let (ok, text) = w.check();
+    assert!(ok, "{text}");
+    let puts: Vec<_> = w
+        .api
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert!(puts[0].url.starts_with("/dns/v1/zones/z1/records/"));
+    assert!(puts[0].body.contains(A2));
+    assert_eq!(
+        w.api
+            .state
+            .lock()
+            .unwrap()
+            .records
+            .iter()
+            .filter(|r| r.3 == "A")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn never_more_than_two_requests_a_minute() {
+    let w = world("dyndns", 2, false);
+    setup(&w);
+    // Setup used one request; one more is left this minute.
+    w.api.set_echo("/v4/a", 200, A2);
+    let (ok, text) = w.check();
+    assert!(ok && text.contains(&format!("sent {A2}")), "{text}");
+    w.api.set_echo("/v4/a", 200, A1);
+    let (ok, text) = w.check();
+    assert!(ok && text.contains("waits for the next minute"), "{text}");
+    assert_eq!(w.updates(), 1);
+    assert!(!w.api.state.lock().unwrap().quota_exceeded);
+    // A dry run says what it would do and calls nothing.
+    let out = w.s.cli(&["ddns", "check", "--once", "--dry-run"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("would send {A1}")));
+    assert_eq!(w.updates(), 1);
+    // Disabling deletes the bulk (when the budget allows).
+    std::thread::sleep(std::time::Duration::from_secs(61));
+    let out = w.s.cli(&["ddns", "disable"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(w
+        .api
+        .calls()
+        .iter()
+        .any(|c| c.method == "DELETE" && c.url == "/dns/v1/dyndns/bulk-1"));
+    assert!(!w.api.state.lock().unwrap().quota_exceeded);
+}
