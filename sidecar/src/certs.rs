@@ -179,16 +179,7 @@ pub async fn renew(config: &Config, force: bool) -> Result<Outcome> {
 
 /// One renewal at a time per data directory, whether from the daemon or the command line.
 fn lock(s: &Settings) -> Result<nix::fcntl::Flock<std::fs::File>> {
-    let path = s.acme_dir.join(".lock");
-    let f = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .with_context(|| format!("cannot lock {}", path.display()))
+    crate::fsutil::lock(&s.acme_dir.join(".lock"))
 }
 
 /// Waits until nginx answers TLS on the HTTPS port with the new certificate.

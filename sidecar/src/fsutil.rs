@@ -43,6 +43,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32, owner: Option<Owner>) 
     result.with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Holds an exclusive lock on `path` (created 0600 if missing) until dropped: one writer at
+/// a time for state that the daemon and the command line both change.
+pub fn lock(path: &Path) -> Result<nix::fcntl::Flock<File>> {
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .with_context(|| format!("cannot lock {}", path.display()))
+}
+
 /// Creates a folder (and its parents) if missing, with `mode` and `owner` for the last part.
 pub fn ensure_dir(path: &Path, mode: u32, owner: Option<Owner>) -> Result<()> {
     fs::create_dir_all(path).with_context(|| format!("cannot create {}", path.display()))?;

@@ -2,11 +2,10 @@
 //! stored; the keys file holds its hash. nginx workers notice the new file on the next publish.
 
 use std::fs::File;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use nix::fcntl::{Flock, FlockArg};
+use nix::fcntl::Flock;
 use serde::Serialize;
 use streamedge_formats::keys::{encode_secret, KeyEntry, KeyFile, KeyHash, KeyState, SECRET_BYTES};
 use streamedge_formats::name::check_name;
@@ -39,17 +38,7 @@ struct Locked {
 }
 
 fn lock(config: &Config) -> Result<Locked> {
-    let lock_path = config.data_dir.join(".keys.lock");
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&lock_path)
-        .with_context(|| format!("cannot open {}", lock_path.display()))?;
-    let lock = Flock::lock(f, FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .with_context(|| format!("cannot lock {}", lock_path.display()))?;
+    let lock = crate::fsutil::lock(&config.data_dir.join(".keys.lock"))?;
     Ok(Locked {
         _lock: lock,
         file: load(&config.keys_file())?,

@@ -660,6 +660,7 @@ pub struct Pebble {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub management: u16,
+    _dns: TestDns,
     children: Vec<Child>,
 }
 
@@ -697,8 +698,7 @@ impl Pebble {
         std::fs::write(d.join("cert.pem"), cert.pem()).unwrap();
         std::fs::write(d.join("key.pem"), key.serialize_pem()).unwrap();
 
-        let (port, management, dns, dns_mgmt) =
-            (free_port(), free_port(), free_port(), free_port());
+        let (port, management) = (free_port(), free_port());
         let config = serde_json::json!({"pebble": {
             "listenAddress": format!("127.0.0.1:{port}"),
             "managementListenAddress": format!("127.0.0.1:{management}"),
@@ -713,28 +713,14 @@ impl Pebble {
         }});
         std::fs::write(d.join("pebble.json"), config.to_string()).unwrap();
         let log = |name: &str| std::fs::File::create(d.join(name)).unwrap();
-        let dns_server = Command::new("pebble-challtestsrv")
-            .args(["-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""])
-            .args([
-                "-dns01",
-                &format!("127.0.0.1:{dns}"),
-                "-http01",
-                "",
-                "-https01",
-                "",
-                "-tlsalpn01",
-                "",
-            ])
-            .args(["-management", &format!("127.0.0.1:{dns_mgmt}")])
-            .stdout(log("challtestsrv.log"))
-            .stderr(log("challtestsrv.err"))
-            .spawn()
-            .expect("start pebble-challtestsrv");
+        let dns_server = TestDns::start_answering("127.0.0.1");
+        let dns = dns_server.port;
         let mut p = Pebble {
             dir,
             port,
             management,
-            children: vec![dns_server],
+            _dns: dns_server,
+            children: Vec::new(),
         };
         p.children.push(
             Command::new("pebble")
@@ -1056,11 +1042,17 @@ pub struct TestDns {
 }
 
 impl TestDns {
+    /// A DNS server where names answer nothing until a test sets them, as a real zone would.
     pub fn start() -> TestDns {
+        TestDns::start_answering("")
+    }
+
+    /// A DNS server where every name not set answers `default_v4` (pebble's validation
+    /// resolves any test domain to the local nginx that way).
+    pub fn start_answering(default_v4: &str) -> TestDns {
         let (port, management) = (free_port(), free_port());
-        // By default every name answers nothing (no default address), as a real zone would.
         let child = Command::new("pebble-challtestsrv")
-            .args(["-defaultIPv4", "", "-defaultIPv6", ""])
+            .args(["-defaultIPv4", default_v4, "-defaultIPv6", ""])
             .args([
                 "-dns01",
                 &format!("127.0.0.1:{port}"),

@@ -68,6 +68,21 @@ fn classify(status: u16, body: &str) -> ApiError {
     }
 }
 
+/// Sends a request; a 2xx gives the body, anything else a classified error.
+async fn send(req: reqwest::RequestBuilder) -> Result<String, ApiError> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| ApiError::Retry(format!("cannot reach IONOS: {e}")))?;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap_or_default();
+    if (200..300).contains(&status) {
+        Ok(body)
+    } else {
+        Err(classify(status, &body))
+    }
+}
+
 pub struct Client {
     base: String,
     key: String,
@@ -117,20 +132,13 @@ impl Client {
         }
     }
 
+    /// An API call: the key, then the answer checked.
     async fn call(&self, req: reqwest::RequestBuilder) -> Result<String, ApiError> {
-        let resp = req
-            .header("X-API-Key", &self.key)
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| ApiError::Retry(format!("cannot reach IONOS: {e}")))?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
-        if (200..300).contains(&status) {
-            Ok(body)
-        } else {
-            Err(classify(status, &body))
-        }
+        send(
+            req.header("X-API-Key", &self.key)
+                .header("Accept", "application/json"),
+        )
+        .await
     }
 
     fn parse<T: serde::de::DeserializeOwned>(body: &str, what: &str) -> Result<T, ApiError> {
@@ -163,21 +171,10 @@ impl Client {
         .map(drop)
     }
 
-    /// A GET of the update URL: IONOS takes the address the request comes from.
+    /// A GET of the update URL (it carries its own secret): IONOS takes the address the
+    /// request comes from.
     pub async fn dyndns_update(&self, update_url: &str) -> Result<(), ApiError> {
-        let resp = self
-            .http
-            .get(update_url)
-            .send()
-            .await
-            .map_err(|e| ApiError::Retry(format!("cannot reach IONOS: {e}")))?;
-        let status = resp.status().as_u16();
-        let body = resp.text().await.unwrap_or_default();
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(classify(status, &body))
-        }
+        send(self.http.get(update_url)).await.map(drop)
     }
 
     pub async fn zones(&self) -> Result<Vec<Zone>, ApiError> {

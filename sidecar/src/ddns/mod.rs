@@ -181,15 +181,7 @@ fn save(config: &Config, state: &State) -> Result<()> {
 fn lock(config: &Config) -> Result<nix::fcntl::Flock<std::fs::File>> {
     let dir = config.data_dir.join("ddns");
     crate::fsutil::ensure_dir(&dir, 0o700, None)?;
-    let path = dir.join(".lock");
-    let f = std::fs::File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)?;
-    nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| e)
-        .with_context(|| format!("cannot lock {}", path.display()))
+    crate::fsutil::lock(&dir.join(".lock"))
 }
 
 fn settings(config: &Config) -> Result<&Ddns> {
