@@ -330,14 +330,14 @@ http_request_handler!(publish_auth_handler, |r: &mut Request| {
         }
         return Status::NGX_DONE;
     }
-    if method == NGX_HTTP_GET {
-        // `notify_method get`: the same fields, in the query string.
-        // SAFETY: `args` points into the request line, valid for the request's lifetime.
-        let args = unsafe { (*raw).args };
-        let args = args.as_bytes().to_vec();
-        return answer_callback(r, &args);
-    }
-    send(r, 405, TEXT, b"method not allowed\n")
+    // Not `notify_method get`: it puts the stream key in the request line, which nginx adds
+    // to every error log line about the request. Refused without a log line, for that reason.
+    send(
+        r,
+        405,
+        TEXT,
+        b"method not allowed: use notify_method post\n",
+    )
 });
 
 extern "C" fn publish_auth_body_handler(raw: *mut ngx_http_request_t) {

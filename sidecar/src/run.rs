@@ -21,39 +21,40 @@ pub async fn run(config: &Config) -> Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
 
-    let supervisor = config.nginx.supervise.then(|| {
+    // The background work, whoever runs nginx.
+    let mut tasks = vec![announce_when_ready(config.clone())];
+    if config.ddns.is_some() {
+        tasks.push(tokio::spawn(crate::ddns::run_loop(config.clone())));
+    }
+    if crate::certs::settings(config).is_some() {
+        // Certificates need nginx to answer the CA's challenges: the loop starts once it does.
         let config = config.clone();
-        tokio::spawn(async move { nginx::supervise(&config, rx).await })
-    });
-    let Some(mut supervisor) = supervisor else {
+        tasks.push(tokio::spawn(async move {
+            while crate::status::streams(&config).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            crate::certs::run_loop(config).await
+        }));
+    }
+    let stop_tasks = |tasks: &[tokio::task::JoinHandle<()>]| tasks.iter().for_each(|t| t.abort());
+
+    if !config.nginx.supervise {
         tracing::info!("streamedge running; nginx is not supervised (nginx.supervise = false)");
         tokio::select! {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
+        stop_tasks(&tasks);
         return Ok(());
-    };
-
-    let banner = announce_when_ready(config.clone());
-    let ddns = config
-        .ddns
-        .is_some()
-        .then(|| tokio::spawn(crate::ddns::run_loop(config.clone())));
-    // Certificates need nginx to answer the CA's challenges: the loop starts once it does.
-    let certs = crate::certs::settings(config).map(|_| {
+    }
+    let mut supervisor = {
         let config = config.clone();
-        tokio::spawn(async move {
-            while crate::status::streams(&config).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            crate::certs::run_loop(config).await
-        })
-    });
+        tokio::spawn(async move { nginx::supervise(&config, rx).await })
+    };
     loop {
         tokio::select! {
             done = &mut supervisor => {
-                banner.abort();
-                certs.iter().chain(ddns.iter()).for_each(|c| c.abort());
+                stop_tasks(&tasks);
                 return done.context("nginx supervisor failed")?;
             }
             _ = hup.recv() => { let _ = tx.send(Order::Reload).await; }
@@ -61,8 +62,7 @@ pub async fn run(config: &Config) -> Result<()> {
             _ = int.recv() => break,
         }
     }
-    banner.abort();
-    certs.iter().chain(ddns.iter()).for_each(|c| c.abort());
+    stop_tasks(&tasks);
     tracing::info!("stopping");
     let _ = tx.send(Order::Stop).await;
     supervisor.await.context("nginx supervisor failed")?

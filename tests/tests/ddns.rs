@@ -349,3 +349,41 @@ fn never_more_than_two_requests_a_minute() {
         .any(|c| c.method == "DELETE" && c.url == "/dns/v1/dyndns/bulk-1"));
     assert!(!w.api.state.lock().unwrap().quota_exceeded);
 }
+
+#[test]
+fn the_daemon_checks_even_when_someone_else_runs_nginx() {
+    let w = world("dyndns", 2, false);
+    setup(&w);
+    w.dns.set(HOME, false, &[A1]);
+    w.s.edit_config(|c| {
+        c["nginx"]
+            .as_table_mut()
+            .unwrap()
+            .insert("supervise".into(), false.into());
+        c["ddns"]
+            .as_table_mut()
+            .unwrap()
+            .insert("interval".into(), "1s".into());
+    });
+    let mut daemon = std::process::Command::new(streamedge_tests::streamedge_bin())
+        .arg("--config")
+        .arg(w.s.config())
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The daemon's check records the address it found.
+    streamedge_tests::wait_for(
+        "a check by the daemon",
+        std::time::Duration::from_secs(15),
+        || (w.status()["ipv4"]["address"] == A1).then_some(()),
+    );
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_eq!(w.updates(), 0);
+    assert!(
+        w.s.nginx_pid().is_none(),
+        "nginx was started though supervise = false"
+    );
+}

@@ -279,6 +279,11 @@ fn hostile_callbacks_never_crash_a_worker() {
     // Other methods, and a lying Content-Length.
     let put = b"PUT /rtmp/auth HTTP/1.0\r\nContent-Length: 0\r\n\r\n";
     assert_eq!(raw_request(s.http, put), Some(405));
+    // notify_method get would put the key in a logged request line: refused, and not logged.
+    let get = format!(
+        "GET /rtmp/auth?addr=127.0.0.1&call=publish&name=alice&key={secret}-get HTTP/1.0\r\n\r\n"
+    );
+    assert_eq!(raw_request(s.http, get.as_bytes()), Some(405));
     let short = b"POST /rtmp/auth HTTP/1.0\r\nContent-Length: 100\r\n\r\naddr=127.0.0.1";
     let _ = raw_request(s.http, short);
 
@@ -294,6 +299,7 @@ fn hostile_callbacks_never_crash_a_worker() {
         "{log}"
     );
     assert!(!log.contains(&secret));
+    assert!(!s.all_logs().contains("-get"), "a GET callback was logged");
     assert!(!log.contains("kkkkkkkk"));
 }
 
