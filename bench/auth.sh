@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Publish-auth decisions per second: the module's callback location against the usual
-# design, nginx proxying the same callback to a separate auth service (bench/auth_service.py)
-# doing the same check. Same nginx, same run, same body (right key), wrk on loopback.
+# Publish-auth decisions per second: the module's callback location (as the default
+# configuration has it, with the per-publisher limit zone) against the usual design, nginx
+# proxying the same callback to a separate auth service (bench/auth_service.py) doing the
+# same check. Same nginx, same run, same bodies (right key, varying publisher address), wrk
+# on loopback.
 source "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
@@ -24,11 +26,18 @@ CONF
 nginx -p "$work/srv" -c "$work/srv/nginx.conf" -s reload 2>/dev/null
 sleep 1
 
-body="app=live&flashver=FMLE/3.0%20(compatible%3B%20FMSc/1.0)&swfurl=&tcurl=rtmp://127.0.0.1:1935/live&pageurl=&addr=192.0.2.10&clientid=42&call=publish&name=bench&type=live&key=$key"
+head="app=live&flashver=FMLE/3.0%20(compatible%3B%20FMSc/1.0)&swfurl=&tcurl=rtmp://127.0.0.1:1935/live&pageurl=&addr="
+tail="&clientid=42&call=publish&name=bench&type=live&key=$key"
+body="${head}10.0.0.1${tail}"
+# Each request from another publisher address, as the default configuration limits each
+# address (the publishers zone): the measured path includes that limit's lookup.
 cat >"$work/post.lua" <<LUA
-wrk.method = "POST"
-wrk.body = "$body"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+local n = 0
+request = function()
+  n = n + 1
+  local addr = string.format("10.%d.%d.%d", math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
+  return wrk.format("POST", nil, {["Content-Type"] = "application/x-www-form-urlencoded"}, "$head" .. addr .. "$tail")
+end
 LUA
 for path in /rtmp/auth /bench/proxied-auth; do
   code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data "$body" "http://127.0.0.1:$http$path")
