@@ -118,6 +118,24 @@ enum CertCommand {
 
 #[derive(Debug, Subcommand)]
 enum LibraryCommand {
+    /// Add a local video or audio file: transcoded into adaptive HLS with a poster.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        title: Option<String>,
+        /// Keep only the sound (AAC HLS and an MP3 for download).
+        #[arg(long)]
+        audio: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the items.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an item.
+    Remove { id: String },
     /// Let an item play only through signed links.
     Private { id: String },
     /// Let anyone play an item.
@@ -249,6 +267,50 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Library(l) => {
             let c = load()?;
             match l {
+                LibraryCommand::Import {
+                    file,
+                    title,
+                    audio,
+                    json,
+                } => {
+                    let m = library::import(&c, &file, title.as_deref(), audio).await?;
+                    if json {
+                        print_json(&m)?;
+                    } else {
+                        println!(
+                            "added \"{}\" as {} ({} {}, {:.0}s): {}/vod/{}/master.m3u8",
+                            m.title,
+                            m.id,
+                            m.kind,
+                            m.renditions.join(" "),
+                            m.duration,
+                            c.http_url(),
+                            m.id
+                        );
+                    }
+                }
+                LibraryCommand::List { json } => {
+                    let items = library::list(&c)?;
+                    if json {
+                        print_json(&items)?;
+                    } else if items.is_empty() {
+                        println!(
+                            "the library is empty: `streamedge library import FILE` adds to it"
+                        );
+                    } else {
+                        for i in items {
+                            let access = if i.private { "private" } else { "public" };
+                            println!(
+                                "{:<20} {:<6} {:>7.0}s {:<8} {}",
+                                i.id, i.kind, i.duration, access, i.title
+                            );
+                        }
+                    }
+                }
+                LibraryCommand::Remove { id } => {
+                    library::remove(&c, &id)?;
+                    println!("removed library item \"{id}\"");
+                }
                 LibraryCommand::Private { id } => {
                     library::set_private(&c, &id, true)?;
                     println!("library item \"{id}\" plays only through signed links now (`streamedge sign /vod/{id}`)");

@@ -1,0 +1,103 @@
+//! `streamedge library`: the items in `DATA/vod/`.
+
+pub mod transcode;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use anyhow::{bail, Context, Result};
+use streamedge_formats::name::check_name;
+
+use crate::config::Config;
+use crate::fsutil::write_atomic;
+
+/// Marks item `id` private (plays only through signed links) or public, in its `meta.json`.
+pub fn set_private(config: &Config, id: &str, private: bool) -> Result<()> {
+    check_name(id.as_bytes())
+        .map_err(|e| anyhow::anyhow!("invalid library item id \"{}\": {e}", id.escape_debug()))?;
+    let path = config.data_dir.join("vod").join(id).join("meta.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("no library item \"{id}\""),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let mut meta: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("invalid {}", path.display()))?;
+    let Some(obj) = meta.as_object_mut() else {
+        bail!("invalid {}: not a JSON object", path.display());
+    };
+    obj.insert("private".into(), private.into());
+    let mut out = serde_json::to_string_pretty(&meta)?;
+    out.push('\n');
+    // Read by nginx's workers: world-readable like the media beside it.
+    write_atomic(&path, out.as_bytes(), 0o644, None)
+}
+
+/// `library import`: a local media file into the library; returns the item's metadata.
+pub async fn import(
+    config: &Config,
+    file: &Path,
+    title: Option<&str>,
+    audio: bool,
+) -> Result<transcode::Meta> {
+    let id = transcode::new_id()?;
+    let work = transcode::work_dir(&config.data_dir, &id);
+    let dest = config.data_dir.join("vod").join(&id);
+    let title = title.map(String::from).unwrap_or_else(|| {
+        file.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| id.clone())
+    });
+    transcode::build_item(file, &work, &dest, &title, audio)
+        .await
+        .with_context(|| format!("cannot import {}", file.display()))
+}
+
+/// One row of `library list`.
+#[derive(Debug, Serialize)]
+pub struct Item {
+    pub id: String,
+    pub title: String,
+    pub kind: String,
+    pub duration: f64,
+    pub private: bool,
+}
+
+/// `library list`: complete items (those with a `meta.json`), newest first.
+pub fn list(config: &Config) -> Result<Vec<Item>> {
+    let vod = config.data_dir.join("vod");
+    let mut items = Vec::new();
+    let entries =
+        std::fs::read_dir(&vod).with_context(|| format!("cannot read {}", vod.display()))?;
+    for e in entries.flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path().join("meta.json")) else {
+            continue;
+        };
+        let Ok(m) = serde_json::from_str::<transcode::Meta>(&text) else {
+            continue;
+        };
+        items.push(Item {
+            id: m.id,
+            title: m.title,
+            kind: m.kind,
+            duration: m.duration,
+            private: m.private,
+        });
+    }
+    items.sort_by(|a, b| b.id.cmp(&a.id));
+    Ok(items)
+}
+
+/// `library remove ID`: the item disappears at once (one rename), then its files go.
+pub fn remove(config: &Config, id: &str) -> Result<()> {
+    check_name(id.as_bytes())
+        .map_err(|e| anyhow::anyhow!("invalid library item id \"{}\": {e}", id.escape_debug()))?;
+    let dir = config.data_dir.join("vod").join(id);
+    if !dir.join("meta.json").exists() {
+        bail!("no library item \"{id}\"");
+    }
+    let trash = config.data_dir.join(".work").join(format!("removed-{id}"));
+    std::fs::rename(&dir, &trash).with_context(|| format!("cannot remove {}", dir.display()))?;
+    std::fs::remove_dir_all(&trash).with_context(|| format!("cannot delete {}", trash.display()))
+}

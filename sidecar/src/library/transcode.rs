@@ -1,0 +1,510 @@
+//! From a media file to a library item: ffprobe for what it is, then ONE ffmpeg process that
+//! decodes once and encodes every rendition of an adaptive ladder (aligned 2 s keyframes,
+//! HLS VOD, fMP4 segments, a master playlist), or for audio an AAC HLS rendition and an MP3
+//! for download. The item is built in a scratch folder and moved into `DATA/vod/<id>/` only
+//! when complete, `meta.json` included, so the library never shows half an item.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use tokio::process::Command;
+
+/// One rung of the ladder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rung {
+    pub height: u32,
+    pub video_kbps: u32,
+    pub audio_kbps: u32,
+}
+
+/// The full ladder, top down.
+pub const LADDER: [Rung; 4] = [
+    Rung {
+        height: 1080,
+        video_kbps: 5000,
+        audio_kbps: 128,
+    },
+    Rung {
+        height: 720,
+        video_kbps: 2800,
+        audio_kbps: 128,
+    },
+    Rung {
+        height: 480,
+        video_kbps: 1400,
+        audio_kbps: 96,
+    },
+    Rung {
+        height: 360,
+        video_kbps: 800,
+        audio_kbps: 96,
+    },
+];
+
+/// Keyframe and segment interval, seconds: every rendition cuts at the same instants.
+pub const SEGMENT_SECONDS: u32 = 2;
+
+/// The rungs for a source `height` high: never above the source (nor `max_height`); a source
+/// smaller than the lowest rung gets one rendition at its own height.
+pub fn ladder(height: u32, max_height: Option<u32>) -> Vec<Rung> {
+    let top = height.min(max_height.unwrap_or(u32::MAX));
+    let rungs: Vec<Rung> = LADDER.iter().copied().filter(|r| r.height <= top).collect();
+    if rungs.is_empty() {
+        let low = LADDER[LADDER.len() - 1];
+        // Even heights only: H.264 in 4:2:0 needs them.
+        return vec![Rung {
+            height: top.max(2) & !1,
+            ..low
+        }];
+    }
+    rungs
+}
+
+/// What ffprobe says about the input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    pub duration: f64,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fps: Option<f64>,
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub size: u64,
+}
+
+/// Reads ffprobe's JSON (`-show_format -show_streams`).
+pub fn parse_probe(json: &str) -> Result<Probe> {
+    let v: serde_json::Value = serde_json::from_str(json).context("unexpected ffprobe output")?;
+    let streams = v["streams"].as_array().cloned().unwrap_or_default();
+    let video = streams
+        .iter()
+        .find(|s| s["codec_type"] == "video" && s["disposition"]["attached_pic"] != 1);
+    let audio = streams.iter().find(|s| s["codec_type"] == "audio");
+    let fps = video
+        .and_then(|s| s["avg_frame_rate"].as_str())
+        .and_then(|r| {
+            let (n, d) = r.split_once('/')?;
+            let (n, d): (f64, f64) = (n.parse().ok()?, d.parse().ok()?);
+            (d > 0.0 && n > 0.0).then(|| n / d)
+        });
+    let duration = v["format"]["duration"]
+        .as_str()
+        .and_then(|d| d.parse().ok())
+        .unwrap_or(0.0);
+    if video.is_none() && audio.is_none() {
+        bail!("the file has neither video nor audio");
+    }
+    Ok(Probe {
+        duration,
+        width: video.and_then(|s| s["width"].as_u64()).map(|w| w as u32),
+        height: video.and_then(|s| s["height"].as_u64()).map(|h| h as u32),
+        fps,
+        video_codec: video
+            .and_then(|s| s["codec_name"].as_str())
+            .map(String::from),
+        audio_codec: audio
+            .and_then(|s| s["codec_name"].as_str())
+            .map(String::from),
+        size: v["format"]["size"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+    })
+}
+
+pub async fn probe(input: &Path) -> Result<Probe> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_format",
+            "-show_streams",
+            "-of",
+            "json",
+        ])
+        .arg(input)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("cannot run ffprobe")?;
+    if !out.status.success() {
+        bail!("{}", explain(&String::from_utf8_lossy(&out.stderr)));
+    }
+    parse_probe(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The ffmpeg arguments (after `-i INPUT`) for the video ladder, written into the current
+/// folder: `<height>p/index.m3u8` and fMP4 segments per rung, `master.m3u8`.
+pub fn video_args(rungs: &[Rung], fps: f64, has_audio: bool) -> Vec<String> {
+    let gop = ((fps.clamp(1.0, 120.0) * f64::from(SEGMENT_SECONDS)).round() as u32).max(1);
+    let n = rungs.len();
+    let mut filter = format!("[0:v]split={n}");
+    for i in 0..n {
+        filter.push_str(&format!("[s{i}]"));
+    }
+    for (i, r) in rungs.iter().enumerate() {
+        filter.push_str(&format!(";[s{i}]scale=-2:{}[v{i}]", r.height));
+    }
+    let mut a: Vec<String> = vec!["-filter_complex".into(), filter];
+    for i in 0..n {
+        a.extend(["-map".into(), format!("[v{i}]")]);
+        if has_audio {
+            a.extend(["-map".into(), "0:a:0".into()]);
+        }
+    }
+    a.extend(
+        [
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-profile:v",
+            "main",
+            "-pix_fmt",
+            "yuv420p",
+            "-sc_threshold",
+            "0",
+        ]
+        .map(String::from),
+    );
+    // Keyframes at the same instants in every rendition, so players can switch at any segment.
+    a.extend([
+        "-g".into(),
+        gop.to_string(),
+        "-keyint_min".into(),
+        gop.to_string(),
+    ]);
+    a.extend([
+        "-force_key_frames".into(),
+        format!("expr:gte(t,n_forced*{SEGMENT_SECONDS})"),
+    ]);
+    for (i, r) in rungs.iter().enumerate() {
+        a.extend([format!("-b:v:{i}"), format!("{}k", r.video_kbps)]);
+        a.extend([
+            format!("-maxrate:v:{i}"),
+            format!("{}k", r.video_kbps * 107 / 100),
+        ]);
+        a.extend([
+            format!("-bufsize:v:{i}"),
+            format!("{}k", r.video_kbps * 3 / 2),
+        ]);
+        if has_audio {
+            a.extend([format!("-b:a:{i}"), format!("{}k", r.audio_kbps)]);
+        }
+    }
+    if has_audio {
+        a.extend(["-c:a", "aac", "-ac", "2", "-ar", "48000"].map(String::from));
+    }
+    a.extend(
+        [
+            "-f",
+            "hls",
+            "-hls_time",
+            "2",
+            "-hls_playlist_type",
+            "vod",
+            "-hls_segment_type",
+            "fmp4",
+            "-hls_fmp4_init_filename",
+            "init.mp4",
+            "-hls_segment_filename",
+            "%v/seg_%03d.m4s",
+            "-master_pl_name",
+            "master.m3u8",
+            "-var_stream_map",
+        ]
+        .map(String::from),
+    );
+    let map: Vec<String> = rungs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            if has_audio {
+                format!("v:{i},a:{i},name:{}p", r.height)
+            } else {
+                format!("v:{i},name:{}p", r.height)
+            }
+        })
+        .collect();
+    a.push(map.join(" "));
+    a.push("%v/index.m3u8".into());
+    a
+}
+
+/// The ffmpeg arguments (after `-i INPUT`) for an audio item: AAC HLS in `audio/` and
+/// `audio.mp3` for download.
+pub fn audio_args() -> Vec<String> {
+    [
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "128k",
+        "-ac",
+        "2",
+        "-ar",
+        "48000",
+        "-f",
+        "hls",
+        "-hls_time",
+        "2",
+        "-hls_playlist_type",
+        "vod",
+        "-hls_segment_type",
+        "fmp4",
+        "-hls_fmp4_init_filename",
+        "init.mp4",
+        "-hls_segment_filename",
+        "%v/seg_%03d.m4s",
+        "-master_pl_name",
+        "master.m3u8",
+        // A one-entry stream map puts master.m3u8 at the item's root, as for video.
+        "-var_stream_map",
+        "a:0,name:audio",
+        "%v/index.m3u8",
+        "-map",
+        "0:a:0",
+        "-vn",
+        "-c:a",
+        "libmp3lame",
+        "-q:a",
+        "2",
+        "audio.mp3",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// What ffmpeg's last lines mean to a person.
+pub fn explain(stderr: &str) -> String {
+    let lower = stderr.to_lowercase();
+    let known = [
+        ("no space left on device", "the disk is full"),
+        (
+            "invalid data found when processing input",
+            "the file is not a media file ffmpeg can read (corrupt or unsupported)",
+        ),
+        ("no such file or directory", "the file does not exist"),
+        ("permission denied", "permission denied"),
+        (
+            "does not contain any stream",
+            "the file has neither video nor audio",
+        ),
+    ];
+    if let Some((_, words)) = known.iter().find(|(k, _)| lower.contains(k)) {
+        return (*words).to_string();
+    }
+    let tail: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .rev()
+        .take(2)
+        .collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
+}
+
+/// `meta.json` of an item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub id: String,
+    pub title: String,
+    pub source: String,
+    pub kind: String,
+    pub duration: f64,
+    pub renditions: Vec<String>,
+    pub poster: Option<String>,
+    pub download: Option<String>,
+    pub created: String,
+    #[serde(default)]
+    pub private: bool,
+}
+
+/// Runs ffmpeg with `args` in `dir`, failing with its words.
+async fn ffmpeg(dir: &Path, input: &Path, args: &[String]) -> Result<()> {
+    let out = Command::new("ffmpeg")
+        .current_dir(dir)
+        .args(["-nostdin", "-hide_banner", "-v", "error", "-y", "-i"])
+        .arg(input)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .context("cannot run ffmpeg")?;
+    if !out.status.success() {
+        bail!("{}", explain(&String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(())
+}
+
+/// Builds an item from `input` in `work` (which must not exist) and moves it to `dest`.
+pub async fn build_item(
+    input: &Path,
+    work: &Path,
+    dest: &Path,
+    title: &str,
+    audio_only: bool,
+) -> Result<Meta> {
+    let input = std::path::absolute(input)?;
+    let info = probe(&input).await?;
+    std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
+    let result = async {
+        let (kind, renditions, poster, download) = match (
+            audio_only || info.height.is_none(),
+            info.audio_codec.is_some(),
+        ) {
+            (true, false) => bail!("the file has no audio to keep"),
+            (true, true) => {
+                std::fs::create_dir_all(work.join("audio"))?;
+                ffmpeg(work, &input, &audio_args()).await?;
+                (
+                    "audio",
+                    vec!["audio".to_string()],
+                    None,
+                    Some("audio.mp3".to_string()),
+                )
+            }
+            (false, has_audio) => {
+                let rungs = ladder(info.height.unwrap_or(360), None);
+                for r in &rungs {
+                    std::fs::create_dir_all(work.join(format!("{}p", r.height)))?;
+                }
+                ffmpeg(
+                    work,
+                    &input,
+                    &video_args(&rungs, info.fps.unwrap_or(30.0), has_audio),
+                )
+                .await?;
+                let at = format!("{:.2}", (info.duration / 10.0).min(5.0));
+                let poster = [
+                    "-ss",
+                    &at,
+                    "-frames:v",
+                    "1",
+                    "-vf",
+                    "scale=-2:360",
+                    "poster.jpg",
+                ]
+                .map(String::from);
+                ffmpeg(work, &input, &poster).await?;
+                (
+                    "video",
+                    rungs.iter().map(|r| format!("{}p", r.height)).collect(),
+                    Some("poster.jpg".into()),
+                    None,
+                )
+            }
+        };
+        let id = dest
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let meta = Meta {
+            id,
+            title: title.to_string(),
+            source: input.display().to_string(),
+            kind: kind.into(),
+            duration: info.duration,
+            renditions,
+            poster,
+            download,
+            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            private: false,
+        };
+        let text = serde_json::to_string_pretty(&meta)? + "\n";
+        crate::fsutil::write_atomic(&work.join("meta.json"), text.as_bytes(), 0o644, None)?;
+        // Whole or not at all: one rename makes the item appear.
+        std::fs::rename(work, dest)
+            .with_context(|| format!("cannot move the item into {}", dest.display()))?;
+        Ok(meta)
+    }
+    .await;
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(work);
+    }
+    result
+}
+
+/// A new item id: time-ordered and unguessable enough for URLs (signed links protect private
+/// items; ids only have to be unique).
+pub fn new_id() -> Result<String> {
+    let mut r = [0u8; 4];
+    getrandom::getrandom(&mut r).context("cannot get random bytes")?;
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    Ok(format!(
+        "{t:x}-{:02x}{:02x}{:02x}{:02x}",
+        r[0], r[1], r[2], r[3]
+    ))
+}
+
+/// Where items are built before they are published.
+pub fn work_dir(data: &Path, id: &str) -> PathBuf {
+    data.join(".work").join(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ladder_never_goes_above_the_source() {
+        let heights = |h, max| ladder(h, max).iter().map(|r| r.height).collect::<Vec<_>>();
+        assert_eq!(heights(1080, None), [1080, 720, 480, 360]);
+        assert_eq!(heights(720, None), [720, 480, 360]);
+        assert_eq!(heights(1080, Some(480)), [480, 360]);
+        assert_eq!(heights(500, None), [480, 360]);
+        assert_eq!(heights(241, None), [240]);
+    }
+
+    #[test]
+    fn one_process_for_the_whole_ladder() {
+        let a = video_args(&ladder(720, None), 30.0, true).join(" ");
+        assert!(a.contains("[0:v]split=3[s0][s1][s2];[s0]scale=-2:720[v0];[s1]scale=-2:480[v1];[s2]scale=-2:360[v2]"), "{a}");
+        assert!(a.contains("-g 60 -keyint_min 60") && a.contains("expr:gte(t,n_forced*2)"));
+        assert!(a.contains("-b:v:0 2800k") && a.contains("-b:v:2 800k"));
+        assert!(a.contains("-hls_playlist_type vod -hls_segment_type fmp4"));
+        assert!(a.ends_with("v:0,a:0,name:720p v:1,a:1,name:480p v:2,a:2,name:360p %v/index.m3u8"));
+        let silent = video_args(&ladder(360, None), 25.0, false).join(" ");
+        assert!(
+            !silent.contains("0:a") && silent.contains("v:0,name:360p") && silent.contains("-g 50")
+        );
+    }
+
+    #[test]
+    fn probe_output() {
+        let json = r#"{"streams":[{"codec_type":"video","codec_name":"h264","width":1280,"height":720,"avg_frame_rate":"30000/1001"},
+            {"codec_type":"audio","codec_name":"aac"}],"format":{"duration":"12.5","size":"1000"}}"#;
+        let p = parse_probe(json).unwrap();
+        assert_eq!(
+            (p.width, p.height, p.duration, p.size),
+            (Some(1280), Some(720), 12.5, 1000)
+        );
+        assert!((p.fps.unwrap() - 29.97).abs() < 0.01);
+        assert_eq!(p.audio_codec.as_deref(), Some("aac"));
+        assert!(parse_probe(r#"{"streams":[],"format":{}}"#).is_err());
+        assert!(parse_probe("nope").is_err());
+    }
+
+    #[test]
+    fn ffmpeg_errors_in_words() {
+        assert_eq!(
+            explain("x.mp4: Invalid data found when processing input\n"),
+            "the file is not a media file ffmpeg can read (corrupt or unsupported)"
+        );
+        assert_eq!(
+            explain("[hls] error writing: No space left on device"),
+            "the disk is full"
+        );
+        assert_eq!(
+            explain("line one\n\nsomething odd\n"),
+            "line one / something odd"
+        );
+    }
+}
