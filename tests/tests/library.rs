@@ -45,49 +45,45 @@ fn import(s: &Server, file: &std::path::Path, extra: &[&str]) -> (bool, serde_js
     )
 }
 
-/// Key frame times of the first video stream, as ffprobe reads them.
-fn key_frames(url: &str) -> Vec<f64> {
+/// The non-empty lines ffprobe prints for `args` on `url` (HLS shows a stream once per
+/// program, with blank lines between).
+fn ffprobe(url: &str, args: &[&str]) -> Vec<String> {
     let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-skip_frame",
-            "nokey",
-            "-show_entries",
-            "frame=pts_time",
-            "-of",
-            "csv=p=0",
-            url,
-        ])
+        .args(["-v", "error"])
+        .args(args)
+        .args(["-of", "csv=p=0", url])
         .output()
         .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .map(|l| l.trim().trim_end_matches(',').to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Key frame times of the first video stream.
+fn key_frames(url: &str) -> Vec<f64> {
+    let args = [
+        "-select_streams",
+        "v:0",
+        "-skip_frame",
+        "nokey",
+        "-show_entries",
+        "frame=pts_time",
+    ];
+    ffprobe(url, &args)
+        .iter()
+        .filter_map(|l| l.parse().ok())
         .collect()
 }
 
 fn height(url: &str) -> u32 {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=height",
-            "-of",
-            "csv=p=0",
-            url,
-        ])
-        .output()
-        .unwrap();
-    // HLS shows the stream once per program: the first line is enough.
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let first = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-    first.trim().trim_end_matches(',').parse().unwrap()
+    ffprobe(
+        url,
+        &["-select_streams", "v:0", "-show_entries", "stream=height"],
+    )[0]
+    .parse()
+    .unwrap()
 }
 
 #[test]
@@ -193,26 +189,9 @@ fn audio_small_video_and_broken_files() {
         (mp3.status, mp3.header("content-type")),
         (200, Some("audio/mpeg"))
     );
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type",
-            "-of",
-            "csv=p=0",
-            &s.url(&format!("/vod/{id}/master.m3u8")),
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let kinds: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
+    let kinds = streamedge_tests::ffprobe_streams(&s.url(&format!("/vod/{id}/master.m3u8")));
     assert!(
-        !kinds.is_empty() && kinds.iter().all(|k| *k == "audio"),
+        !kinds.is_empty() && kinds.iter().all(|k| k == "audio"),
         "{kinds:?}"
     );
 

@@ -197,26 +197,6 @@ pub fn video_args(rungs: &[Rung], fps: f64, has_audio: bool) -> Vec<String> {
     if has_audio {
         a.extend(["-c:a", "aac", "-ac", "2", "-ar", "48000"].map(String::from));
     }
-    a.extend(
-        [
-            "-f",
-            "hls",
-            "-hls_time",
-            "2",
-            "-hls_playlist_type",
-            "vod",
-            "-hls_segment_type",
-            "fmp4",
-            "-hls_fmp4_init_filename",
-            "init.mp4",
-            "-hls_segment_filename",
-            "%v/seg_%03d.m4s",
-            "-master_pl_name",
-            "master.m3u8",
-            "-var_stream_map",
-        ]
-        .map(String::from),
-    );
     let map: Vec<String> = rungs
         .iter()
         .enumerate()
@@ -228,30 +208,45 @@ pub fn video_args(rungs: &[Rung], fps: f64, has_audio: bool) -> Vec<String> {
             }
         })
         .collect();
-    a.push(map.join(" "));
-    a.push("%v/index.m3u8".into());
+    a.extend(hls_output(&map.join(" ")));
     a
 }
 
 /// The ffmpeg arguments (after `-i INPUT`) for an audio item: AAC HLS in `audio/` and
 /// `audio.mp3` for download.
 pub fn audio_args() -> Vec<String> {
+    let mut a: Vec<String> = [
+        "-map", "0:a:0", "-vn", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000",
+    ]
+    .map(String::from)
+    .to_vec();
+    // A one-entry stream map puts master.m3u8 at the item's root, as for video.
+    a.extend(hls_output("a:0,name:audio"));
+    a.extend(
+        [
+            "-map",
+            "0:a:0",
+            "-vn",
+            "-c:a",
+            "libmp3lame",
+            "-q:a",
+            "2",
+            "audio.mp3",
+        ]
+        .map(String::from),
+    );
+    a
+}
+
+/// HLS VOD output in fMP4 segments of `SEGMENT_SECONDS`: `<name>/index.m3u8` per entry of
+/// `stream_map`, and `master.m3u8` beside them.
+fn hls_output(stream_map: &str) -> Vec<String> {
+    let time = SEGMENT_SECONDS.to_string();
     [
-        "-map",
-        "0:a:0",
-        "-vn",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "128k",
-        "-ac",
-        "2",
-        "-ar",
-        "48000",
         "-f",
         "hls",
         "-hls_time",
-        "2",
+        &time,
         "-hls_playlist_type",
         "vod",
         "-hls_segment_type",
@@ -262,18 +257,9 @@ pub fn audio_args() -> Vec<String> {
         "%v/seg_%03d.m4s",
         "-master_pl_name",
         "master.m3u8",
-        // A one-entry stream map puts master.m3u8 at the item's root, as for video.
         "-var_stream_map",
-        "a:0,name:audio",
+        stream_map,
         "%v/index.m3u8",
-        "-map",
-        "0:a:0",
-        "-vn",
-        "-c:a",
-        "libmp3lame",
-        "-q:a",
-        "2",
-        "audio.mp3",
     ]
     .map(String::from)
     .to_vec()
