@@ -698,46 +698,56 @@ impl Pebble {
         std::fs::write(d.join("cert.pem"), cert.pem()).unwrap();
         std::fs::write(d.join("key.pem"), key.serialize_pem()).unwrap();
 
-        let (port, management) = (free_port(), free_port());
-        let config = serde_json::json!({"pebble": {
-            "listenAddress": format!("127.0.0.1:{port}"),
-            "managementListenAddress": format!("127.0.0.1:{management}"),
-            "certificate": d.join("cert.pem"),
-            "privateKey": d.join("key.pem"),
-            "httpPort": http_port,
-            "tlsPort": free_port(),
-            "ocspResponderURL": "",
-            "externalAccountBindingRequired": eab.is_some(),
-            "externalAccountMACKeys": eab.map(|(k, v)| serde_json::json!({k: v})).unwrap_or(serde_json::json!({})),
-            "certificateValidityPeriod": validity,
-        }});
-        std::fs::write(d.join("pebble.json"), config.to_string()).unwrap();
-        let log = |name: &str| std::fs::File::create(d.join(name)).unwrap();
         let dns_server = TestDns::start_answering("127.0.0.1");
         let dns = dns_server.port;
-        let mut p = Pebble {
-            dir,
-            port,
-            management,
-            _dns: dns_server,
-            children: Vec::new(),
-        };
-        p.children.push(
-            Command::new("pebble")
+        let log = |name: &str| std::fs::File::create(d.join(name)).unwrap();
+        // pebble exits at once if a port was taken in the meantime: then again, elsewhere.
+        for _ in 0..3 {
+            let (port, management) = (free_port(), free_port());
+            let config = serde_json::json!({"pebble": {
+                "listenAddress": format!("127.0.0.1:{port}"),
+                "managementListenAddress": format!("127.0.0.1:{management}"),
+                "certificate": d.join("cert.pem"),
+                "privateKey": d.join("key.pem"),
+                "httpPort": http_port,
+                "tlsPort": free_port(),
+                "ocspResponderURL": "",
+                "externalAccountBindingRequired": eab.is_some(),
+                "externalAccountMACKeys": eab.map(|(k, v)| serde_json::json!({k: v})).unwrap_or(serde_json::json!({})),
+                "certificateValidityPeriod": validity,
+            }});
+            std::fs::write(d.join("pebble.json"), config.to_string()).unwrap();
+            let mut child = Command::new("pebble")
                 .arg("-config")
-                .arg(p.dir.path().join("pebble.json"))
+                .arg(d.join("pebble.json"))
                 .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
                 .env("PEBBLE_VA_NOSLEEP", "1")
                 .stdout(log("pebble.log"))
                 .stderr(log("pebble.err"))
                 .spawn()
-                .expect("start pebble"),
-        );
-        let url = p.directory();
-        wait_for("pebble to answer", Duration::from_secs(20), || {
-            p.get(&url).ok()
-        });
-        p
+                .expect("start pebble");
+            let url = format!("https://127.0.0.1:{port}/dir");
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(60) {
+                if get_trusting(&d.join("ca.pem"), &url).is_ok() {
+                    return Pebble {
+                        dir,
+                        port,
+                        management,
+                        _dns: dns_server,
+                        children: vec![child],
+                    };
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let err = std::fs::read_to_string(d.join("pebble.err")).unwrap_or_default();
+        panic!("pebble did not start:\n{err}");
     }
 
     pub fn directory(&self) -> String {
@@ -750,15 +760,7 @@ impl Pebble {
     }
 
     fn get(&self, url: &str) -> reqwest::Result<String> {
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(self.ca_root()).unwrap()).unwrap();
-        reqwest::blocking::Client::builder()
-            .add_root_certificate(ca)
-            .timeout(Duration::from_secs(5))
-            .build()?
-            .get(url)
-            .send()?
-            .error_for_status()?
-            .text()
+        get_trusting(&self.ca_root(), url)
     }
 
     /// The root and intermediate that sign the certificates pebble issues (regenerated at
@@ -784,6 +786,19 @@ impl Drop for Pebble {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// A GET over HTTPS trusting only the root in `ca` (pebble's own listener).
+fn get_trusting(ca: &Path, url: &str) -> reqwest::Result<String> {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
+    reqwest::blocking::Client::builder()
+        .add_root_certificate(ca)
+        .timeout(Duration::from_secs(5))
+        .build()?
+        .get(url)
+        .send()?
+        .error_for_status()?
+        .text()
 }
 
 /// The leaf certificate (PEM) an HTTPS server presents for `sni`, by `openssl s_client`.
