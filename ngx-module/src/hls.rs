@@ -18,13 +18,12 @@ use core::ptr;
 use std::cell::RefCell;
 
 use nginx_sys::{
-    ngx_array_push, ngx_command_t, ngx_conf_t, ngx_http_compile_complex_value,
-    ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_http_handler_pt,
-    ngx_http_module_t, ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_request_t, ngx_int_t,
-    ngx_module_t, ngx_str_t, ngx_uint_t, NGX_CONF_TAKE1, NGX_DISABLE_SYMLINKS_ON, NGX_HTTP_GET,
-    NGX_HTTP_HEAD, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
-    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_OPTIONS, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
-    NGX_LOG_INFO,
+    ngx_command_t, ngx_conf_t, ngx_http_compile_complex_value, ngx_http_compile_complex_value_t,
+    ngx_http_complex_value_t, ngx_http_module_t, ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
+    ngx_http_request_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_uint_t, NGX_CONF_TAKE1,
+    NGX_DISABLE_SYMLINKS_ON, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOC_CONF,
+    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE,
+    NGX_HTTP_OPTIONS, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG, NGX_LOG_INFO,
 };
 use ngx::core::{Pool, Status, NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{
@@ -125,22 +124,11 @@ impl HttpModule for HlsModule {
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        // SAFETY: `cf` is the configuration being finished.
-        let cf = unsafe { &mut *cf };
-        let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(cf) else {
-            return Status::NGX_ERROR.into();
-        };
-        let phase = &mut cmcf.phases[ngx_http_phases_NGX_HTTP_ACCESS_PHASE as usize].handlers;
-        // SAFETY: the phase's handler array holds `ngx_http_handler_pt` elements.
-        let h = unsafe { ngx_array_push(phase) }.cast::<ngx_http_handler_pt>();
-        // SAFETY: a non-null element just pushed is ours to write.
-        match unsafe { h.as_mut() } {
-            Some(h) => {
-                *h = Some(hls_access_handler);
-                Status::NGX_OK.into()
-            }
-            None => Status::NGX_ERROR.into(),
-        }
+        crate::push_phase_handler(
+            cf,
+            ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
+            hls_access_handler,
+        )
     }
 }
 

@@ -199,18 +199,7 @@ impl HttpModule for StreamedgeModule {
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        let mut name = ngx_string!("streamedge_publisher");
-        // SAFETY: adding a variable during configuration, as nginx's own modules do.
-        let var =
-            unsafe { ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as ngx_uint_t) };
-        // SAFETY: a non-null variable returned by nginx is ours to fill in.
-        match unsafe { var.as_mut() } {
-            Some(v) => {
-                v.get_handler = Some(publisher_variable);
-                Status::NGX_OK.into()
-            }
-            None => Status::NGX_ERROR.into(),
-        }
+        add_variable(cf, ngx_string!("streamedge_publisher"), publisher_variable)
     }
 }
 
@@ -266,6 +255,70 @@ pub(crate) fn stream_key(r: &Request, name: &str) -> Option<bool> {
     let keys = mcf.keys.borrow();
     let entry = keys.as_ref()?.keys()?.get(name)?;
     (entry.state == streamedge_formats::keys::KeyState::Active).then_some(entry.private)
+}
+
+/// Registers a variable whose value `get` computes, as nginx's own modules do in their
+/// preconfiguration.
+pub(crate) fn add_variable(
+    cf: *mut ngx_conf_t,
+    mut name: ngx_str_t,
+    get: unsafe extern "C" fn(
+        *mut ngx_http_request_t,
+        *mut ngx_variable_value_t,
+        usize,
+    ) -> ngx_int_t,
+) -> ngx_int_t {
+    // SAFETY: adding a variable during configuration; nginx copies the name.
+    let var =
+        unsafe { ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as ngx_uint_t) };
+    // SAFETY: a non-null variable returned by nginx is ours to fill in.
+    match unsafe { var.as_mut() } {
+        Some(v) => {
+            v.get_handler = Some(get);
+            Status::NGX_OK.into()
+        }
+        None => Status::NGX_ERROR.into(),
+    }
+}
+
+/// Fills a variable's value with bytes that live as long as the request, or "not found".
+pub(crate) fn set_variable(v: &mut ngx_variable_value_t, value: Option<&[u8]>) -> ngx_int_t {
+    match value {
+        Some(bytes) => {
+            v.data = bytes.as_ptr().cast_mut();
+            v.set_len(bytes.len() as u32);
+            v.set_valid(1);
+            v.set_no_cacheable(0);
+            v.set_not_found(0);
+        }
+        None => v.set_not_found(1),
+    }
+    Status::NGX_OK.into()
+}
+
+/// Adds `handler` to one of the request phases (as limit_req and access do), in
+/// postconfiguration.
+pub(crate) fn push_phase_handler(
+    cf: *mut ngx_conf_t,
+    phase: u32,
+    handler: extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t,
+) -> ngx_int_t {
+    // SAFETY: `cf` is the configuration being finished.
+    let cf = unsafe { &mut *cf };
+    let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(cf) else {
+        return Status::NGX_ERROR.into();
+    };
+    let handlers = &mut cmcf.phases[phase as usize].handlers;
+    // SAFETY: a phase's handler array holds `ngx_http_handler_pt` elements.
+    let h = unsafe { nginx_sys::ngx_array_push(handlers) }.cast::<nginx_sys::ngx_http_handler_pt>();
+    // SAFETY: a non-null element just pushed is ours to write.
+    match unsafe { h.as_mut() } {
+        Some(h) => {
+            *h = Some(handler);
+            Status::NGX_OK.into()
+        }
+        None => Status::NGX_ERROR.into(),
+    }
 }
 
 /// Monotonic milliseconds, the same clock in every worker, as nginx last cached it.
@@ -404,17 +457,8 @@ extern "C" fn publisher_variable(
 ) -> ngx_int_t {
     // SAFETY: nginx passes the current request and a value to fill.
     let (r, v) = unsafe { (Request::from_ngx_http_request(r), &mut *v) };
-    match r.get_module_ctx::<AuthCtx>(StreamedgeModule::module()) {
-        Some(c) => {
-            v.data = c.text.as_ptr().cast_mut();
-            v.set_len(c.len as u32);
-            v.set_valid(1);
-            v.set_no_cacheable(0);
-            v.set_not_found(0);
-        }
-        None => v.set_not_found(1),
-    }
-    Status::NGX_OK.into()
+    let ctx = r.get_module_ctx::<AuthCtx>(StreamedgeModule::module());
+    set_variable(v, ctx.map(|c| &c.text[..c.len]))
 }
 
 fn answer_callback(r: &mut Request, body: &[u8]) -> Status {

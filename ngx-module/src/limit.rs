@@ -18,19 +18,17 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::IpAddr;
 
 use nginx_sys::{
-    ngx_array_push, ngx_command_t, ngx_conf_t, ngx_http_add_variable,
-    ngx_http_compile_complex_value, ngx_http_compile_complex_value_t, ngx_http_complex_value_t,
-    ngx_http_handler_pt, ngx_http_module_t, ngx_http_phases_NGX_HTTP_PREACCESS_PHASE,
+    ngx_command_t, ngx_conf_t, ngx_http_compile_complex_value, ngx_http_compile_complex_value_t,
+    ngx_http_complex_value_t, ngx_http_module_t, ngx_http_phases_NGX_HTTP_PREACCESS_PHASE,
     ngx_http_request_t, ngx_http_variable_value_t, ngx_int_t, ngx_module_t, ngx_parse_size,
-    ngx_parse_time, ngx_str_t, ngx_uint_t, ngx_variable_value_t, NGX_CONF_1MORE, NGX_CONF_2MORE,
+    ngx_parse_time, ngx_str_t, ngx_variable_value_t, NGX_CONF_1MORE, NGX_CONF_2MORE,
     NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_ERROR, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
     NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF,
-    NGX_HTTP_VAR_NOCACHEABLE, NGX_LOG_ALERT, NGX_LOG_EMERG, NGX_LOG_INFO, NGX_LOG_WARN,
+    NGX_LOG_ALERT, NGX_LOG_EMERG, NGX_LOG_INFO, NGX_LOG_WARN,
 };
 use ngx::core::{Pool, Status, NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{
-    HttpModule, HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigError,
-    NgxHttpCoreModule, Request,
+    HttpModule, HttpModuleLocationConf, HttpModuleMainConf, Merge, MergeConfigError, Request,
 };
 use ngx::{http_request_handler, ngx_conf_log_error, ngx_log_error, ngx_string};
 use streamedge_policy::ban::BanPolicy;
@@ -155,37 +153,15 @@ impl HttpModule for LimitModule {
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        let mut name = ngx_string!("streamedge_limit_result");
-        // SAFETY: adding a variable during configuration, as nginx's own modules do.
-        let var =
-            unsafe { ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as ngx_uint_t) };
-        // SAFETY: a non-null variable returned by nginx is ours to fill in.
-        match unsafe { var.as_mut() } {
-            Some(v) => {
-                v.get_handler = Some(limit_result_variable);
-                Status::NGX_OK.into()
-            }
-            None => Status::NGX_ERROR.into(),
-        }
+        crate::add_variable(
+            cf,
+            ngx_string!("streamedge_limit_result"),
+            limit_result_variable,
+        )
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        // SAFETY: `cf` is the configuration being finished.
-        let cf = unsafe { &mut *cf };
-        let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(cf) else {
-            return Status::NGX_ERROR.into();
-        };
-        let phase = &mut cmcf.phases[ngx_http_phases_NGX_HTTP_PREACCESS_PHASE as usize].handlers;
-        // SAFETY: the phase's handler array holds `ngx_http_handler_pt` elements.
-        let h = unsafe { ngx_array_push(phase) }.cast::<ngx_http_handler_pt>();
-        // SAFETY: a non-null element just pushed is ours to write.
-        match unsafe { h.as_mut() } {
-            Some(h) => {
-                *h = Some(limit_handler);
-                Status::NGX_OK.into()
-            }
-            None => Status::NGX_ERROR.into(),
-        }
+        crate::push_phase_handler(cf, ngx_http_phases_NGX_HTTP_PREACCESS_PHASE, limit_handler)
     }
 }
 
@@ -418,17 +394,7 @@ extern "C" fn limit_result_variable(
             &mut *v.cast::<ngx_http_variable_value_t>(),
         )
     };
-    match ctx(r) {
-        Some(c) => {
-            v.data = c.result.as_ptr().cast_mut();
-            v.set_len(c.result.len() as u32);
-            v.set_valid(1);
-            v.set_no_cacheable(0);
-            v.set_not_found(0);
-        }
-        None => v.set_not_found(1),
-    }
-    Status::NGX_OK.into()
+    crate::set_variable(v, ctx(r).map(|c| c.result.as_bytes()))
 }
 
 // ---------------------------------------------------------------------------------------
