@@ -18,8 +18,11 @@ CARGO_ENV   := NGINX_SOURCE_DIR=$(NGINX_TREE) NGINX_BUILD_DIR=$(NGINX_TREE)/objs
 
 MODULE      := target/release/libngx_http_streamedge_module.so
 SIDECAR     := target/release/streamedge
+# The web player as nginx serves it: our files and hls.js from npm (web/node_modules).
+WEB_OUT     := target/release/web
+WEB_FILES   := web/index.html web/app.js web/style.css
 
-.PHONY: help deps build run test test-unit test-e2e lint fmt bench clean
+.PHONY: help deps build web run test test-unit test-e2e lint fmt bench clean install uninstall
 
 help:
 	@echo "make run    install what is missing, build, start a server in .run/ and print how to publish"
@@ -40,6 +43,12 @@ $(NGINX_STAMP):
 build: deps
 	@$(MAKE) --no-print-directory $(NGINX_STAMP)
 	$(CARGO_ENV) $(CARGO) build --release --workspace --jobs $(CARGO_JOBS)
+	@$(MAKE) --no-print-directory web
+
+web: $(WEB_FILES) web/node_modules/hls.js/dist/hls.min.js
+	@mkdir -p $(WEB_OUT)
+	@cp $(WEB_FILES) web/node_modules/hls.js/dist/hls.min.js $(WEB_OUT)/
+	@chmod 644 $(WEB_OUT)/*
 
 run: build
 	@scripts/run.sh "$(RUN_DIR)"

@@ -16,6 +16,8 @@ packages=(
   python3 python3-venv
   # benchmarks, and the peers they compare against
   wrk hyperfine time certbot lego
+  # the web player's browser test
+  chromium
 )
 
 missing=()
@@ -25,15 +27,38 @@ for p in "${packages[@]}"; do
   fi
 done
 
+sudo=()
+if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then
+  sudo=(sudo)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "streamedge: installing ${missing[*]}"
-  sudo=()
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "streamedge: run as root or install sudo to install: ${missing[*]}" >&2; exit 1; }
-    sudo=(sudo)
+  if [ "$(id -u)" -ne 0 ] && [ ${#sudo[@]} -eq 0 ]; then
+    echo "streamedge: run as root or install sudo to install: ${missing[*]}" >&2; exit 1
   fi
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# yt-dlp: the PyPI release (Debian's is years behind the sites it reads), in the project's
+# own virtual environment, made with Debian's Python so it does not depend on the caller's.
+root="$(cd "$(dirname "$0")/.." && pwd)"
+venv="${STREAMEDGE_VENV:-$root/.venv}"
+ytdlp_version="$(cat "$root/scripts/yt-dlp.version")"
+if [ "$("$venv/bin/yt-dlp" --version 2>/dev/null)" != "$ytdlp_version" ]; then
+  echo "streamedge: installing yt-dlp $ytdlp_version into $venv"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "yt-dlp==$ytdlp_version"
+fi
+
+# The web player's one library (hls.js) and the browser driver of its test, from npm.
+if ! command -v npm >/dev/null 2>&1; then
+  echo "streamedge: installing nodejs and npm"
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends nodejs npm
+fi
+if [ ! -f "$root/web/node_modules/.package-lock.json" ] || [ "$root/web/package-lock.json" -nt "$root/web/node_modules/.package-lock.json" ]; then
+  echo "streamedge: installing the web player's npm packages"
+  (cd "$root/web" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

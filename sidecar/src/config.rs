@@ -27,7 +27,55 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ddns: Option<Ddns>,
     #[serde(default)]
+    pub fetch: Fetch,
+    #[serde(default)]
+    pub api: Api,
+    #[serde(default)]
     pub nginx: Nginx,
+}
+
+/// Fetch jobs: media from the web into the library.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Fetch {
+    /// Jobs that run at once; the others wait their turn.
+    pub concurrency: usize,
+    /// Allow URLs whose names resolve to this machine, its LAN or link-local addresses.
+    pub allow_private_addresses: bool,
+    /// New jobs are refused (507) when the data directory has less free space, in MiB.
+    pub min_free_mb: u64,
+    /// A URL that receives each job's final JSON (POST) when it ends; a job may name its own.
+    pub webhook: Option<String>,
+    /// The yt-dlp to run [default: the project's virtual environment, else PATH].
+    pub ytdlp: Option<PathBuf>,
+}
+
+impl Default for Fetch {
+    fn default() -> Self {
+        Fetch {
+            concurrency: 1,
+            allow_private_addresses: false,
+            min_free_mb: 1024,
+            webhook: None,
+            ytdlp: None,
+        }
+    }
+}
+
+/// The sidecar's control API, which nginx proxies at `/api/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Api {
+    /// A loopback address and port.
+    pub listen: String,
+}
+
+impl Default for Api {
+    fn default() -> Self {
+        Api {
+            listen: "127.0.0.1:8089".into(),
+        }
+    }
 }
 
 /// Certificates from an ACME CA. No domains: no ACME, HTTPS keeps its placeholder.
@@ -306,6 +354,12 @@ pub struct Ports {
     pub http: u16,
     pub https: u16,
     pub rtmp: u16,
+    /// The HTTPS port as the internet sees it, when the router maps another one to `https`
+    /// (443 → 4433): used in redirects and printed links. Default: `https`.
+    pub public_https: Option<u16>,
+    /// Send plain-HTTP visitors to HTTPS (except ACME challenges and this machine's own
+    /// requests).
+    pub redirect_to_https: bool,
 }
 
 impl Default for Ports {
@@ -315,6 +369,8 @@ impl Default for Ports {
             http: 8080,
             https: 4433,
             rtmp: 1935,
+            public_https: None,
+            redirect_to_https: true,
         }
     }
 }
@@ -332,6 +388,8 @@ pub struct Nginx {
     /// The built streamedge module.
     pub module: PathBuf,
     pub rtmp_module: PathBuf,
+    /// The web player's files (index.html, app.js, hls.min.js).
+    pub web_root: PathBuf,
     /// The user nginx workers run as when nginx is started as root.
     pub user: Option<String>,
     pub worker_processes: String,
@@ -346,6 +404,7 @@ impl Default for Nginx {
             conf: "nginx.conf".into(),
             module: "/usr/lib/nginx/modules/ngx_http_streamedge_module.so".into(),
             rtmp_module: "/usr/lib/nginx/modules/ngx_rtmp_module.so".into(),
+            web_root: "/usr/share/streamedge/web".into(),
             user: None,
             worker_processes: "auto".into(),
         }
@@ -385,10 +444,12 @@ impl Config {
             &mut self.nginx.conf,
             &mut self.nginx.module,
             &mut self.nginx.rtmp_module,
+            &mut self.nginx.web_root,
             &mut self.nginx.binary,
         ]
         .into_iter()
         .chain(self.acme.ca_root.as_mut())
+        .chain(self.fetch.ytdlp.as_mut())
         .chain(self.ddns.as_mut().and_then(|d| d.api_key_file.as_mut()))
         {
             if p.is_relative() {
@@ -416,6 +477,21 @@ impl Config {
                 bail!("publish.{key} \"{value}\" is not a time such as \"30s\", \"10m\" or \"1h\"");
             }
         }
+        match self.api.listen.parse::<std::net::SocketAddr>() {
+            Ok(a) if a.ip().is_loopback() => {}
+            _ => bail!(
+                "api.listen \"{}\" must be a loopback address and port, such as \"127.0.0.1:8089\"",
+                self.api.listen
+            ),
+        }
+        if self.fetch.concurrency == 0 {
+            bail!("fetch.concurrency must be at least 1");
+        }
+        if let Some(w) = &self.fetch.webhook {
+            if !w.starts_with("http://") && !w.starts_with("https://") {
+                bail!("fetch.webhook \"{w}\" must be an http:// or https:// URL");
+            }
+        }
         self.acme.check()?;
         if let Some(d) = &self.ddns {
             d.check()?;
@@ -431,6 +507,11 @@ impl Config {
 
     pub fn keys_file(&self) -> PathBuf {
         self.data_dir.join("keys.toml")
+    }
+
+    /// The bearer token of the control API's writes.
+    pub fn api_token_file(&self) -> PathBuf {
+        self.data_dir.join("api.token")
     }
 
     /// The signing secrets for private links.
@@ -464,11 +545,11 @@ impl Config {
 
     /// Where a viewer reaches the web server.
     pub fn https_url(&self) -> String {
-        format!(
-            "https://{}:{}",
-            host_for_url(&self.public_host),
-            self.ports.https
-        )
+        let host = host_for_url(&self.public_host);
+        match self.ports.public_https.unwrap_or(self.ports.https) {
+            443 => format!("https://{host}"),
+            port => format!("https://{host}:{port}"),
+        }
     }
 
     pub fn http_url(&self) -> String {
@@ -479,13 +560,9 @@ impl Config {
         )
     }
 
-    /// Renders the file as `init` writes it.
+    /// Renders the file as `init` writes it: every option, commented.
     pub fn to_toml(&self) -> String {
-        let body = toml::to_string(self).expect("a configuration always serializes");
-        format!(
-            "# streamedge configuration. nginx.conf is rendered from this file by `streamedge run`\n\
-             # and `streamedge init`: change settings here, not there.\n\n{body}"
-        )
+        crate::config_file::render(self)
     }
 }
 

@@ -29,6 +29,15 @@ pub struct InitArgs {
     /// The public domain name of this server: HTTPS gets a certificate for it by ACME.
     #[arg(long)]
     pub domain: Option<String>,
+    /// Keep the domain's DNS record pointing at this home's address through IONOS (needs
+    /// --domain; put the API key, `prefix.secret`, into ionos-api.key next to the
+    /// configuration, then run `streamedge ddns setup`).
+    #[arg(long, requires = "domain")]
+    pub ddns_ionos: bool,
+    /// The HTTPS port the internet sees, when the router maps it to --https-port
+    /// [default: 443 with --domain, else --https-port].
+    #[arg(long)]
+    pub public_https_port: Option<u16>,
     /// Contact address for the certificate authority.
     #[arg(long)]
     pub email: Option<String>,
@@ -47,6 +56,18 @@ pub struct InitArgs {
     /// Replace an existing configuration (keys and data are kept).
     #[arg(long)]
     pub force: bool,
+}
+
+/// Where `--ddns-ionos` expects the IONOS API key, next to the configuration.
+pub const IONOS_KEY_FILE: &str = "ionos-api.key";
+
+/// The web player: assembled next to this program by `make build`, else installed.
+fn default_web_root() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| Some(exe.parent()?.join("web")))
+        .filter(|p| p.join("index.html").exists())
+        .unwrap_or_else(|| PathBuf::from("/usr/share/streamedge/web"))
 }
 
 fn default_module() -> PathBuf {
@@ -112,9 +133,17 @@ pub fn init(args: &InitArgs) -> Result<Config> {
             http: args.http_port,
             https: args.https_port,
             rtmp: args.rtmp_port,
+            public_https: args.public_https_port.or(args.domain.as_ref().map(|_| 443)),
+            ..Ports::default()
         },
         publish: Default::default(),
-        ddns: None,
+        ddns: args.ddns_ionos.then(|| crate::config::Ddns {
+            domains: args.domain.iter().cloned().collect(),
+            api_key_file: Some(IONOS_KEY_FILE.into()),
+            ..Default::default()
+        }),
+        fetch: Default::default(),
+        api: Default::default(),
         acme: crate::config::Acme {
             domains: args.domain.iter().cloned().collect(),
             email: args.email.clone(),
@@ -125,6 +154,7 @@ pub fn init(args: &InitArgs) -> Result<Config> {
             prefix: ".".into(),
             conf: "nginx.conf".into(),
             module,
+            web_root: default_web_root(),
             worker_processes: args.worker_processes.clone(),
             ..Nginx::default()
         },

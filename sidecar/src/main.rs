@@ -1,13 +1,18 @@
 //! `streamedge`: the sidecar daemon and command line of a streamedge home server.
 
+mod api;
 mod certs;
+mod client;
 mod config;
+mod config_file;
 mod ddns;
+mod fetch;
 mod fsutil;
 mod init;
 mod keys;
 mod library;
 mod nginx;
+mod proc;
 mod render;
 mod run;
 mod sign;
@@ -60,6 +65,33 @@ enum Command {
         #[arg(long, conflicts_with_all = ["path", "ip"])]
         rotate_secret: bool,
     },
+    /// Put a video or an audio track from the web into the library (yt-dlp, then ffmpeg).
+    Fetch {
+        url: String,
+        /// Keep only the sound (AAC HLS and an MP3 for download).
+        #[arg(long)]
+        audio: bool,
+        /// A height limit and segment format: "720p", "ts", "480p,ts" (fMP4 by default).
+        #[arg(long)]
+        preset: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+        /// POST the job's final JSON to this URL when it ends.
+        #[arg(long)]
+        webhook: Option<String>,
+        /// Follow the job until it ends; the exit code says how (0 done, 1 failed, 2 cancelled).
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fetch jobs: list them, or cancel one.
+    Jobs {
+        #[command(subcommand)]
+        command: Option<JobsCommand>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Library items.
     #[command(subcommand)]
     Library(LibraryCommand),
@@ -71,6 +103,16 @@ enum Command {
     Ddns(DdnsCommand),
     /// Show whether nginx runs, who is live and how many keys exist.
     Status {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Stop a job: its tools are stopped and its files removed.
+    Cancel {
+        id: String,
         #[arg(long)]
         json: bool,
     },
@@ -135,7 +177,11 @@ enum LibraryCommand {
         json: bool,
     },
     /// Delete an item.
-    Remove { id: String },
+    Remove {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Let an item play only through signed links.
     Private { id: String },
     /// Let anyone play an item.
@@ -307,9 +353,13 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                         }
                     }
                 }
-                LibraryCommand::Remove { id } => {
+                LibraryCommand::Remove { id, json } => {
                     library::remove(&c, &id)?;
-                    println!("removed library item \"{id}\"");
+                    if json {
+                        print_json(&serde_json::json!({ "removed": id }))?;
+                    } else {
+                        println!("removed library item \"{id}\"");
+                    }
                 }
                 LibraryCommand::Private { id } => {
                     library::set_private(&c, &id, true)?;
@@ -318,6 +368,70 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 LibraryCommand::Public { id } => {
                     library::set_private(&c, &id, false)?;
                     println!("anyone may play library item \"{id}\" now");
+                }
+            }
+        }
+        Command::Fetch {
+            url,
+            audio,
+            preset,
+            title,
+            webhook,
+            wait,
+            json,
+        } => {
+            let c = load()?;
+            let api = client::Client::new(&c)?;
+            let request = serde_json::json!({
+                "url": url,
+                "kind": if audio { "audio" } else { "video" },
+                "preset": preset,
+                "title": title,
+                "webhook": webhook,
+            });
+            let job = api.submit(&request).await?;
+            if !wait {
+                if json {
+                    print_json(&job)?;
+                } else {
+                    println!(
+                        "job {} queued: `streamedge jobs` shows its progress",
+                        job.id
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            if !json {
+                println!("job {}: {}", job.id, job.url);
+            }
+            let end = client::wait(&api, &c, &job.id, !json).await?;
+            if json {
+                print_json(&end)?;
+            }
+            return Ok(client::exit_code(&end));
+        }
+        Command::Jobs { command, json } => {
+            let c = load()?;
+            let api = client::Client::new(&c)?;
+            match command {
+                None => {
+                    let jobs = api.jobs().await?;
+                    if json {
+                        print_json(&jobs)?;
+                    } else if jobs.is_empty() {
+                        println!("no jobs: `streamedge fetch URL` starts one");
+                    } else {
+                        jobs.iter()
+                            .for_each(|j| println!("{}", client::describe(j)));
+                    }
+                }
+                Some(JobsCommand::Cancel { id, json }) => {
+                    let j = api.cancel(&id).await?;
+                    if json {
+                        print_json(&j)?;
+                    } else {
+                        println!("job {id} {}", j.state.as_str());
+                    }
                 }
             }
         }

@@ -153,6 +153,7 @@ pub fn prepare_dirs(config: &Config, user: Option<&WorkerUser>) -> Result<()> {
         ensure_dir(dir, 0o755, None)?;
     }
     crate::sign::ensure_secrets(config)?;
+    crate::api::ensure_token(config)?;
     ensure_placeholder_cert(config)?;
     crate::certs::ensure_placeholder(config)
 }
@@ -191,6 +192,19 @@ pub fn write_nginx_conf(config: &Config, user: Option<&WorkerUser>) -> Result<()
         ("https_listen", listen(config.ports.https)),
         ("rtmp_listen", listen(config.ports.rtmp)),
         ("http_port", config.ports.http.to_string()),
+        ("api_listen", config.api.listen.clone()),
+        ("web_root", config.nginx.web_root.display().to_string()),
+        (
+            "redirect_to_https",
+            u8::from(config.ports.redirect_to_https).to_string(),
+        ),
+        (
+            "https_port_suffix",
+            match config.ports.public_https.unwrap_or(config.ports.https) {
+                443 => String::new(),
+                p => format!(":{p}"),
+            },
+        ),
         ("ssl_certificate", cert.display().to_string()),
         ("secrets_file", config.secrets_file().display().to_string()),
         ("ssl_certificate_key", key.display().to_string()),

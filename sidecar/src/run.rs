@@ -23,6 +23,17 @@ pub async fn run(config: &Config) -> Result<()> {
 
     // The background work, whoever runs nginx.
     let mut tasks = vec![announce_when_ready(config.clone())];
+    let listener = crate::api::bind(config).await?;
+    let jobs = crate::fetch::Manager::open(config)?;
+    jobs.resume();
+    {
+        let (config, jobs) = (config.clone(), jobs.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = crate::api::serve(listener, config, jobs).await {
+                tracing::error!("{e:#}");
+            }
+        }));
+    }
     if config.ddns.is_some() {
         tasks.push(tokio::spawn(crate::ddns::run_loop(config.clone())));
     }

@@ -20,6 +20,10 @@ pub struct Status {
     pub nginx: NginxStatus,
     pub streams: Vec<Stream>,
     pub keys: KeyCounts,
+    /// The web player.
+    pub web: String,
+    /// The file holding the control API's token (the web page asks for it to fetch media).
+    pub api_token_file: std::path::PathBuf,
     /// Problems a person should know about, such as a certificate about to expire.
     pub warnings: Vec<String>,
 }
@@ -80,6 +84,8 @@ pub async fn gather(config: &Config) -> Result<Status> {
             active,
             revoked: keys.keys.len() - active,
         },
+        web: format!("{}/", config.https_url()),
+        api_token_file: config.api_token_file(),
         warnings: crate::certs::expiry_warning(config).into_iter().collect(),
     })
 }
@@ -104,6 +110,11 @@ pub fn describe(s: &Status) -> String {
     out.push_str(&format!(
         "keys: {} active, {} revoked\n",
         s.keys.active, s.keys.revoked
+    ));
+    out.push_str(&format!(
+        "web: {} (fetching media needs the API token in {})\n",
+        s.web,
+        s.api_token_file.display()
     ));
     for w in &s.warnings {
         out.push_str(&format!("warning: {w}\n"));

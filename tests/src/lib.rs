@@ -143,13 +143,119 @@ impl Server {
             rtmp,
             run: None,
         };
+        let api = free_port();
         s.edit_config(|c| {
             let publish = c["publish"].as_table_mut().expect("init writes [publish]");
             publish.insert("ban_attempts".into(), i64::from(opts.ban_attempts).into());
             publish.insert("ban_window".into(), opts.ban_window.into());
             publish.insert("ban_time".into(), opts.ban_time.into());
+            c["api"]
+                .as_table_mut()
+                .expect("init writes [api]")
+                .insert("listen".into(), format!("127.0.0.1:{api}").into());
+            // The media servers of the tests are on loopback.
+            c["fetch"]
+                .as_table_mut()
+                .expect("init writes [fetch]")
+                .insert("allow_private_addresses".into(), true.into());
         });
         s
+    }
+
+    /// The control API's token, from the configured data directory.
+    pub fn token(&self) -> String {
+        let config: toml::Table = self.read("streamedge.toml").parse().expect("valid TOML");
+        let data = self.path(config["data_dir"].as_str().expect("data_dir"));
+        std::fs::read_to_string(data.join("api.token"))
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// A request to the control API through nginx's `/api/` on the HTTP port; with the
+    /// token when `auth`. Returns the status and the JSON body (`null` when empty).
+    pub fn api(&self, method: &str, path: &str, body: Option<&str>, auth: bool) -> (u16, Value) {
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        let mut req = client.request(method.parse().unwrap(), self.url(path));
+        if auth {
+            req = req.bearer_auth(self.token());
+        }
+        if let Some(b) = body {
+            req = req
+                .header("Content-Type", "application/json")
+                .body(b.to_string());
+        }
+        let r = req.send().expect("the API answers");
+        let status = r.status().as_u16();
+        let text = r.text().unwrap_or_default();
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        };
+        (status, v)
+    }
+
+    /// `POST /api/jobs` with `body`; panics unless it is created.
+    pub fn submit(&self, body: &Value) -> String {
+        let (status, v) = self.api("POST", "/api/jobs", Some(&body.to_string()), true);
+        assert_eq!(status, 201, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    }
+
+    /// Waits until job `id` satisfies `f` (a job that ends otherwise fails the test).
+    pub fn wait_job(
+        &self,
+        id: &str,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let start = Instant::now();
+        loop {
+            let (_, j) = self.api("GET", &format!("/api/jobs/{id}"), None, true);
+            if f(&j) {
+                return j;
+            }
+            let state = j["state"].as_str().unwrap_or_default();
+            if ["done", "failed", "cancelled"].contains(&state) {
+                panic!("job {id} ended ({j}) while waiting for {what}");
+            }
+            assert!(
+                start.elapsed() < timeout,
+                "timed out after {timeout:?} waiting for {what}; the job: {j}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Entries of a data folder (none if it does not exist).
+    pub fn entries(&self, rel: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.data(rel))
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// The pid of `streamedge run`.
+    pub fn run_pid(&self) -> Option<u32> {
+        self.run.as_ref().map(|c| c.id())
+    }
+
+    /// Kills `streamedge run` with SIGKILL, as a crash would, and reaps it.
+    pub fn kill_run(&mut self) {
+        if let Some(mut child) = self.run.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// `init` then `run`, waiting until nginx answers.
@@ -1125,4 +1231,205 @@ impl Drop for TestDns {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Test media made with ffmpeg once per test binary: `clip.mp4` (720p, 8 s, with sound),
+/// `long.mp4` (720p, 30 s), `song.m4a` (audio only, 8 s), `corrupt.mp4` (random bytes).
+/// Made once into the build folder and kept, since every run would make the same files.
+pub fn media_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let done = target_dir().join("test-media-1");
+        if done.is_dir() {
+            return done;
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("test-media-")
+            .tempdir_in(target_dir())
+            .unwrap();
+        let make = |name: &str, args: &[&str]| {
+            let out = Command::new("ffmpeg")
+                .args(["-v", "error", "-y"])
+                .args(args)
+                .arg(dir.path().join(name))
+                .output()
+                .expect("run ffmpeg");
+            assert!(
+                out.status.success(),
+                "make {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let video = |secs: &str| {
+            [
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1280x720:rate=30",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+                "-t",
+                secs,
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-g",
+                "30",
+                "-pix_fmt",
+                "yuv420p",
+                "-c:a",
+                "aac",
+                "-shortest",
+            ]
+            .map(String::from)
+        };
+        make(
+            "clip.mp4",
+            &video("8").iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        make(
+            "long.mp4",
+            &video("30").iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        make(
+            "song.m4a",
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=330:sample_rate=44100",
+                "-t",
+                "8",
+                "-c:a",
+                "aac",
+            ],
+        );
+        let mut junk = vec![0u8; 300_000];
+        for (i, b) in junk.iter_mut().enumerate() {
+            *b = (i.wrapping_mul(2_654_435_761) >> 13) as u8;
+        }
+        std::fs::write(dir.path().join("corrupt.mp4"), junk).unwrap();
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        // Another test binary may have made them meanwhile: either copy will do.
+        let made = dir.keep();
+        if std::fs::rename(&made, &done).is_err() {
+            let _ = std::fs::remove_dir_all(&made);
+        }
+        done
+    })
+}
+
+/// A loopback web server for fetch tests: files of `media_dir()` at `/NAME`, the same
+/// slowly (about 256 KB/s) at `/slow/NAME`, 404 for anything else. Counts requests.
+pub struct MediaServer {
+    pub port: u16,
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+struct Slow<R>(R);
+
+impl<R: Read> Read for Slow<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        std::thread::sleep(Duration::from_millis(60));
+        let n = buf.len().min(16 * 1024);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+impl MediaServer {
+    pub fn start() -> MediaServer {
+        let dir = media_dir().to_path_buf();
+        let (port, server) = (0..20)
+            .find_map(|_| {
+                let port = free_port();
+                tiny_http::Server::http(("127.0.0.1", port))
+                    .ok()
+                    .map(|s| (port, s))
+            })
+            .expect("start the media server");
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = requests.clone();
+        std::thread::spawn(move || {
+            for req in server.incoming_requests() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    let url = req.url().to_string();
+                    let (slow, name) = match url.strip_prefix("/slow/") {
+                        Some(n) => (true, n.to_string()),
+                        None => (false, url.trim_start_matches('/').to_string()),
+                    };
+                    let path = dir.join(&name);
+                    let file = (!name.contains('/') && !name.is_empty())
+                        .then(|| std::fs::File::open(&path).ok())
+                        .flatten();
+                    let Some(file) = file else {
+                        let _ = req.respond(
+                            tiny_http::Response::from_string("not found").with_status_code(404),
+                        );
+                        return;
+                    };
+                    let len = file.metadata().unwrap().len() as usize;
+                    let ctype = if name.ends_with(".m4a") {
+                        "audio/mp4"
+                    } else {
+                        "video/mp4"
+                    };
+                    let header = format!("Content-Type: {ctype}")
+                        .parse::<tiny_http::Header>()
+                        .unwrap();
+                    let reader: Box<dyn Read + Send> = if slow {
+                        Box::new(Slow(file))
+                    } else {
+                        Box::new(file)
+                    };
+                    let resp =
+                        tiny_http::Response::new(200.into(), vec![header], reader, Some(len), None)
+                            // With a length, as file servers send them (not chunked).
+                            .with_chunked_threshold(usize::MAX);
+                    let _ = req.respond(resp);
+                });
+            }
+        });
+        MediaServer { port, requests }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn request_count(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Processes whose command line mentions `needle` (yt-dlp and ffmpeg of a job).
+pub fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if !e
+            .file_name()
+            .to_string_lossy()
+            .chars()
+            .all(|c| c.is_ascii_digit())
+        {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let cwd = std::fs::read_link(e.path().join("cwd")).unwrap_or_default();
+        if cmd.contains(needle) || cwd.to_string_lossy().contains(needle) {
+            found.push(format!("{}: {cmd}", e.file_name().to_string_lossy()));
+        }
+    }
+    found
 }

@@ -49,9 +49,24 @@ pub async fn import(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| id.clone())
     });
-    transcode::build_item(file, &work, &dest, &title, audio)
+    let source = std::path::absolute(file)?.display().to_string();
+    let origin = transcode::Origin {
+        id: &id,
+        title: &title,
+        source: &source,
+    };
+    let opts = transcode::Options {
+        audio_only: audio,
+        ..Default::default()
+    };
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let meta = transcode::build_item(file, &work, origin, opts, &cancel, &mut |_, _| {})
         .await
-        .with_context(|| format!("cannot import {}", file.display()))
+        .with_context(|| format!("cannot import {}", file.display()))?;
+    transcode::publish(&work, &dest).inspect_err(|_| {
+        let _ = std::fs::remove_dir_all(&work);
+    })?;
+    Ok(meta)
 }
 
 /// One row of `library list`.
@@ -64,8 +79,8 @@ pub struct Item {
     pub private: bool,
 }
 
-/// `library list`: complete items (those with a `meta.json`), newest first.
-pub fn list(config: &Config) -> Result<Vec<Item>> {
+/// Every complete item (one with a `meta.json`), newest first.
+pub fn list_full(config: &Config) -> Result<Vec<transcode::Meta>> {
     let vod = config.data_dir.join("vod");
     let mut items = Vec::new();
     let entries =
@@ -74,19 +89,26 @@ pub fn list(config: &Config) -> Result<Vec<Item>> {
         let Ok(text) = std::fs::read_to_string(e.path().join("meta.json")) else {
             continue;
         };
-        let Ok(m) = serde_json::from_str::<transcode::Meta>(&text) else {
-            continue;
-        };
-        items.push(Item {
+        if let Ok(m) = serde_json::from_str::<transcode::Meta>(&text) {
+            items.push(m);
+        }
+    }
+    items.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
+    Ok(items)
+}
+
+/// `library list`.
+pub fn list(config: &Config) -> Result<Vec<Item>> {
+    Ok(list_full(config)?
+        .into_iter()
+        .map(|m| Item {
             id: m.id,
             title: m.title,
             kind: m.kind,
             duration: m.duration,
             private: m.private,
-        });
-    }
-    items.sort_by(|a, b| b.id.cmp(&a.id));
-    Ok(items)
+        })
+        .collect())
 }
 
 /// `library remove ID`: the item disappears at once (one rename), then its files go.

@@ -10,6 +10,37 @@ use std::process::Stdio;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::proc::{self, Exit};
+
+/// The error of a build stopped on request, told apart from failures with `is::<Cancelled>()`.
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
+
+/// Segment container of the HLS output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Segments {
+    /// fMP4 (CMAF): what current players prefer; the default.
+    #[default]
+    Fmp4,
+    /// MPEG-TS, for old set-top players.
+    Ts,
+}
+
+/// How an item is built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Options {
+    pub audio_only: bool,
+    /// No rendition above this height.
+    pub max_height: Option<u32>,
+    pub segments: Segments,
+}
+
+/// Progress of a build: percent done and seconds left, when known.
+pub type Progress<'a> = &'a mut (dyn FnMut(f64, Option<u64>) + Send);
 
 /// One rung of the ladder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,7 +168,7 @@ pub async fn probe(input: &Path) -> Result<Probe> {
 
 /// The ffmpeg arguments (after `-i INPUT`) for the video ladder, written into the current
 /// folder: `<height>p/index.m3u8` and fMP4 segments per rung, `master.m3u8`.
-pub fn video_args(rungs: &[Rung], fps: f64, has_audio: bool) -> Vec<String> {
+pub fn video_args(rungs: &[Rung], fps: f64, has_audio: bool, segments: Segments) -> Vec<String> {
     let gop = ((fps.clamp(1.0, 120.0) * f64::from(SEGMENT_SECONDS)).round() as u32).max(1);
     let n = rungs.len();
     let mut filter = format!("[0:v]split={n}");
@@ -208,20 +239,20 @@ pub fn video_args(rungs: &[Rung], fps: f64, has_audio: bool) -> Vec<String> {
             }
         })
         .collect();
-    a.extend(hls_output(&map.join(" ")));
+    a.extend(hls_output(&map.join(" "), segments));
     a
 }
 
 /// The ffmpeg arguments (after `-i INPUT`) for an audio item: AAC HLS in `audio/` and
 /// `audio.mp3` for download.
-pub fn audio_args() -> Vec<String> {
+pub fn audio_args(segments: Segments) -> Vec<String> {
     let mut a: Vec<String> = [
         "-map", "0:a:0", "-vn", "-c:a", "aac", "-b:a", "128k", "-ac", "2", "-ar", "48000",
     ]
     .map(String::from)
     .to_vec();
     // A one-entry stream map puts master.m3u8 at the item's root, as for video.
-    a.extend(hls_output("a:0,name:audio"));
+    a.extend(hls_output("a:0,name:audio", segments));
     a.extend(
         [
             "-map",
@@ -238,31 +269,41 @@ pub fn audio_args() -> Vec<String> {
     a
 }
 
-/// HLS VOD output in fMP4 segments of `SEGMENT_SECONDS`: `<name>/index.m3u8` per entry of
+/// HLS VOD output in segments of `SEGMENT_SECONDS`: `<name>/index.m3u8` per entry of
 /// `stream_map`, and `master.m3u8` beside them.
-fn hls_output(stream_map: &str) -> Vec<String> {
+fn hls_output(stream_map: &str, segments: Segments) -> Vec<String> {
     let time = SEGMENT_SECONDS.to_string();
-    [
-        "-f",
-        "hls",
-        "-hls_time",
-        &time,
-        "-hls_playlist_type",
-        "vod",
-        "-hls_segment_type",
-        "fmp4",
-        "-hls_fmp4_init_filename",
-        "init.mp4",
-        "-hls_segment_filename",
-        "%v/seg_%03d.m4s",
-        "-master_pl_name",
-        "master.m3u8",
-        "-var_stream_map",
-        stream_map,
-        "%v/index.m3u8",
-    ]
-    .map(String::from)
-    .to_vec()
+    let mut a: Vec<String> = ["-f", "hls", "-hls_time", &time, "-hls_playlist_type", "vod"]
+        .map(String::from)
+        .to_vec();
+    let container: &[&str] = match segments {
+        Segments::Fmp4 => &[
+            "-hls_segment_type",
+            "fmp4",
+            "-hls_fmp4_init_filename",
+            "init.mp4",
+            "-hls_segment_filename",
+            "%v/seg_%03d.m4s",
+        ],
+        Segments::Ts => &[
+            "-hls_segment_type",
+            "mpegts",
+            "-hls_segment_filename",
+            "%v/seg_%03d.ts",
+        ],
+    };
+    a.extend(container.iter().map(|s| s.to_string()));
+    a.extend(
+        [
+            "-master_pl_name",
+            "master.m3u8",
+            "-var_stream_map",
+            stream_map,
+            "%v/index.m3u8",
+        ]
+        .map(String::from),
+    );
+    a
 }
 
 /// What ffmpeg's last lines mean to a person.
@@ -309,43 +350,83 @@ pub struct Meta {
     pub private: bool,
 }
 
-/// Runs ffmpeg with `args` in `dir`, failing with its words.
-async fn ffmpeg(dir: &Path, input: &Path, args: &[String]) -> Result<()> {
-    let out = Command::new("ffmpeg")
-        .current_dir(dir)
-        .args(["-nostdin", "-hide_banner", "-v", "error", "-y", "-i"])
-        .arg(input)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .context("cannot run ffmpeg")?;
-    if !out.status.success() {
-        bail!("{}", explain(&String::from_utf8_lossy(&out.stderr)));
-    }
-    Ok(())
+/// ffmpeg's `-progress` output: the position reached, in seconds.
+pub fn progress_position(line: &str) -> Option<f64> {
+    let us: i64 = line.strip_prefix("out_time_us=")?.trim().parse().ok()?;
+    (us >= 0).then(|| us as f64 / 1e6)
 }
 
-/// Builds an item from `input` in `work` (which must not exist) and moves it to `dest`.
+/// Runs ffmpeg with `args` in `dir`, reporting how far it got through `duration` seconds of
+/// input, failing with its words, or stopping when `cancel` fires.
+async fn ffmpeg(
+    dir: &Path,
+    input: &Path,
+    args: &[String],
+    duration: f64,
+    cancel: &CancellationToken,
+    progress: Progress<'_>,
+) -> Result<()> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.current_dir(dir)
+        .args(["-nostdin", "-hide_banner", "-nostats", "-v", "error"])
+        .args(["-progress", "pipe:1", "-y", "-i"])
+        .arg(input)
+        .args(args);
+    let start = std::time::Instant::now();
+    let exit = proc::run(cmd, "ffmpeg", cancel, |line| {
+        let Some(pos) = progress_position(line) else {
+            return;
+        };
+        if duration > 0.0 {
+            let done = (pos / duration).clamp(0.0, 1.0);
+            let spent = start.elapsed().as_secs_f64();
+            let eta = (done > 0.02).then(|| (spent / done - spent).max(0.0).round() as u64);
+            progress(done * 100.0, eta);
+        }
+    })
+    .await?;
+    match exit {
+        Exit::Success => Ok(()),
+        Exit::Cancelled => Err(Cancelled.into()),
+        Exit::Failed(stderr) => bail!("{}", explain(&stderr)),
+    }
+}
+
+/// What is known of an item's origin, for its `meta.json`.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The item's id: its folder's name in `DATA/vod/`.
+    pub id: &'a str,
+    pub title: &'a str,
+    /// The file or URL it came from.
+    pub source: &'a str,
+}
+
+/// Builds an item from `input` in `work` (which must not exist), `meta.json` last; `publish`
+/// then moves it into the library. `progress` hears about the encoding; `cancel` stops it
+/// (the error is then `Cancelled`). A failed build removes `work`.
 pub async fn build_item(
     input: &Path,
     work: &Path,
-    dest: &Path,
-    title: &str,
-    audio_only: bool,
+    origin: Origin<'_>,
+    opts: Options,
+    cancel: &CancellationToken,
+    progress: Progress<'_>,
 ) -> Result<Meta> {
     let input = std::path::absolute(input)?;
     let info = probe(&input).await?;
     std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
+    let d = info.duration;
     let result = async {
         let (kind, renditions, poster, download) = match (
-            audio_only || info.height.is_none(),
+            opts.audio_only || info.height.is_none(),
             info.audio_codec.is_some(),
         ) {
             (true, false) => bail!("the file has no audio to keep"),
             (true, true) => {
                 std::fs::create_dir_all(work.join("audio"))?;
-                ffmpeg(work, &input, &audio_args()).await?;
+                let args = audio_args(opts.segments);
+                ffmpeg(work, &input, &args, d, cancel, progress).await?;
                 (
                     "audio",
                     vec!["audio".to_string()],
@@ -354,16 +435,13 @@ pub async fn build_item(
                 )
             }
             (false, has_audio) => {
-                let rungs = ladder(info.height.unwrap_or(360), None);
+                let rungs = ladder(info.height.unwrap_or(360), opts.max_height);
                 for r in &rungs {
                     std::fs::create_dir_all(work.join(format!("{}p", r.height)))?;
                 }
-                ffmpeg(
-                    work,
-                    &input,
-                    &video_args(&rungs, info.fps.unwrap_or(30.0), has_audio),
-                )
-                .await?;
+                let fps = info.fps.unwrap_or(30.0);
+                let args = video_args(&rungs, fps, has_audio, opts.segments);
+                ffmpeg(work, &input, &args, d, cancel, progress).await?;
                 let at = format!("{:.2}", (info.duration / 10.0).min(5.0));
                 let poster = [
                     "-ss",
@@ -375,7 +453,7 @@ pub async fn build_item(
                     "poster.jpg",
                 ]
                 .map(String::from);
-                ffmpeg(work, &input, &poster).await?;
+                ffmpeg(work, &input, &poster, 0.0, cancel, &mut |_, _| {}).await?;
                 (
                     "video",
                     rungs.iter().map(|r| format!("{}p", r.height)).collect(),
@@ -384,15 +462,10 @@ pub async fn build_item(
                 )
             }
         };
-        let id = dest
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
         let meta = Meta {
-            id,
-            title: title.to_string(),
-            source: input.display().to_string(),
+            id: origin.id.to_string(),
+            title: origin.title.to_string(),
+            source: origin.source.to_string(),
             kind: kind.into(),
             duration: info.duration,
             renditions,
@@ -403,9 +476,6 @@ pub async fn build_item(
         };
         let text = serde_json::to_string_pretty(&meta)? + "\n";
         crate::fsutil::write_atomic(&work.join("meta.json"), text.as_bytes(), 0o644, None)?;
-        // Whole or not at all: one rename makes the item appear.
-        std::fs::rename(work, dest)
-            .with_context(|| format!("cannot move the item into {}", dest.display()))?;
         Ok(meta)
     }
     .await;
@@ -413,6 +483,12 @@ pub async fn build_item(
         let _ = std::fs::remove_dir_all(work);
     }
     result
+}
+
+/// Whole or not at all: one rename makes a built item appear in the library.
+pub fn publish(work: &Path, dest: &Path) -> Result<()> {
+    std::fs::rename(work, dest)
+        .with_context(|| format!("cannot move the item into {}", dest.display()))
 }
 
 /// A new item id: time-ordered and unguessable enough for URLs (signed links protect private
@@ -451,16 +527,20 @@ mod tests {
 
     #[test]
     fn one_process_for_the_whole_ladder() {
-        let a = video_args(&ladder(720, None), 30.0, true).join(" ");
+        let a = video_args(&ladder(720, None), 30.0, true, Segments::Fmp4).join(" ");
         assert!(a.contains("[0:v]split=3[s0][s1][s2];[s0]scale=-2:720[v0];[s1]scale=-2:480[v1];[s2]scale=-2:360[v2]"), "{a}");
         assert!(a.contains("-g 60 -keyint_min 60") && a.contains("expr:gte(t,n_forced*2)"));
         assert!(a.contains("-b:v:0 2800k") && a.contains("-b:v:2 800k"));
         assert!(a.contains("-hls_playlist_type vod -hls_segment_type fmp4"));
         assert!(a.ends_with("v:0,a:0,name:720p v:1,a:1,name:480p v:2,a:2,name:360p %v/index.m3u8"));
-        let silent = video_args(&ladder(360, None), 25.0, false).join(" ");
+        let silent = video_args(&ladder(360, None), 25.0, false, Segments::Ts).join(" ");
         assert!(
             !silent.contains("0:a") && silent.contains("v:0,name:360p") && silent.contains("-g 50")
         );
+        assert!(silent.contains("-hls_segment_type mpegts -hls_segment_filename %v/seg_%03d.ts"));
+        assert!(audio_args(Segments::Fmp4)
+            .join(" ")
+            .contains("a:0,name:audio %v/index.m3u8"));
     }
 
     #[test]
@@ -476,6 +556,14 @@ mod tests {
         assert_eq!(p.audio_codec.as_deref(), Some("aac"));
         assert!(parse_probe(r#"{"streams":[],"format":{}}"#).is_err());
         assert!(parse_probe("nope").is_err());
+    }
+
+    #[test]
+    fn progress_lines() {
+        assert_eq!(progress_position("out_time_us=2500000"), Some(2.5));
+        assert_eq!(progress_position("out_time_us=N/A"), None);
+        assert_eq!(progress_position("out_time_us=-9223372036854775807"), None);
+        assert_eq!(progress_position("frame=12"), None);
     }
 
     #[test]

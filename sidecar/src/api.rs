@@ -1,0 +1,271 @@
+//! The control API on loopback, which nginx proxies at `/api/`: fetch jobs and the library.
+//! Writes (and job details, which name what the owner fetched) need the bearer token in
+//! `DATA/api.token`; the public library list does not. Errors are JSON with a message and
+//! the status that fits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+use crate::config::Config;
+use crate::fetch::{Manager, NewJob, Refused};
+use crate::fsutil::write_atomic;
+
+/// Request bodies larger than this are refused (413): a job request is a URL and a few words.
+pub const MAX_BODY: usize = 16 * 1024;
+
+/// Signed links in the library list work this long.
+const LINK_TTL: Duration = Duration::from_secs(6 * 3600);
+
+struct Api {
+    config: Config,
+    jobs: Manager,
+    token: String,
+}
+
+type Shared = Arc<Api>;
+
+/// Makes the API token if there is none (0600, like every secret).
+pub fn ensure_token(config: &Config) -> Result<()> {
+    let path = config.api_token_file();
+    if path.exists() {
+        return Ok(());
+    }
+    let mut random = [0u8; streamedge_formats::keys::SECRET_BYTES];
+    getrandom::getrandom(&mut random).context("cannot get random bytes for the API token")?;
+    let token = streamedge_formats::keys::encode_secret(&random);
+    write_atomic(&path, format!("{token}\n").as_bytes(), 0o600, None)
+}
+
+pub fn read_token(config: &Config) -> Result<String> {
+    let path = config.api_token_file();
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the API token {}", path.display()))?;
+    Ok(text.trim().to_string())
+}
+
+/// Opens the API's port: done before anything starts, so a taken port stops `run` at once.
+pub async fn bind(config: &Config) -> Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(&config.api.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))
+}
+
+pub async fn serve(listener: tokio::net::TcpListener, config: Config, jobs: Manager) -> Result<()> {
+    let token = read_token(&config)?;
+    tracing::info!("control API on {}", config.api.listen);
+    let api = Arc::new(Api {
+        config,
+        jobs,
+        token,
+    });
+    axum::serve(listener, router(api))
+        .await
+        .context("the control API stopped")
+}
+
+fn router(api: Shared) -> Router {
+    Router::new()
+        .route("/api/jobs", get(list_jobs).post(create_job))
+        .route("/api/jobs/{id}", get(get_job).delete(cancel_job))
+        .route("/api/library", get(list_library))
+        .route("/api/library/{id}", delete(remove_item))
+        .fallback(|| async { error(404, "no such API endpoint") })
+        .method_not_allowed_fallback(|| async { error(405, "method not allowed here") })
+        .with_state(api)
+}
+
+fn error(status: u16, message: &str) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = (status, Json(json!({ "error": message }))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    }
+    r
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        error(self.status, &self.message)
+    }
+}
+
+/// Whether the request carries the token (compared in constant time).
+fn authorized(api: &Api, headers: &HeaderMap) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim();
+    !api.token.is_empty() && bool::from(given.as_bytes().ct_eq(api.token.as_bytes()))
+}
+
+/// The 401 answer for a request without the token; `None` when it has it.
+fn unless_authorized(api: &Api, headers: &HeaderMap) -> Option<Response> {
+    if authorized(api, headers) {
+        None
+    } else {
+        Some(error(
+            401,
+            "this needs the API token (Authorization: Bearer TOKEN; `streamedge status` says where it is)",
+        ))
+    }
+}
+
+fn ok<T: Serialize>(status: StatusCode, value: &T) -> Response {
+    let mut r = (status, Json(value)).into_response();
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn list_jobs(State(api): State<Shared>, headers: HeaderMap) -> Response {
+    if let Some(r) = unless_authorized(&api, &headers) {
+        return r;
+    }
+    ok(StatusCode::OK, &api.jobs.list())
+}
+
+async fn get_job(
+    State(api): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = unless_authorized(&api, &headers) {
+        return r;
+    }
+    match api.jobs.get(&id) {
+        Some(j) => ok(StatusCode::OK, &j),
+        None => error(404, &format!("no job \"{}\"", id.escape_debug())),
+    }
+}
+
+async fn create_job(State(api): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    if let Some(r) = unless_authorized(&api, &headers) {
+        return r;
+    }
+    let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(_) => return error(413, &format!("the request is larger than {MAX_BODY} bytes")),
+    };
+    let new: NewJob = match serde_json::from_slice(&bytes) {
+        Ok(n) => n,
+        Err(e) => {
+            return error(
+                400,
+                &format!(
+                "the body must be JSON like {{\"url\": \"https://…\", \"kind\": \"video\"}}: {e}"
+            ),
+            )
+        }
+    };
+    match api.jobs.submit(new).await {
+        Ok(job) => {
+            let mut r = ok(StatusCode::CREATED, &job);
+            if let Ok(v) = HeaderValue::from_str(&format!("/api/jobs/{}", job.id)) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+async fn cancel_job(
+    State(api): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = unless_authorized(&api, &headers) {
+        return r;
+    }
+    match api.jobs.cancel(&id).await {
+        Ok(job) => ok(StatusCode::OK, &job),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// An item of `GET /api/library`: what a page needs to show and play it.
+#[derive(Debug, Serialize)]
+struct Entry {
+    id: String,
+    title: String,
+    kind: String,
+    duration: f64,
+    private: bool,
+    created: String,
+    /// The master playlist; signed for private items.
+    playlist: String,
+    poster: Option<String>,
+    download: Option<String>,
+}
+
+async fn list_library(State(api): State<Shared>, headers: HeaderMap) -> Response {
+    let owner = authorized(&api, &headers);
+    let items = match crate::library::list_full(&api.config) {
+        Ok(items) => items,
+        Err(e) => return error(500, &format!("{e:#}")),
+    };
+    let link = |id: &str, file: &str, private: bool| -> String {
+        let path = format!("/vod/{id}/{file}");
+        if !private {
+            return path;
+        }
+        crate::sign::sign(&api.config, &path, LINK_TTL, None)
+            .map(|s| s.path)
+            .unwrap_or(path)
+    };
+    let entries: Vec<Entry> = items
+        .into_iter()
+        // Private items are the owner's business.
+        .filter(|m| owner || !m.private)
+        .map(|m| Entry {
+            playlist: link(&m.id, "master.m3u8", m.private),
+            poster: m.poster.as_deref().map(|p| link(&m.id, p, m.private)),
+            download: m.download.as_deref().map(|d| link(&m.id, d, m.private)),
+            id: m.id,
+            title: m.title,
+            kind: m.kind,
+            duration: m.duration,
+            private: m.private,
+            created: m.created,
+        })
+        .collect();
+    ok(StatusCode::OK, &entries)
+}
+
+async fn remove_item(
+    State(api): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = unless_authorized(&api, &headers) {
+        return r;
+    }
+    match crate::library::remove(&api.config, &id) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            let status = if msg.starts_with("no library item") {
+                404
+            } else if msg.starts_with("invalid library item id") {
+                400
+            } else {
+                500
+            };
+            error(status, &msg)
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The web player in a real browser (Debian's Chromium, headless, driven by playwright-core
+//! from npm) against a real server: a stream that goes live plays without a reload, a
+//! library item plays from the keyboard, the fetch form creates a job that finishes. The
+//! screenshots stay in target/test-artifacts/. Also the page's headers and the plain-HTTP
+//! redirect.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use streamedge_tests::*;
+
+#[test]
+fn the_player_plays_live_and_library_and_fetches() {
+    let media = MediaServer::start();
+    let s = Server::start(Options::default());
+    let key = s.key("add", "cam");
+    // Seen once, so it is listed; then offline when the page opens.
+    let first = Publisher::start(&key.url(), 4);
+    s.wait_live("cam", true);
+    let _ = first.finish(Duration::from_secs(20));
+    s.wait_live("cam", false);
+    let import = Command::new(streamedge_bin())
+        .arg("--config")
+        .arg(s.config())
+        .args(["library", "import", "--title", "Test clip", "--json"])
+        .arg(media_dir().join("clip.mp4"))
+        .output()
+        .unwrap();
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let item: Value = serde_json::from_slice(&import.stdout).unwrap();
+    let item = item["id"].as_str().unwrap().to_string();
+
+    let shots = target_dir().join("test-artifacts");
+    std::fs::create_dir_all(&shots).unwrap();
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    let mut node = Command::new("node")
+        .arg(web.join("test/player.mjs"))
+        .current_dir(&web)
+        .env("BASE", s.url(""))
+        .env("STREAM", "cam")
+        .env("ITEM", &item)
+        .env("TOKEN", s.token())
+        .env("FETCH_URL", media.url("/song.m4a"))
+        .env("SHOTS", &shots)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run node (make deps installs it)");
+    let mut stdin = Some(node.stdin.take().unwrap());
+    let mut lines = BufReader::new(node.stdout.take().unwrap()).lines();
+    let mut publisher = None;
+    let mut report = String::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if line == "offline-selected" {
+            publisher = Some(Publisher::start(&key.url(), 120));
+            let mut pipe = stdin.take().expect("asked once");
+            writeln!(pipe, "published").unwrap();
+        } else {
+            report = line;
+        }
+    }
+    let status = node.wait().unwrap();
+    drop(publisher);
+    let found: Value =
+        serde_json::from_str(&report).unwrap_or_else(|_| panic!("no report: {report}"));
+    assert!(status.success() && found["error"].is_null(), "{found}");
+
+    assert_eq!(
+        found["mse_h264"], true,
+        "this Chromium plays H.264 through MSE"
+    );
+    assert!(found["live_time"].as_f64().unwrap() > 1.5);
+    assert!(
+        found["live_meta"].as_str().unwrap().starts_with("for "),
+        "{found}"
+    );
+    assert_eq!(found["item_title"], "Test clip");
+    assert_eq!(found["item_poster"], true);
+    assert_eq!(
+        found["external"],
+        serde_json::json!([]),
+        "no request leaves the server"
+    );
+    assert_eq!(found["consoleErrors"], serde_json::json!([]), "{found}");
+    // Nothing the page asked for was missing (at most the live playlist in the moment
+    // between going live and nginx-rtmp writing its first segment, which hls.js retries).
+    for f in found["failed"].as_array().unwrap() {
+        assert_eq!(f, "404 /live/cam/index.m3u8", "{found}");
+    }
+    assert!(found["phone_overflow"].as_i64().unwrap() <= 0, "{found}");
+    // The job the form made is real.
+    let job = found["job"].as_str().unwrap();
+    let (status, j) = s.api("GET", &format!("/api/jobs/{job}"), None, true);
+    assert_eq!(
+        (status, j["kind"].as_str(), j["state"].as_str()),
+        (200, Some("audio"), Some("done"))
+    );
+    assert!(shots.join("player.png").metadata().unwrap().len() > 10_000);
+}
+
+#[test]
+fn the_page_comes_with_security_headers_and_http_goes_to_https() {
+    let mut s = Server::init(Options::default());
+    // Reachable from another address of this machine, to be a visitor that is not local.
+    s.edit_config(|c| {
+        c["ports"]
+            .as_table_mut()
+            .unwrap()
+            .insert("bind".into(), "0.0.0.0".into());
+    });
+    s.run();
+    let page = http_get(&s.url("/")).unwrap();
+    assert_eq!(page.status, 200);
+    assert!(page.text().contains("<video id=\"video\""));
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(page.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(page.header("cache-control"), Some("no-cache"));
+    let hls = http_get(&s.url("/hls.min.js")).unwrap();
+    assert_eq!(
+        (hls.status, hls.header("content-type")),
+        (200, Some("application/javascript"))
+    );
+    assert_eq!(http_get(&s.url("/nope.html")).unwrap().status, 404);
+    // stub_status answers this machine.
+    let st = http_get(&s.url("/nginx_status")).unwrap();
+    assert!(
+        st.text().starts_with("Active connections:"),
+        "{}",
+        st.text()
+    );
+
+    // A visitor from another address is sent to HTTPS, except for ACME challenges.
+    let out = Command::new("hostname").arg("-I").output().unwrap();
+    let lan = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .expect("this machine has a non-loopback IPv4 address")
+        .to_string();
+    let (status, resp) = raw_exchange_to(
+        &lan,
+        s.http,
+        b"GET /vod/x/master.m3u8?a=1 HTTP/1.0\r\nHost: media.example\r\n\r\n",
+    );
+    let head = String::from_utf8_lossy(&resp);
+    assert_eq!(status, 301, "{head}");
+    assert!(
+        head.contains(&format!(
+            "Location: https://media.example:{}/vod/x/master.m3u8?a=1",
+            s.https
+        )),
+        "{head}"
+    );
+    let (status, _) = raw_exchange_to(
+        &lan,
+        s.http,
+        b"GET /.well-known/acme-challenge/abc HTTP/1.0\r\nHost: media.example\r\n\r\n",
+    );
+    assert_eq!(
+        status, 404,
+        "challenges are answered over HTTP, not redirected"
+    );
+    let (status, _) = raw_exchange_to(
+        &lan,
+        s.http,
+        b"GET /nginx_status HTTP/1.0\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(status, 301);
+    // HTTPS serves the page, over HTTP/2 when asked.
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "--http2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version} %{http_code}",
+        ])
+        .arg(format!("https://127.0.0.1:{}/", s.https))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200");
+}
+
+/// Sends raw bytes to `host:port`; the status and the whole response.
+fn raw_exchange_to(host: &str, port: u16, request: &[u8]) -> (u16, Vec<u8>) {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect((host, port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let status = String::from_utf8_lossy(&buf)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, buf)
+}

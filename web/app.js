@@ -1,0 +1,350 @@
+// The streamedge web player: live streams from /api/streams, the library from /api/library,
+// fetch jobs through /api/jobs. Plain DOM, hls.js for HLS where the browser lacks it.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const video = $("video");
+const TOKEN_KEY = "streamedge-token";
+
+// What the browser test (and a curious person in the console) can read.
+const state = (window.streamedge = {
+  current: null, // { kind: "live", name } or { kind: "vod", src, title }
+  fatalErrors: [],
+  hls: null,
+});
+
+function token() {
+  return localStorage.getItem(TOKEN_KEY) || "";
+}
+
+async function api(path, options = {}) {
+  const headers = { Accept: "application/json", ...(options.headers || {}) };
+  if (token()) headers.Authorization = "Bearer " + token();
+  const resp = await fetch(path, { ...options, headers, cache: "no-store" });
+  let body = null;
+  if (resp.status !== 204) {
+    try {
+      body = await resp.json();
+    } catch {
+      body = null;
+    }
+  }
+  return { status: resp.status, ok: resp.ok, body };
+}
+
+function el(tag, props = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === "class") e.className = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== undefined && v !== null) e.setAttribute(k, v);
+  }
+  for (const c of children) e.append(c);
+  return e;
+}
+
+function clock(seconds) {
+  seconds = Math.max(0, Math.round(seconds));
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = String(seconds % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+}
+
+function say(text) {
+  $("player-status").textContent = text;
+}
+
+// --- playing -------------------------------------------------------------------------
+
+function stop() {
+  if (state.hls) {
+    state.hls.destroy();
+    state.hls = null;
+  }
+  video.removeAttribute("src");
+  video.load();
+}
+
+function play(src, title, isLive) {
+  stop();
+  $("now-playing").textContent = title;
+  const nativeHls = video.canPlayType("application/vnd.apple.mpegurl");
+  if (window.Hls && window.Hls.isSupported()) {
+    const hls = new window.Hls({ liveDurationInfinity: true, enableWorker: true });
+    state.hls = hls;
+    hls.on(window.Hls.Events.ERROR, (_, data) => {
+      if (!data.fatal) return;
+      state.fatalErrors.push(`${data.type}: ${data.details}`);
+      stop();
+      if (isLive) {
+        say("The stream stopped. It plays again when it comes back.");
+        state.playingLive = null;
+      } else {
+        say(`Cannot play this item (${data.details}).`);
+      }
+    });
+    hls.loadSource(src);
+    hls.attachMedia(video);
+  } else if (nativeHls) {
+    video.src = src;
+  } else {
+    say("This browser cannot play HLS.");
+    return;
+  }
+  video.play().catch(() => say("Press play to start."));
+  say(isLive ? "Live." : "Playing.");
+}
+
+function watchLive(name) {
+  state.current = { kind: "live", name };
+  state.playingLive = null;
+  stop();
+  $("now-playing").textContent = name;
+  refreshLive();
+}
+
+// A signed link opens a private stream or item: /#play=/live/NAME/index.m3u8?st=…
+// (the part after # never reaches the server, so it is never logged).
+function openFromHash() {
+  const m = location.hash.match(/^#play=(.+)$/);
+  if (!m) return;
+  const src = decodeURIComponent(m[1]);
+  if (!/^\/(live|vod)\/[A-Za-z0-9_-]+\//.test(src)) return;
+  const isLive = src.startsWith("/live/");
+  state.current = { kind: "link", src };
+  play(src, src.split("/")[2], isLive);
+}
+
+// --- live ----------------------------------------------------------------------------
+
+async function refreshLive() {
+  let streams = [];
+  try {
+    const r = await api("/api/streams");
+    if (r.ok && Array.isArray(r.body)) streams = r.body;
+  } catch {
+    return;
+  }
+  const list = $("live");
+  list.replaceChildren(
+    ...streams.map((s) => {
+      const since = s.since ? (Date.now() - Date.parse(s.since)) / 1000 : null;
+      const badge = s.live
+        ? el("span", { class: "badge live" }, "LIVE")
+        : el("span", { class: "badge offline" }, "offline");
+      const meta = s.live && since !== null ? `for ${clock(since)}` : "not streaming";
+      return el(
+        "li",
+        { class: "card", "data-stream": s.name },
+        el(
+          "button",
+          { class: "play", type: "button", onclick: () => watchLive(s.name) },
+          el("span", { class: "noposter", "aria-hidden": "true" }, s.live ? "●" : "○"),
+          el("span", { class: "title" }, badge, s.name),
+          el("span", { class: "meta" }, meta),
+        ),
+      );
+    }),
+  );
+  $("live-empty").hidden = streams.length > 0;
+
+  const cur = state.current;
+  if (cur && cur.kind === "live") {
+    const s = streams.find((x) => x.name === cur.name);
+    if (s && s.live && state.playingLive !== cur.name) {
+      state.playingLive = cur.name;
+      play(`/live/${cur.name}/index.m3u8`, cur.name, true);
+    } else if (!s || !s.live) {
+      if (state.playingLive === cur.name) stop();
+      state.playingLive = null;
+      say(`${cur.name} is offline. It starts playing here when it goes live.`);
+    }
+  }
+}
+
+// --- library -------------------------------------------------------------------------
+
+async function refreshLibrary() {
+  let items = [];
+  try {
+    const r = await api("/api/library");
+    if (r.ok && Array.isArray(r.body)) items = r.body;
+  } catch {
+    return;
+  }
+  $("library").replaceChildren(
+    ...items.map((it) => {
+      const art = it.poster
+        ? el("img", { src: it.poster, alt: "", loading: "lazy" })
+        : el("span", { class: "noposter", "aria-hidden": "true" }, it.kind === "audio" ? "♪" : "▶");
+      const actions = el("span", { class: "actions" });
+      if (it.download) actions.append(el("a", { href: it.download, download: "" }, "Download MP3"));
+      if (token()) {
+        actions.append(
+          el(
+            "button",
+            {
+              type: "button",
+              "aria-label": `Remove ${it.title}`,
+              onclick: async () => {
+                if (!confirm(`Remove “${it.title}” from the library?`)) return;
+                const r = await api(`/api/library/${encodeURIComponent(it.id)}`, { method: "DELETE" });
+                if (!r.ok) alert((r.body && r.body.error) || `Removing failed (${r.status}).`);
+                refreshLibrary();
+              },
+            },
+            "Remove",
+          ),
+        );
+      }
+      return el(
+        "li",
+        { class: "card", "data-item": it.id },
+        el(
+          "button",
+          {
+            class: "play",
+            type: "button",
+            onclick: () => {
+              state.current = { kind: "vod", src: it.playlist, title: it.title };
+              play(it.playlist, it.title, false);
+            },
+          },
+          art,
+          el("span", { class: "title" }, it.private ? el("span", { class: "badge offline" }, "private") : "", it.title),
+          el("span", { class: "meta" }, `${it.kind} · ${clock(it.duration)}`),
+        ),
+        actions,
+      );
+    }),
+  );
+  $("library-empty").hidden = items.length > 0;
+}
+
+// --- fetch jobs ----------------------------------------------------------------------
+
+let jobsTimer = null;
+
+async function refreshJobs() {
+  clearTimeout(jobsTimer);
+  if (!token()) {
+    $("jobs").replaceChildren();
+    return;
+  }
+  let jobs = [];
+  try {
+    const r = await api("/api/jobs");
+    if (r.status === 401) return askToken("The saved API token is not valid.");
+    if (r.ok && Array.isArray(r.body)) jobs = r.body;
+  } catch {
+    jobsTimer = setTimeout(refreshJobs, 5000);
+    return;
+  }
+  const recent = jobs.slice(0, 10);
+  $("jobs").replaceChildren(
+    ...recent.map((j) => {
+      const li = el("li", { "data-job": j.id, "data-state": j.state });
+      li.append(el("strong", {}, j.title || j.url), " — ");
+      const active = !["done", "failed", "cancelled"].includes(j.state);
+      if (j.state === "failed") li.append(el("span", { class: "failed" }, `failed: ${j.error || "no reason given"}`));
+      else li.append(j.state);
+      if (active && j.percent !== null && j.percent !== undefined) {
+        li.append(el("progress", { max: "100", value: String(j.percent), "aria-label": `${j.state} progress` }));
+        li.append(`${Math.round(j.percent)}%` + (j.eta ? `, ${clock(j.eta)} left` : ""));
+      }
+      if (active) {
+        li.append(
+          " ",
+          el(
+            "button",
+            {
+              type: "button",
+              onclick: async () => {
+                await api(`/api/jobs/${encodeURIComponent(j.id)}`, { method: "DELETE" });
+                refreshJobs();
+              },
+            },
+            "Cancel",
+          ),
+        );
+      }
+      return li;
+    }),
+  );
+  const running = jobs.some((j) => !["done", "failed", "cancelled"].includes(j.state));
+  const done = jobs.filter((j) => j.state === "done").map((j) => j.id).join();
+  if (done !== state.doneJobs) {
+    state.doneJobs = done;
+    refreshLibrary();
+  }
+  jobsTimer = setTimeout(refreshJobs, running ? 1000 : 10000);
+}
+
+async function submitFetch(ev) {
+  ev.preventDefault();
+  const status = $("fetch-status");
+  if (!token()) return askToken("Fetching needs the API token.");
+  const url = $("fetch-url").value.trim();
+  status.textContent = "Sending…";
+  const r = await api("/api/jobs", {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ url, kind: $("fetch-kind").value }),
+  });
+  if (r.status === 401) return askToken("The API token is not valid.");
+  if (!r.ok) {
+    status.textContent = (r.body && r.body.error) || `The server refused (${r.status}).`;
+    return;
+  }
+  status.textContent = `Queued as job ${r.body.id}.`;
+  $("fetch-url").value = "";
+  refreshJobs();
+}
+
+// --- token ---------------------------------------------------------------------------
+
+function askToken(message) {
+  const form = $("token-form");
+  form.hidden = false;
+  $("token-button").setAttribute("aria-expanded", "true");
+  if (message) $("fetch-status").textContent = message;
+  $("token").focus();
+}
+
+function setupToken() {
+  $("token-button").addEventListener("click", () => {
+    const form = $("token-form");
+    form.hidden = !form.hidden;
+    $("token-button").setAttribute("aria-expanded", String(!form.hidden));
+    if (!form.hidden) $("token").focus();
+  });
+  $("token-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    localStorage.setItem(TOKEN_KEY, $("token").value.trim());
+    $("token").value = "";
+    $("token-form").hidden = true;
+    $("token-button").setAttribute("aria-expanded", "false");
+    $("fetch-status").textContent = "Token saved.";
+    refreshJobs();
+    refreshLibrary();
+  });
+  $("token-forget").addEventListener("click", () => {
+    localStorage.removeItem(TOKEN_KEY);
+    $("fetch-status").textContent = "Token forgotten.";
+    refreshJobs();
+    refreshLibrary();
+  });
+}
+
+// --- start ---------------------------------------------------------------------------
+
+setupToken();
+$("fetch-form").addEventListener("submit", submitFetch);
+window.addEventListener("hashchange", openFromHash);
+openFromHash();
+refreshLive();
+refreshLibrary();
+refreshJobs();
+setInterval(refreshLive, 3000);
+setInterval(refreshLibrary, 30000);
