@@ -5,16 +5,21 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY . .
+# yt-dlp's virtual environment where the runtime image keeps it (the same path, since a venv
+# names its own location).
+ENV STREAMEDGE_VENV=/opt/streamedge/venv
 RUN make deps && make build
 
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      nginx libnginx-mod-rtmp ffmpeg ca-certificates openssl \
+      nginx libnginx-mod-rtmp ffmpeg python3 ca-certificates openssl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /data --shell /usr/sbin/nologin streamedge
 COPY --from=build /src/target/release/streamedge /usr/local/bin/streamedge
 COPY --from=build /src/target/release/libngx_http_streamedge_module.so /usr/lib/nginx/modules/ngx_http_streamedge_module.so
+COPY --from=build /src/target/release/web /usr/share/streamedge/web
+COPY --from=build /opt/streamedge/venv /opt/streamedge/venv
 COPY scripts/docker-entrypoint.sh /usr/local/bin/streamedge-entrypoint
 RUN mkdir -p /data && chown streamedge:streamedge /data
 # nginx listens on unprivileged ports, so nothing here needs root.

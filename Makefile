@@ -27,7 +27,7 @@ WEB_FILES   := web/index.html web/app.js web/style.css
 help:
 	@echo "make run    install what is missing, build, start a server in .run/ and print how to publish"
 	@echo "make test   install what is missing, build, run every test"
-	@echo "make deps | build | lint | bench | clean"
+	@echo "make deps | build | lint | bench | install | uninstall | clean"
 
 # Installs only what is missing (a quick check when nothing is), so every target can call it.
 deps:
@@ -62,6 +62,14 @@ lint: build
 
 fmt:
 	$(CARGO) fmt --all
+
+# A host installation (binaries, module, web player, yt-dlp venv, systemd unit, config in
+# /etc/streamedge); `uninstall` reverses it and keeps configuration and data.
+install: build
+	@scripts/install.sh install
+
+uninstall:
+	@scripts/install.sh uninstall
 
 bench: build
 	@for b in bench/*.sh; do echo "== $$b"; bash "$$b" || exit 1; done

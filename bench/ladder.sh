@@ -11,6 +11,7 @@ bin=$root/target/release/streamedge
 [ -x /usr/bin/time ] || { echo "/usr/bin/time is missing: make deps" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/streamedge-ladder.XXXXXX)
+chmod 755 "$work"
 trap 'rm -rf "$work"' EXIT
 secs=${LADDER_SECONDS:-60}
 

@@ -127,6 +127,23 @@ pub fn render(config: &Config) -> String {
 mod tests {
     use super::*;
 
+    /// docs/configuration.md has a row for every option.
+    #[test]
+    fn the_reference_lists_every_option() {
+        let reference = include_str!("../../docs/configuration.md");
+        for (section, key, _, _) in DOCS {
+            let name = if section.is_empty() {
+                key.to_string()
+            } else {
+                format!("{section}.{key}")
+            };
+            assert!(
+                reference.contains(&format!("`{name}`")),
+                "docs/configuration.md does not describe {name}"
+            );
+        }
+    }
+
     /// Every option of the configuration is documented, and the file reads back as written.
     #[test]
     fn documents_every_option_and_reads_back() {

@@ -51,6 +51,9 @@ pub struct InitArgs {
     pub module: Option<PathBuf>,
     #[arg(long, default_value = "/usr/sbin/nginx")]
     pub nginx: PathBuf,
+    /// nginx's prefix: its logs, pid file and temporary files [default: DIR].
+    #[arg(long)]
+    pub nginx_prefix: Option<PathBuf>,
     #[arg(long, default_value = "auto")]
     pub worker_processes: String,
     /// Replace an existing configuration (keys and data are kept).
@@ -151,7 +154,10 @@ pub fn init(args: &InitArgs) -> Result<Config> {
         },
         nginx: Nginx {
             binary: args.nginx.clone(),
-            prefix: ".".into(),
+            prefix: match &args.nginx_prefix {
+                Some(p) => store_path(&dir, &std::path::absolute(p)?),
+                None => ".".into(),
+            },
             conf: "nginx.conf".into(),
             module,
             web_root: default_web_root(),

@@ -306,7 +306,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 if json {
                     print_json(&s)?
                 } else {
-                    println!("{}\n(valid until {})", s.url, s.expires)
+                    println!(
+                        "{}\nin the web player: {}\n(valid until {})",
+                        s.url, s.player, s.expires
+                    )
                 }
             }
         }

@@ -85,10 +85,12 @@ fn announce_when_ready(config: Config) -> tokio::task::JoinHandle<()> {
         for _ in 0..100 {
             if crate::status::streams(&config).await.is_ok() {
                 tracing::info!(
-                    "ready: publish to {}/NAME?key=SECRET, watch {}/live/NAME/index.m3u8 or {}/live/NAME/index.m3u8",
+                    "ready: web player {}/ (from this machine also {}/); OBS server {} with a stream key; \
+                     fetching from the web page needs the API token in {}",
+                    config.https_url(),
+                    config.local_http(),
                     config.rtmp_url(),
-                    config.http_url(),
-                    config.https_url()
+                    config.api_token_file().display()
                 );
                 return;
             }

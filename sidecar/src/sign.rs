@@ -17,6 +17,8 @@ pub struct Signed {
     pub url: String,
     /// The path and query alone, for another host name.
     pub path: String,
+    /// The web player opening it (the link travels after `#`, so no log sees it).
+    pub player: String,
     pub expires: String,
 }
 
@@ -90,6 +92,7 @@ pub fn sign(config: &Config, path: &str, ttl: Duration, ip: Option<IpAddr>) -> R
     let path = format!("{scope}/{file}?{}={t}", token::ARG);
     Ok(Signed {
         url: format!("{}{path}", config.https_url()),
+        player: format!("{}/#play={}", config.https_url(), path.replace('%', "%25")),
         path,
         expires: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs))
             .to_string(),

@@ -138,6 +138,12 @@ fn a_video_url_becomes_an_adaptive_hls_item() {
     assert_eq!(meta["source"], url.as_str());
     assert_eq!(meta["kind"], "video");
     assert_eq!(meta["renditions"], json!(["720p", "480p", "360p"]));
+    assert_eq!(meta["codecs"], json!(["h264", "aac"]));
+    assert_eq!(meta["source_resolution"], "1280x720");
+    let size = std::fs::metadata(media_dir().join("clip.mp4"))
+        .unwrap()
+        .len();
+    assert_eq!(meta["source_size"].as_u64(), Some(size));
     assert!((meta["duration"].as_f64().unwrap() - 8.0).abs() < 0.5);
     assert!(meta["created"].as_str().unwrap().ends_with('Z'));
     assert_eq!(
@@ -169,6 +175,9 @@ fn audio_jobs_keep_the_sound_and_presets_choose_height_and_segments() {
     let audio =
         s.submit(&json!({"url": media.url("/song.m4a"), "kind": "audio", "title": "A song"}));
     let small = s.submit(&json!({"url": media.url("/clip.mp4"), "preset": "360p,ts"}));
+    // One job at a time (fetch.concurrency = 1): the second waits its turn.
+    let (_, second) = s.api("GET", &format!("/api/jobs/{small}"), None, true);
+    assert_eq!(second["state"], "queued", "{second}");
     for id in [&audio, &small] {
         s.wait_job(id, "the job to finish", LONG, |j| j["state"] == "done");
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-use streamedge_tests::{http_get, streamedge_bin, wait_for, Options, Server};
+use streamedge_tests::{http_get, module_path, streamedge_bin, wait_for, Options, Server};
 
 fn nginx_running(pid: i32) -> bool {
     kill(Pid::from_raw(pid), None).is_ok()
@@ -271,4 +271,78 @@ fn the_default_configuration_limits_the_api_per_address() {
         refused.iter().all(|(_, r)| r.as_deref() == Some("1")),
         "{refused:?}"
     );
+}
+
+/// `init --domain NAME --ddns-ionos`: ACME for the name, the DNS section pointing at a key
+/// file beside the configuration, links on the router's 443, and every option documented in
+/// the file itself.
+#[test]
+fn init_for_a_domain_with_ionos_dns_writes_a_documented_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(streamedge_bin())
+        .args([
+            "init",
+            "--domain",
+            "media.example.org",
+            "--ddns-ionos",
+            "--email",
+            "me@example.org",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .arg("--module")
+        .arg(module_path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(dir.path().join("streamedge.toml")).unwrap();
+    let c: toml::Table = text.parse().unwrap();
+    assert_eq!(
+        c["acme"]["domains"].as_array().unwrap()[0].as_str(),
+        Some("media.example.org")
+    );
+    assert_eq!(c["ddns"]["provider"].as_str(), Some("ionos"));
+    assert_eq!(
+        c["ddns"]["domains"].as_array().unwrap()[0].as_str(),
+        Some("media.example.org")
+    );
+    assert_eq!(c["ddns"]["api_key_file"].as_str(), Some("ionos-api.key"));
+    assert_eq!(c["ports"]["public_https"].as_integer(), Some(443));
+    // Commented: each option says what it does.
+    assert!(
+        text.contains(
+            "# Names that follow this home's address.\ndomains = [\"media.example.org\"]"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("\n[acme]\n"));
+    let nginx = std::fs::read_to_string(dir.path().join("nginx.conf")).unwrap();
+    assert!(
+        nginx.contains("return 301 https://$host$request_uri;"),
+        "the router's 443 needs no port"
+    );
+    // Without the key file, DNS checks say what is missing.
+    let out = std::process::Command::new(streamedge_bin())
+        .arg("--config")
+        .arg(dir.path())
+        .args(["ddns", "check", "--once", "--dry-run"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ionos-api.key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // --ddns-ionos needs a domain.
+    let out = std::process::Command::new(streamedge_bin())
+        .args(["init", "--ddns-ionos", "--dir"])
+        .arg(dir.path().join("other"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -310,7 +310,7 @@ impl Manager {
             .map(|t| t.chars().filter(|c| !c.is_control()).take(200).collect())
             .filter(|t: &String| !t.trim().is_empty());
         let free = free_bytes(&config.data_dir).unwrap_or(u64::MAX);
-        let needed = config.fetch.min_free_mb * 1024 * 1024;
+        let needed = config.fetch.min_free_mb.saturating_mul(1024 * 1024);
         if free < needed {
             return Err(Refused::new(
                 507,

@@ -342,6 +342,13 @@ pub struct Meta {
     pub source: String,
     pub kind: String,
     pub duration: f64,
+    /// What ffprobe found in the source: codecs ("h264", "aac"), size in bytes, frame size.
+    #[serde(default)]
+    pub codecs: Vec<String>,
+    #[serde(default)]
+    pub source_size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_resolution: Option<String>,
     pub renditions: Vec<String>,
     pub poster: Option<String>,
     pub download: Option<String>,
@@ -468,6 +475,13 @@ pub async fn build_item(
             source: origin.source.to_string(),
             kind: kind.into(),
             duration: info.duration,
+            codecs: [&info.video_codec, &info.audio_codec]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect(),
+            source_size: info.size,
+            source_resolution: info.width.zip(info.height).map(|(w, h)| format!("{w}x{h}")),
             renditions,
             poster,
             download,
