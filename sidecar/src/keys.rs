@@ -167,10 +167,10 @@ pub fn describe(config: &Config, k: &NewKey) -> String {
          \x20 Stream Key: {key}\n\
          \n\
          ffmpeg: ffmpeg -re -i INPUT -c:v libx264 -c:a aac -f flv \"{server}/{key}\"\n\
-         Watch:  {http}/live/{name}/index.m3u8\n",
+         Watch:  {https}/ (the web player), or {https}/live/{name}/index.m3u8 in any HLS player\n",
         name = k.name,
         server = k.server_url,
         key = k.stream_key,
-        http = config.http_url(),
+        https = config.https_url(),
     )
 }

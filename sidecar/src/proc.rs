@@ -51,7 +51,11 @@ pub async fn run(
         });
     }
     let mut child = cmd.spawn().with_context(|| format!("cannot run {what}"))?;
-    let pgid = Pid::from_raw(child.id().map(|p| p as i32).unwrap_or(0));
+    // The group has the child's pid (process_group(0)). Never 0: killpg(0) would be our own.
+    let pgid = child
+        .id()
+        .map(|p| Pid::from_raw(p as i32))
+        .context("the tool exited before it could be watched")?;
     let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
     let stderr = tokio::spawn(tail(child.stderr.take().expect("piped")));
 

@@ -60,8 +60,17 @@ fn the_player_plays_live_and_library_and_fetches() {
         let line = line.unwrap();
         if line == "offline-selected" {
             publisher = Some(Publisher::start(&key.url(), 120));
-            let mut pipe = stdin.take().expect("asked once");
-            writeln!(pipe, "published").unwrap();
+            writeln!(stdin.as_mut().unwrap(), "published").unwrap();
+        } else if line == "want-signed" {
+            let private = s.cli(&["library", "private", &item]);
+            assert!(private.status.success());
+            let signed = s.cli(&["sign", &format!("/vod/{item}"), "--ttl", "10m", "--json"]);
+            let signed: Value = serde_json::from_slice(&signed.stdout).unwrap();
+            // The player link as printed, on this test's HTTP address.
+            let player = signed["player"].as_str().unwrap();
+            let fragment = &player[player.find("/#play=").unwrap()..];
+            writeln!(stdin.as_mut().unwrap(), "{}{fragment}", s.url("")).unwrap();
+            stdin = None;
         } else {
             report = line;
         }
@@ -83,16 +92,21 @@ fn the_player_plays_live_and_library_and_fetches() {
     );
     assert_eq!(found["item_title"], "Test clip");
     assert_eq!(found["item_poster"], true);
+    assert_eq!(found["unsigned_status"], 403, "{found}");
     assert_eq!(
         found["external"],
         serde_json::json!([]),
         "no request leaves the server"
     );
-    assert_eq!(found["consoleErrors"], serde_json::json!([]), "{found}");
-    // Nothing the page asked for was missing (at most the live playlist in the moment
-    // between going live and nginx-rtmp writing its first segment, which hls.js retries).
+    // Nothing the page asked for was missing: at most the live playlist in the moment
+    // between going live and nginx-rtmp writing its first segment (hls.js retries), and the
+    // test's own unsigned request for the private item (which the browser logs).
+    let refused = format!("403 /vod/{item}/master.m3u8");
     for f in found["failed"].as_array().unwrap() {
-        assert_eq!(f, "404 /live/cam/index.m3u8", "{found}");
+        assert!(f == "404 /live/cam/index.m3u8" || *f == refused, "{found}");
+    }
+    for e in found["consoleErrors"].as_array().unwrap() {
+        assert!(e.as_str().unwrap().contains("status of 403"), "{found}");
     }
     assert!(found["phone_overflow"].as_i64().unwrap() <= 0, "{found}");
     // The job the form made is real.

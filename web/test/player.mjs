@@ -113,6 +113,16 @@ try {
   found.fetch_status = await page.locator("#fetch-status").textContent();
   await page.screenshot({ path: `${SHOTS}/player.png`, fullPage: true });
 
+  // A private item opens from the link `streamedge sign` prints, and only with it.
+  console.log("want-signed");
+  const link = (await lines.next()).value;
+  await page.goto(link);
+  await waitPlaying(page, "the signed link", 30000);
+  found.unsigned_status = await page.evaluate(
+    async (id) => (await fetch(`/vod/${id}/master.m3u8`, { cache: "no-store" })).status,
+    ITEM,
+  );
+
   // A phone screen: nothing wider than the screen.
   await page.setViewportSize({ width: 390, height: 844 });
   found.phone_overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
