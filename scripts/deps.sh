@@ -16,8 +16,8 @@ packages=(
   python3 python3-venv
   # benchmarks, and the peers they compare against
   wrk hyperfine time certbot lego
-  # the web player's browser test
-  chromium
+  # the web player's browser test; ip for the fetch test's stand-in public address
+  chromium iproute2
 )
 
 missing=()

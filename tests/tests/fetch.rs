@@ -534,3 +534,64 @@ fn a_full_disk_fails_the_job_cleanly() {
     assert!(data.join(format!("jobs/{id}.json")).exists());
     s.stop();
 }
+
+/// A public URL that redirects into this machine's network is refused once yt-dlp has
+/// followed the redirect, before anything is downloaded. "Public" here is an address outside
+/// every private range (100.128.0.1, just above carrier-grade NAT) put on the loopback
+/// interface for the test.
+#[test]
+fn a_redirect_into_the_private_network_is_refused() {
+    let media = MediaServer::start();
+    let public = "100.128.0.1";
+    let added = std::process::Command::new("ip")
+        .args(["addr", "add", &format!("{public}/32"), "dev", "lo"])
+        .status()
+        .expect("run ip (iproute2)");
+    assert!(
+        added.success(),
+        "add an address to lo (the tests run as root)"
+    );
+    struct Remove(&'static str);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("ip")
+                .args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"])
+                .status();
+        }
+    }
+    let _remove = Remove(public);
+    // The "public" site answers every request with a redirect to the LAN (here loopback).
+    let site = tiny_http::Server::http((public, 0)).unwrap();
+    let site_url = format!("http://{}/watch", site.server_addr().to_ip().unwrap());
+    let target = media.url("/song.m4a");
+    std::thread::spawn(move || {
+        for req in site.incoming_requests() {
+            let location = format!("Location: {target}")
+                .parse::<tiny_http::Header>()
+                .unwrap();
+            let _ = req.respond(tiny_http::Response::empty(302).with_header(location));
+        }
+    });
+
+    let mut s = Server::init(Options::default());
+    s.edit_config(|c| {
+        c["fetch"]
+            .as_table_mut()
+            .unwrap()
+            .insert("allow_private_addresses".into(), false.into());
+    });
+    s.run();
+    let id = s.submit(&json!({"url": site_url, "kind": "audio"}));
+    let j = s.wait_job(&id, "the job to fail", LONG, |j| j["state"] == "failed");
+    let error = j["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("the URL leads elsewhere: \"127.0.0.1\" is a private address"),
+        "{j}"
+    );
+    // A redirect is only known once followed: yt-dlp's probe did reach the LAN server (it
+    // reads the start of the answer to see what it is), but the job stopped there, so
+    // nothing from it was downloaded or published.
+    assert!(media.request_count() >= 1);
+    assert!(s.entries("vod").is_empty());
+    no_leftovers(&s, &id);
+}

@@ -563,6 +563,10 @@ impl Manager {
                     url::check_addresses(&u).await?;
                 }
                 let info = self.probe(&rec.job.url, cancel).await?;
+                if !config.fetch.allow_private_addresses {
+                    // A public URL may redirect to this network: yt-dlp reports where it went.
+                    url::check_reached(&info.urls).await?;
+                }
                 if rec.job.title.is_none() {
                     self.update(id, true, |r| r.job.title = Some(info.title.clone()));
                 }

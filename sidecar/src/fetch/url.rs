@@ -90,6 +90,20 @@ pub async fn check_addresses(url: &url::Url) -> Result<()> {
     Ok(())
 }
 
+/// Checks the URLs a probe actually reached (after redirects) the same way.
+pub async fn check_reached(urls: &[String]) -> Result<()> {
+    for u in urls {
+        let parsed = url::Url::parse(u)
+            .map_err(|e| anyhow::anyhow!("yt-dlp reports a URL that is not one ({e})"))?;
+        if parsed.scheme() == "http" || parsed.scheme() == "https" {
+            check_addresses(&parsed)
+                .await
+                .map_err(|e| anyhow::anyhow!("the URL leads elsewhere: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,6 +148,19 @@ mod tests {
         for p in ["93.184.216.34", "2606:2800:220:1::1", "100.128.0.1"] {
             assert!(!is_private(p.parse().unwrap()), "{p}");
         }
+    }
+
+    #[tokio::test]
+    async fn redirects_to_this_network_are_refused() {
+        let reached = ["http://10.0.0.5/a.mp4".to_string()];
+        let e = check_reached(&reached).await.unwrap_err().to_string();
+        assert!(
+            e.starts_with("the URL leads elsewhere: \"10.0.0.5\" is a private address"),
+            "{e}"
+        );
+        assert!(check_reached(&["http://93.184.216.34/v".to_string()])
+            .await
+            .is_ok());
     }
 
     #[tokio::test]

@@ -113,6 +113,8 @@ pub fn parse_progress(line: &str) -> Option<(Option<f64>, Option<u64>)> {
 pub struct Info {
     pub title: String,
     pub duration: Option<f64>,
+    /// Every URL yt-dlp would fetch from, redirects followed: the page and the media.
+    pub urls: Vec<String>,
 }
 
 pub fn parse_info(json: &str) -> Result<Info> {
@@ -135,9 +137,25 @@ pub fn parse_info(json: &str) -> Result<Info> {
         .filter(|c| !c.is_control())
         .take(200)
         .collect();
+    let mut urls: Vec<String> = Vec::new();
+    let mut add = |u: &serde_json::Value| {
+        if let Some(u) = u.as_str() {
+            if !urls.iter().any(|x| x == u) {
+                urls.push(u.to_string());
+            }
+        }
+    };
+    add(&v["webpage_url"]);
+    add(&v["url"]);
+    for list in ["formats", "requested_formats", "requested_downloads"] {
+        for f in v[list].as_array().into_iter().flatten() {
+            add(&f["url"]);
+        }
+    }
     Ok(Info {
         title,
         duration: v["duration"].as_f64(),
+        urls,
     })
 }
 
@@ -234,9 +252,17 @@ mod tests {
             i,
             Info {
                 title: "Aclip".into(),
-                duration: Some(6.0)
+                duration: Some(6.0),
+                urls: vec![],
             }
         );
+        // Where a redirect led: yt-dlp reports the final URLs, which are checked again.
+        let i = parse_info(
+            r#"{"title":"t","webpage_url":"http://10.0.0.5/a.mp4","url":"http://10.0.0.5/a.mp4",
+                "formats":[{"url":"http://10.0.0.5/a.mp4"},{"url":"https://cdn.example/v"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(i.urls, ["http://10.0.0.5/a.mp4", "https://cdn.example/v"]);
         assert!(parse_info("null").is_err());
         assert!(parse_info(r#"{"_type":"playlist"}"#)
             .unwrap_err()
