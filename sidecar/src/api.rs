@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -41,9 +42,7 @@ pub fn ensure_token(config: &Config) -> Result<()> {
     if path.exists() {
         return Ok(());
     }
-    let mut random = [0u8; streamedge_formats::keys::SECRET_BYTES];
-    getrandom::getrandom(&mut random).context("cannot get random bytes for the API token")?;
-    let token = streamedge_formats::keys::encode_secret(&random);
+    let token = crate::keys::new_secret()?;
     write_atomic(&path, format!("{token}\n").as_bytes(), 0o600, None)
 }
 
@@ -75,11 +74,15 @@ pub async fn serve(listener: tokio::net::TcpListener, config: Config, jobs: Mana
 }
 
 fn router(api: Shared) -> Router {
-    Router::new()
+    // Everything but the library list is the owner's: one check in front of those routes.
+    let owner = Router::new()
         .route("/api/jobs", get(list_jobs).post(create_job))
         .route("/api/jobs/{id}", get(get_job).delete(cancel_job))
-        .route("/api/library", get(list_library))
         .route("/api/library/{id}", delete(remove_item))
+        .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
+    Router::new()
+        .route("/api/library", get(list_library))
+        .merge(owner)
         .fallback(|| async { error(404, "no such API endpoint") })
         .method_not_allowed_fallback(|| async { error(405, "method not allowed here") })
         .with_state(api)
@@ -112,15 +115,15 @@ fn authorized(api: &Api, headers: &HeaderMap) -> bool {
     !api.token.is_empty() && bool::from(given.as_bytes().ct_eq(api.token.as_bytes()))
 }
 
-/// The 401 answer for a request without the token; `None` when it has it.
-fn unless_authorized(api: &Api, headers: &HeaderMap) -> Option<Response> {
-    if authorized(api, headers) {
-        None
+/// Lets a request through only with the token.
+async fn require_token(State(api): State<Shared>, req: Request, next: Next) -> Response {
+    if authorized(&api, req.headers()) {
+        next.run(req).await
     } else {
-        Some(error(
+        error(
             401,
             "this needs the API token (Authorization: Bearer TOKEN; `streamedge status` says where it is)",
-        ))
+        )
     }
 }
 
@@ -131,31 +134,18 @@ fn ok<T: Serialize>(status: StatusCode, value: &T) -> Response {
     r
 }
 
-async fn list_jobs(State(api): State<Shared>, headers: HeaderMap) -> Response {
-    if let Some(r) = unless_authorized(&api, &headers) {
-        return r;
-    }
+async fn list_jobs(State(api): State<Shared>) -> Response {
     ok(StatusCode::OK, &api.jobs.list())
 }
 
-async fn get_job(
-    State(api): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = unless_authorized(&api, &headers) {
-        return r;
-    }
+async fn get_job(State(api): State<Shared>, Path(id): Path<String>) -> Response {
     match api.jobs.get(&id) {
         Some(j) => ok(StatusCode::OK, &j),
         None => error(404, &format!("no job \"{}\"", id.escape_debug())),
     }
 }
 
-async fn create_job(State(api): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    if let Some(r) = unless_authorized(&api, &headers) {
-        return r;
-    }
+async fn create_job(State(api): State<Shared>, body: Body) -> Response {
     let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
         Err(_) => return error(413, &format!("the request is larger than {MAX_BODY} bytes")),
@@ -183,14 +173,7 @@ async fn create_job(State(api): State<Shared>, headers: HeaderMap, body: Body) -
     }
 }
 
-async fn cancel_job(
-    State(api): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = unless_authorized(&api, &headers) {
-        return r;
-    }
+async fn cancel_job(State(api): State<Shared>, Path(id): Path<String>) -> Response {
     match api.jobs.cancel(&id).await {
         Ok(job) => ok(StatusCode::OK, &job),
         Err(refused) => refused.into_response(),
@@ -246,14 +229,7 @@ async fn list_library(State(api): State<Shared>, headers: HeaderMap) -> Response
     ok(StatusCode::OK, &entries)
 }
 
-async fn remove_item(
-    State(api): State<Shared>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    if let Some(r) = unless_authorized(&api, &headers) {
-        return r;
-    }
+async fn remove_item(State(api): State<Shared>, Path(id): Path<String>) -> Response {
     match crate::library::remove(&api.config, &id) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => {

@@ -66,7 +66,8 @@ fn now_rfc3339() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
-fn new_secret() -> Result<String> {
+/// A new secret: 24 random bytes, URL-safe base64 (stream keys, the API token).
+pub fn new_secret() -> Result<String> {
     let mut random = [0u8; SECRET_BYTES];
     getrandom::getrandom(&mut random).context("cannot get random bytes from the system")?;
     Ok(encode_secret(&random))

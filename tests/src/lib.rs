@@ -57,6 +57,8 @@ pub struct Options {
     pub ban_attempts: u32,
     pub ban_window: &'static str,
     pub ban_time: &'static str,
+    /// `fetch.allow_private_addresses`: the tests' media servers are on loopback.
+    pub allow_private_addresses: bool,
 }
 
 impl Default for Options {
@@ -66,6 +68,7 @@ impl Default for Options {
             ban_attempts: 0,
             ban_window: "10m",
             ban_time: "15m",
+            allow_private_addresses: true,
         }
     }
 }
@@ -153,11 +156,13 @@ impl Server {
                 .as_table_mut()
                 .expect("init writes [api]")
                 .insert("listen".into(), format!("127.0.0.1:{api}").into());
-            // The media servers of the tests are on loopback.
             c["fetch"]
                 .as_table_mut()
                 .expect("init writes [fetch]")
-                .insert("allow_private_addresses".into(), true.into());
+                .insert(
+                    "allow_private_addresses".into(),
+                    opts.allow_private_addresses.into(),
+                );
         });
         s
     }
@@ -969,16 +974,7 @@ pub struct Standin {
 
 impl Standin {
     pub fn start(api_key: &str) -> Standin {
-        // tiny_http binds without SO_REUSEADDR: a port with old connections in TIME_WAIT is
-        // refused, so try another.
-        let (port, server) = (0..20)
-            .find_map(|_| {
-                let port = free_port();
-                tiny_http::Server::http(("127.0.0.1", port))
-                    .ok()
-                    .map(|s| (port, s))
-            })
-            .expect("start the stand-in");
+        let (port, server) = tiny_server("the stand-in");
         let state = std::sync::Arc::new(std::sync::Mutex::new(StandinState {
             api_key: api_key.to_string(),
             port,
@@ -1346,14 +1342,7 @@ impl<R: Read> Read for Slow<R> {
 impl MediaServer {
     pub fn start() -> MediaServer {
         let dir = media_dir().to_path_buf();
-        let (port, server) = (0..20)
-            .find_map(|_| {
-                let port = free_port();
-                tiny_http::Server::http(("127.0.0.1", port))
-                    .ok()
-                    .map(|s| (port, s))
-            })
-            .expect("start the media server");
+        let (port, server) = tiny_server("the media server");
         let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let count = requests.clone();
         std::thread::spawn(move || {
@@ -1408,6 +1397,19 @@ impl MediaServer {
     pub fn request_count(&self) -> usize {
         self.requests.load(std::sync::atomic::Ordering::SeqCst)
     }
+}
+
+/// A tiny_http server on a free loopback port. tiny_http binds without SO_REUSEADDR: a port
+/// with old connections in TIME_WAIT is refused, so another is tried.
+fn tiny_server(what: &str) -> (u16, tiny_http::Server) {
+    (0..20)
+        .find_map(|_| {
+            let port = free_port();
+            tiny_http::Server::http(("127.0.0.1", port))
+                .ok()
+                .map(|s| (port, s))
+        })
+        .unwrap_or_else(|| panic!("start {what}"))
 }
 
 /// Processes whose command line mentions `needle` (yt-dlp and ffmpeg of a job).

@@ -9,6 +9,14 @@ use streamedge_tests::*;
 
 const LONG: Duration = Duration::from_secs(120);
 
+/// Fetching from this machine and its network refused, as `init` writes it.
+fn as_installed() -> Options {
+    Options {
+        allow_private_addresses: false,
+        ..Options::default()
+    }
+}
+
 /// Keyframe times (s) of the video of a local HLS playlist.
 fn keyframes(playlist: &std::path::Path) -> Vec<f64> {
     let out = std::process::Command::new("ffprobe")
@@ -219,15 +227,8 @@ fn audio_jobs_keep_the_sound_and_presets_choose_height_and_segments() {
 #[test]
 fn bad_requests_are_refused_before_anything_runs() {
     let media = MediaServer::start();
-    let mut s = Server::init(Options::default());
     // As installed: no fetching from this machine or its network.
-    s.edit_config(|c| {
-        c["fetch"]
-            .as_table_mut()
-            .unwrap()
-            .insert("allow_private_addresses".into(), false.into());
-    });
-    s.run();
+    let s = Server::start(as_installed());
     let refused = |body: Value, want: u16, words: &str| {
         let (status, v) = s.api("POST", "/api/jobs", Some(&body.to_string()), true);
         assert_eq!(status, want, "{body}: {v}");
@@ -573,14 +574,7 @@ fn a_redirect_into_the_private_network_is_refused() {
         }
     });
 
-    let mut s = Server::init(Options::default());
-    s.edit_config(|c| {
-        c["fetch"]
-            .as_table_mut()
-            .unwrap()
-            .insert("allow_private_addresses".into(), false.into());
-    });
-    s.run();
+    let s = Server::start(as_installed());
     let id = s.submit(&json!({"url": site_url, "kind": "audio"}));
     let j = s.wait_job(&id, "the job to fail", LONG, |j| j["state"] == "failed");
     let error = j["error"].as_str().unwrap();

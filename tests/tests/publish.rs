@@ -146,6 +146,7 @@ fn repeated_failures_ban_the_address_then_the_ban_ends() {
         ban_attempts: 3,
         ban_window: "10m",
         ban_time: "4s",
+        ..Options::default()
     });
     let key = s.key("add", "frank");
     let wrong = format!("{}/frank?key=guess", key.server_url);

@@ -144,6 +144,26 @@ pub struct Job {
     pub updated: String,
 }
 
+impl Job {
+    /// A new job, waiting for its turn.
+    fn queued(id: String, url: String, kind: Kind, preset: Preset, title: Option<String>) -> Job {
+        Job {
+            id,
+            url,
+            kind,
+            preset,
+            title,
+            state: State::Queued,
+            percent: None,
+            eta: None,
+            error: None,
+            item: None,
+            created: now(),
+            updated: now(),
+        }
+    }
+}
+
 /// A job's record in `DATA/jobs/<id>.json`: the job and what only the sidecar needs (the
 /// webhook URL may carry a token, so it never appears in the API).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -335,20 +355,7 @@ impl Manager {
                 ));
             }
             let id = transcode::new_id().map_err(|e| Refused::new(500, e.to_string()))?;
-            let job = Job {
-                id: id.clone(),
-                url,
-                kind: new.kind,
-                preset,
-                title,
-                state: State::Queued,
-                percent: None,
-                eta: None,
-                error: None,
-                item: None,
-                created: now(),
-                updated: now(),
-            };
+            let job = Job::queued(id.clone(), url, new.kind, preset, title);
             records.insert(
                 id,
                 Record {
@@ -429,6 +436,14 @@ impl Manager {
             r.job.state = state;
             r.job.percent = None;
             r.job.eta = None;
+        });
+    }
+
+    /// Progress of the current state, in memory only (states are what records keep).
+    fn set_progress(&self, id: &str, percent: Option<f64>, eta: Option<u64>) {
+        self.update(id, false, |r| {
+            r.job.percent = percent.map(|p| (p * 10.0).round() / 10.0);
+            r.job.eta = eta;
         });
     }
 
@@ -602,12 +617,7 @@ impl Manager {
         };
         let me = self.clone();
         let key = id.to_string();
-        let mut progress = move |p: f64, eta: Option<u64>| {
-            me.update(&key, false, |r| {
-                r.job.percent = Some((p * 10.0).round() / 10.0);
-                r.job.eta = eta;
-            })
-        };
+        let mut progress = move |p: f64, eta: Option<u64>| me.set_progress(&key, Some(p), eta);
         transcode::build_item(&input, &work, origin, opts, cancel, &mut progress).await?;
         self.set_state(id, State::Publishing);
         transcode::publish(&work, &dest)
@@ -641,10 +651,7 @@ impl Manager {
         ));
         let exit = proc::run(cmd, "yt-dlp", cancel, |line| {
             if let Some((percent, eta)) = ytdlp::parse_progress(line) {
-                self.update(id, false, |r| {
-                    r.job.percent = percent.map(|p| (p * 10.0).round() / 10.0);
-                    r.job.eta = eta;
-                });
+                self.set_progress(id, percent, eta);
             }
         })
         .await?;
@@ -695,20 +702,13 @@ mod tests {
     #[test]
     fn records_keep_private_fields_out_of_the_job() {
         let rec = Record {
-            job: Job {
-                id: "x".into(),
-                url: "https://example.org/a".into(),
-                kind: Kind::Audio,
-                preset: Preset::default(),
-                title: None,
-                state: State::Queued,
-                percent: None,
-                eta: None,
-                error: None,
-                item: None,
-                created: now(),
-                updated: now(),
-            },
+            job: Job::queued(
+                "x".into(),
+                "https://example.org/a".into(),
+                Kind::Audio,
+                Preset::default(),
+                None,
+            ),
             webhook: Some("https://hooks.example/secret-token".into()),
             downloaded: None,
             attempts: 2,
