@@ -39,12 +39,13 @@ request = function()
   return wrk.format("POST", nil, {["Content-Type"] = "application/x-www-form-urlencoded"}, "$head" .. addr .. "$tail")
 end
 LUA
-for path in /rtmp/auth /bench/proxied-auth; do
-  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data "$body" "http://127.0.0.1:$http$path")
-  [ "$code" = 200 ] || { echo "$path answered $code" >&2; exit 1; }
+# The module's callback lives on the internal loopback server, the peer on the public one.
+for url in "http://127.0.0.1:$internal/rtmp/auth" "http://127.0.0.1:$http/bench/proxied-auth"; do
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X POST --data "$body" "$url")
+  [ "$code" = 200 ] || { echo "$url answered $code" >&2; exit 1; }
 done
 
-read -r m_rps m_p99 < <(wrk_run -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$work/post.lua" "http://127.0.0.1:$http/rtmp/auth")
+read -r m_rps m_p99 < <(wrk_run -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$work/post.lua" "http://127.0.0.1:$internal/rtmp/auth")
 read -r p_rps p_p99 < <(wrk_run -t2 -c"$CONNECTIONS" -d"$DURATION" -s "$work/post.lua" "http://127.0.0.1:$http/bench/proxied-auth")
 printf 'publish auth, %s connections, %s each, right key\n' "$CONNECTIONS" "$DURATION"
 printf '  %-34s %10.0f req/s   p99 %7.2f ms\n' "module (streamedge_publish_auth)" "$m_rps" "$m_p99"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # HLS delivery: requests/s through the module's routes (streamedge_hls) against a plain nginx
 # location (alias, same headers) serving the same files, in the same nginx, same run: a ~1 MB
-# live segment and a live playlist (public), then a private library segment (token checked)
-# and a private playlist (token checked and playlist rewritten). "guarded" is the plain
+# live segment and a live playlist (public), then a private library segment and a private
+# playlist through their signed paths (/s/TOKEN/vod/..., token checked, the file served as
+# it is). "guarded" is the plain
 # location plus the symlink refusal the module applies (disable_symlinks), to show what that
 # costs apart from the module's own work. No limits anywhere.
 source "$(dirname "$0")/lib.sh"
@@ -41,6 +42,7 @@ start_nginx "
     location = /rtmp/auth { streamedge_publish_auth; }
     location /live/ { streamedge_hls live; }
     location /vod/ { streamedge_hls vod; }
+    location /s/ { streamedge_hls signed; }
     # Plain nginx, with the headers the module sets, so both answer the same bytes.
     location /plain/ {
       alias $data/;
@@ -84,5 +86,5 @@ echo "HLS routes against plain nginx, $DURATION each, requests/s"
 printf '  %-36s %9s %9s %9s   %s   %s\n' "" module plain guarded "module/plain" "module/guarded"
 row "live segment (1 MB), 8 conn" 8 /live/alice/0.ts /plain/live/alice/0.ts
 row "live playlist, 32 conn" 32 /live/alice/index.m3u8 /plain/live/alice/index.m3u8
-row "private segment + token, 8 conn" 8 "$seg_signed" /plain/vod/priv/seg_0.m4s
-row "private playlist + rewrite, 32 conn" 32 "$list_signed" /plain/vod/priv/index.m3u8
+row "private segment, signed path, 8 conn" 8 "$seg_signed" /plain/vod/priv/seg_0.m4s
+row "private playlist, signed path, 32 conn" 32 "$list_signed" /plain/vod/priv/index.m3u8

@@ -14,15 +14,19 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-# Starts `streamedge run` on free ports with 2 workers; sets http, cfg.
+# Starts `streamedge run` on free ports with 2 workers; sets http, internal (the loopback
+# server of nginx-rtmp's callbacks), rtmp, cfg.
 start_server() {
   http=$(free_port)
+  internal=$(free_port)
+  rtmp=$(free_port)
   "$bin" init --dir "$work/srv" --bind 127.0.0.1 --host 127.0.0.1 --worker-processes 2 \
-    --http-port "$http" --https-port "$(free_port)" --rtmp-port "$(free_port)" --module "$module" >/dev/null
+    --http-port "$http" --https-port "$(free_port)" --rtmp-port "$rtmp" \
+    --internal-port "$internal" --module "$module" >/dev/null
   cfg=$work/srv/streamedge.toml
   "$bin" --config "$cfg" run >"$work/run.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$http/api/streams" >/dev/null && return 0; sleep 0.1; done
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$internal/api/streams" >/dev/null && return 0; sleep 0.1; done
   cat "$work/run.log" >&2; return 1
 }
 
@@ -50,7 +54,8 @@ $user
 worker_processes 2;
 pid $work/ngx/nginx.pid;
 error_log $work/ngx/logs/error.log notice;
-events { worker_connections 1024; }
+worker_rlimit_nofile ${NOFILE:-2048};
+events { worker_connections ${WORKER_CONNECTIONS:-1024}; }
 http {
   access_log off;
   client_body_temp_path $work/ngx/body;

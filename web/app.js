@@ -104,16 +104,17 @@ function watchLive(name) {
   refreshLive();
 }
 
-// A signed link opens a private stream or item: /#play=/live/NAME/index.m3u8?st=…
-// (the part after # never reaches the server, so it is never logged).
+// A signed link opens a private stream or item: /#play=/s/TOKEN/live/NAME/index.m3u8
+// (the part after # never reaches the server, so it is never logged). Links of the older
+// form, /live/NAME/index.m3u8?st=TOKEN, still open: the server redirects them.
 function openFromHash() {
   const m = location.hash.match(/^#play=(.+)$/);
   if (!m) return;
   const src = decodeURIComponent(m[1]);
-  if (!/^\/(live|vod)\/[A-Za-z0-9_-]+\//.test(src)) return;
-  const isLive = src.startsWith("/live/");
+  const parts = src.match(/^(?:\/s\/[A-Za-z0-9._-]+)?\/(live|vod)\/([A-Za-z0-9_-]+)\//);
+  if (!parts) return;
   state.current = { kind: "link", src };
-  play(src, src.split("/")[2], isLive);
+  play(src, parts[2], parts[1] === "live");
 }
 
 // --- live ----------------------------------------------------------------------------

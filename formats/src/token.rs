@@ -1,4 +1,5 @@
-//! Signed viewing links: `?st=TOKEN` on any URL under a path prefix (`/live/alice`,
+//! Signed viewing links: `/s/TOKEN/live/alice/index.m3u8` (or, in links made before tokens
+//! moved into the path, `?st=TOKEN`) for any URL under a path prefix (`/live/alice`,
 //! `/vod/<id>`), valid until an expiry and, optionally, for one client address.
 //!
 //! `TOKEN` is `EXPIRY.MAC` or `EXPIRY.i.MAC` (address-bound): EXPIRY in Unix seconds, MAC the
@@ -27,6 +28,16 @@ pub const SECRET_LEN: usize = 32;
 
 /// The query argument that carries a token.
 pub const ARG: &str = "st";
+
+/// Where signed links put their token: `/s/TOKEN/live/NAME/FILE`, `/s/TOKEN/vod/ID/PATH`.
+/// Relative URIs in a playlist then inherit the token with no rewriting, nginx serves the
+/// files as it serves public ones, and a cache in front can key on the path after the token.
+pub const SIGNED_PREFIX: &str = "/s/";
+
+/// The path of a signed link: `/s/TOKEN` before `path` (`/live/NAME/...`).
+pub fn signed_path(token: &str, path: &str) -> String {
+    format!("/s/{token}{path}")
+}
 
 /// The secrets file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,6 +110,17 @@ pub enum Refusal {
     Mismatch,
 }
 
+/// A decimal number in its one canonical form: digits only (no sign, no space), no
+/// leading zero. `u64::from_str` alone also takes "+9" and "009", which would give one
+/// token several spellings.
+fn canonical_number(text: &str) -> Option<u64> {
+    let digits = text.bytes().all(|b| b.is_ascii_digit());
+    if !digits || text.is_empty() || (text.len() > 1 && text.starts_with('0')) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 /// A token parsed but not yet verified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Token<'a> {
@@ -113,7 +135,7 @@ impl<'a> Token<'a> {
             return None;
         }
         let mut parts = text.split('.');
-        let expiry = parts.next()?.parse().ok()?;
+        let expiry = canonical_number(parts.next()?)?;
         let (bound, mac) = match (parts.next()?, parts.next(), parts.next()) {
             ("i", Some(mac), None) => (true, mac),
             (mac, None, None) => (false, mac),
@@ -260,6 +282,7 @@ mod tests {
             "1000.x.y",
             "1000.i.a.b",
             &"9".repeat(80),
+            "99999999999999999999999.AAAAAAAAAAAAAAAAAAAAAA",
         ] {
             assert!(check(bad, &[A], "/p", 1, None).is_err(), "{bad}");
         }
@@ -267,6 +290,20 @@ mod tests {
             check("1000.!!!!", &[A], "/p", 1, None),
             Err(Refusal::Malformed)
         );
+    }
+
+    #[test]
+    fn expiry_has_one_spelling() {
+        let t = sign(A, "/live/alice", 1000, None);
+        let mac = t.strip_prefix("1000.").unwrap();
+        assert_eq!(check(&t, &[A], "/live/alice", 1, None), Ok(()));
+        for other in [
+            "01000", "+1000", " 1000", "1000 ", "-1000", "1_000", "0x3e8",
+        ] {
+            let forged = format!("{other}.{mac}");
+            assert_eq!(Token::parse(&forged), None, "{forged}");
+        }
+        assert!(Token::parse(&format!("0.{mac}")).is_some());
     }
 
     #[test]

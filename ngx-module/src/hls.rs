@@ -4,14 +4,19 @@
 //! streamedge_hls_secrets /srv/streamedge/data/sign.keys;
 //! location /live/ { streamedge_hls live; }
 //! location /vod/  { streamedge_hls vod; }
+//! location /s/    { streamedge_hls signed; }
 //! ```
 //!
 //! In the access phase the module checks the URL (`streamedge_policy::hls`), decides access
 //! (who is live, what is private, signed tokens) and sets the headers; nginx's static module
 //! then sends the file from the data directory, with sendfile, ranges, ETag and
-//! If-Modified-Since. Only three answers come from this module itself, through the request's
-//! content handler (and never follows a symlink below the data directory): a CORS preflight, "offline" for a known stream that is not live, and a
-//! private playlist, rewritten so that every URI inside carries the viewer's token.
+//! If-Modified-Since, following no symlink below `DATA/live` or `DATA/vod`. Signed links
+//! carry their token in the path (`/s/TOKEN/live/NAME/...`): once it is checked the URI is
+//! the public one, so playlists are served as files, untouched, and their relative URIs
+//! inherit the token. A private name without a valid token is answered exactly like a name
+//! that does not exist (404). The module answers only three things itself: a CORS
+//! preflight, "offline" for a known stream that is not live, and a redirect from a link of
+//! the older form (`index.m3u8?st=TOKEN`) to the signed path.
 
 use core::ffi::{c_char, c_void};
 use core::ptr;
@@ -48,9 +53,29 @@ pub struct HlsMainConf {
     library: RefCell<AccessCache>,
 }
 
+/// What a `streamedge_hls` location serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Plain(Mode),
+    /// `/s/TOKEN/live/...` and `/s/TOKEN/vod/...`.
+    Signed,
+}
+
+impl Route {
+    fn prefix(self) -> &'static str {
+        match self {
+            Route::Plain(m) => m.prefix(),
+            Route::Signed => hls::SIGNED_PREFIX,
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct HlsLocConf {
-    mode: Option<Mode>,
+    mode: Option<Route>,
+    /// `DATA/live` and `DATA/vod`: where symlinks stop being followed, per request, in a
+    /// signed location (`$streamedge_hls_tree`).
+    trees: Option<[String; 2]>,
     /// `None`: not set here; `Some(None)`: `off`.
     cors: Option<Option<String>>,
 }
@@ -68,7 +93,8 @@ impl Merge for HlsLocConf {
 enum Answer {
     Preflight,
     Offline(String),
-    SignedPlaylist { token: String },
+    /// A link of the older form, to its signed path.
+    Moved(String),
 }
 
 // ---------------------------------------------------------------------------------------
@@ -97,7 +123,7 @@ static mut NGX_HTTP_STREAMEDGE_HLS_COMMANDS: [ngx_command_t; 4] = [
 ];
 
 static NGX_HTTP_STREAMEDGE_HLS_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
-    preconfiguration: None,
+    preconfiguration: Some(HlsModule::preconfiguration),
     postconfiguration: Some(HlsModule::postconfiguration),
     create_main_conf: Some(HlsModule::create_main_conf),
     init_main_conf: None,
@@ -121,6 +147,10 @@ impl HttpModule for HlsModule {
     fn module() -> &'static ngx_module_t {
         // SAFETY: the module definition is a static that nginx only writes during start-up.
         unsafe { &*ptr::addr_of!(ngx_http_streamedge_hls_module) }
+    }
+
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        crate::add_variable(cf, ngx_string!("streamedge_hls_tree"), tree_variable)
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
@@ -171,7 +201,7 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     let Some(hlcf) = HlsModule::location_conf(r) else {
         return Ok(None);
     };
-    let Some(mode) = hlcf.mode else {
+    let Some(route) = hlcf.mode else {
         return Ok(None);
     };
     if let Some(Some(origin)) = &hlcf.cors {
@@ -186,11 +216,20 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     if method != NGX_HTTP_GET && method != NGX_HTTP_HEAD {
         return Err(405);
     }
-    let target = match hls::parse_path(mode, uri.as_bytes()) {
-        Ok(t) => t,
-        Err(PathError::BadRequest) => return Err(400),
-        Err(PathError::NotFound) => return Err(404),
+    let refuse = |e: PathError| match e {
+        PathError::BadRequest => 400u16,
+        PathError::NotFound => 404,
     };
+    let uri_bytes = uri.as_bytes();
+    let (mode, inner_start, path_token) = match route {
+        Route::Plain(mode) => (mode, 0, None),
+        Route::Signed => {
+            let s = hls::parse_signed(uri_bytes).map_err(refuse)?;
+            (s.mode, s.inner_start, Some(s.token))
+        }
+    };
+    let inner = &uri_bytes[inner_start..];
+    let target = hls::parse_path(mode, inner).map_err(refuse)?;
     let (private, offline) = match mode {
         Mode::Live => match crate::stream_state(r, target.name) {
             Some((true, private)) => (private, false),
@@ -214,32 +253,52 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
             }
         }
     };
-    let token = hls::token_arg(args.as_bytes()).map(str::to_string);
-    if private {
-        check_token(r, &target.scope(mode), token.as_deref())?;
+    let query_token = hls::token_arg(args.as_bytes());
+    // A signed path is checked whatever the content; a query token only where it matters.
+    if private || path_token.is_some() {
+        check_token(r, &target.scope(mode), path_token.or(query_token))?;
     }
     if offline {
         return Ok(Some(Answer::Offline(target.name.to_string())));
     }
+    if let (true, None, Some(token), Kind::Playlist) =
+        (private, path_token, query_token, target.kind)
+    {
+        // Older links: the playlist moves to its signed path, where relative URIs carry the
+        // token (segments of the older form keep working as they are).
+        let inner = std::str::from_utf8(inner).map_err(|_| 400u16)?;
+        return Ok(Some(Answer::Moved(hls::signed_path(token, inner))));
+    }
     set_content_type(raw, target.kind.content_type());
     r.add_header_out("Cache-Control", target.kind.cache_control(mode, private));
-    match (private, target.kind, token) {
-        (true, Kind::Playlist, Some(token)) => Ok(Some(Answer::SignedPlaylist { token })),
-        _ => Ok(None),
+    if inner_start > 0 {
+        // From here on the request is for the public path: the static module maps
+        // `/live/NAME/FILE` below the location's root, the data directory.
+        // SAFETY: the URI stays within the request's own buffer.
+        unsafe {
+            (*raw).uri.data = (*raw).uri.data.add(inner_start);
+            (*raw).uri.len -= inner_start;
+        }
     }
+    Ok(None)
 }
 
-/// Refuses with 403, and no reason, unless the request carries a valid token for `scope`.
-fn check_token(r: &Request, scope: &str, token: Option<&str>) -> Result<(), u16> {
-    let secrets = HlsModule::main_conf(r)
+/// The signing secrets, for RTMP play callbacks too.
+pub fn secrets(r: &Request) -> &[Vec<u8>] {
+    HlsModule::main_conf(r)
         .and_then(|c| c.secrets.as_deref())
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// Refuses, as a name that does not exist (404, no reason given), unless the request
+/// carries a valid token for `scope`.
+fn check_token(r: &Request, scope: &str, token: Option<&str>) -> Result<(), u16> {
     // SAFETY: `ngx_cached_time` always points at a valid slot of this process.
     let now = unsafe { (*nginx_sys::ngx_cached_time).sec } as u64;
     let verdict = match token.and_then(Token::parse) {
         None => Err("no valid token"),
         Some(t) => t
-            .verify(secrets, scope, now, crate::client_ip(r))
+            .verify(secrets(r), scope, now, crate::client_ip(r))
             .map_err(|e| match e {
                 streamedge_formats::token::Refusal::Expired => "expired token",
                 _ => "token does not match",
@@ -247,8 +306,34 @@ fn check_token(r: &Request, scope: &str, token: Option<&str>) -> Result<(), u16>
     };
     verdict.map_err(|why| {
         ngx_log_error!(NGX_LOG_INFO, r.log(), "streamedge: refusing {scope}: {why}");
-        403
+        404
     })
+}
+
+/// `$streamedge_hls_tree`: below which folder no symlink is followed for this request of
+/// a signed location, by the public path the URI was turned into.
+extern "C" fn tree_variable(
+    r: *mut ngx_http_request_t,
+    v: *mut nginx_sys::ngx_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    // SAFETY: nginx passes the current request and a value to fill.
+    let (r, v) = unsafe { (Request::from_ngx_http_request(r), &mut *v) };
+    let raw: *const ngx_http_request_t = (&*r).into();
+    // SAFETY: the URI belongs to the current request.
+    let uri = unsafe { (*raw).uri };
+    let trees = HlsModule::location_conf(r).and_then(|c| c.trees.as_ref());
+    let tree = trees.and_then(|[live, vod]| {
+        if uri.as_bytes().starts_with(Mode::Live.prefix().as_bytes()) {
+            Some(live.as_bytes())
+        } else if uri.as_bytes().starts_with(Mode::Vod.prefix().as_bytes()) {
+            Some(vod.as_bytes())
+        } else {
+            None
+        }
+    });
+    // Anything else: every component is checked, from the filesystem's root.
+    crate::set_variable(v, Some(tree.unwrap_or(b"")))
 }
 
 fn set_content_type(raw: *mut ngx_http_request_t, content_type: &'static str) {
@@ -262,9 +347,6 @@ fn set_content_type(raw: *mut ngx_http_request_t, content_type: &'static str) {
         (*raw).headers_out.content_type_lowcase = ptr::null_mut();
     }
 }
-
-/// Largest playlist rewritten in memory; real ones are a few kilobytes.
-const MAX_PLAYLIST: u64 = 1024 * 1024;
 
 extern "C" fn hls_answer_handler(raw: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: nginx passes the current request to its content handler.
@@ -289,24 +371,11 @@ extern "C" fn hls_answer_handler(raw: *mut ngx_http_request_t) -> ngx_int_t {
             r.add_header_out("Cache-Control", "no-cache");
             crate::send(r, 404, crate::JSON, body.as_bytes())
         }
-        Answer::SignedPlaylist { token } => {
-            let token = token.clone();
-            // SAFETY: the URI belongs to the current request; it was checked in `decide`.
-            let uri = unsafe { (*raw).uri }.to_string();
-            let Some(data) = crate::data_dir(r) else {
-                return Status::NGX_ERROR.into();
-            };
-            // A playlist is a few kilobytes: reading it here is cheaper than a filter chain.
-            let path = data.join(uri.trim_start_matches('/'));
-            let text = match std::fs::metadata(&path) {
-                Ok(m) if m.len() <= MAX_PLAYLIST => std::fs::read_to_string(&path).ok(),
-                _ => None,
-            };
-            let Some(text) = text else {
-                return 404;
-            };
-            let body = hls::rewrite_playlist(&text, &token);
-            crate::send(r, 200, Kind::Playlist.content_type(), body.as_bytes())
+        Answer::Moved(path) => {
+            let path = path.clone();
+            r.add_header_out("Location", &path);
+            r.add_header_out("Cache-Control", "private, no-cache");
+            crate::send(r, 302, crate::TEXT, b"moved to the signed path\n")
         }
     };
     status.0
@@ -326,13 +395,14 @@ extern "C" fn ngx_http_streamedge_hls(
         return crate::DUPLICATE;
     }
     let mode = match args[0].as_bytes() {
-        b"live" => Mode::Live,
-        b"vod" => Mode::Vod,
+        b"live" => Route::Plain(Mode::Live),
+        b"vod" => Route::Plain(Mode::Vod),
+        b"signed" => Route::Signed,
         _ => {
             ngx_conf_log_error!(
                 NGX_LOG_EMERG,
                 cf,
-                "invalid value \"{}\", it must be \"live\" or \"vod\"",
+                "invalid value \"{}\", it must be \"live\", \"vod\" or \"signed\"",
                 args[0]
             );
             return NGX_CONF_ERROR;
@@ -376,11 +446,16 @@ extern "C" fn ngx_http_streamedge_hls(
     // No symlink below DATA/live or DATA/vod is followed, whatever else the configuration
     // says: a link to /etc inside an item must not serve /etc. (`live` and `vod` themselves
     // may be links, say to a RAM disk: that is the administrator's choice.)
-    let from_text = format!(
-        "{}{}",
-        data.trim_end_matches('/'),
-        mode.prefix().trim_end_matches('/')
-    );
+    let data = data.trim_end_matches('/');
+    let tree = |m: Mode| format!("{data}{}", m.prefix().trim_end_matches('/'));
+    let from_text = match mode {
+        Route::Plain(m) => tree(m),
+        // Per request: `DATA/live` or `DATA/vod`, by the public path the URI was turned into.
+        Route::Signed => {
+            hlcf.trees = Some([tree(Mode::Live), tree(Mode::Vod)]);
+            "$streamedge_hls_tree".to_string()
+        }
+    };
     // SAFETY: copied into the configuration pool, like the root.
     let Some(from) = (unsafe { ngx_str_t::from_bytes((*cf).pool, from_text.as_bytes()) })
         .and_then(|f| compile_literal(cf, f))
@@ -393,7 +468,7 @@ extern "C" fn ngx_http_streamedge_hls(
     NGX_CONF_OK
 }
 
-/// A complex value that is always `value`.
+/// A complex value (here a literal, or one variable of this module).
 fn compile_literal(
     cf: *mut ngx_conf_t,
     mut value: ngx_str_t,

@@ -24,10 +24,20 @@
 //! - `streamedge_publish_auth;` (location): answers nginx-rtmp's `on_publish`, `on_update`,
 //!   `on_publish_done` (and `on_play`, `on_done`) callbacks. Publisher bans come from the
 //!   location's `streamedge_limit` zones, keyed by `$streamedge_publisher`.
-//! - `streamedge_live_timeout off | TIME;` (http, default `off`): a stream with no publish or
-//!   update callback for this long is offline.
+//! - `streamedge_live_timeout off | TIME;` (http, default `off`): a stream whose RTMP
+//!   connection the module does not know, with no publish or update callback for this long,
+//!   is offline.
+//! - `streamedge_conn_limit NUMBER;` (http): connections each worker accepts from one client
+//!   on any listening socket (`conn.rs`).
+//! - Variables: `$streamedge_client` (binary: the client's IPv4 address or IPv6 /64, for
+//!   limit zones), `$streamedge_publisher` (the publisher of a callback, as text).
 //! - `streamedge_streams;` (location): `GET` answers who is live, as JSON.
+//! - `streamedge_json_errors PREFIX;` (location, for `error_page`): an error of a request
+//!   whose URI starts with PREFIX is answered in JSON, others get nginx's own page. nginx
+//!   answers some errors (a bad request line, `TRACE`) before any location is chosen, so
+//!   this is what an API's clients can rely on.
 
+mod conn;
 mod hls;
 mod limit;
 mod shm;
@@ -39,7 +49,7 @@ use std::path::PathBuf;
 
 use nginx_sys::{
     ngx_buf_t, ngx_cached_time, ngx_chain_t, ngx_command_t, ngx_conf_full_name, ngx_conf_t,
-    ngx_current_msec, ngx_http_add_variable, ngx_http_discard_request_body,
+    ngx_current_msec, ngx_cycle_t, ngx_http_add_variable, ngx_http_discard_request_body,
     ngx_http_finalize_request, ngx_http_module_t, ngx_http_read_client_request_body,
     ngx_http_request_t, ngx_int_t, ngx_log_t, ngx_module_t, ngx_parse_size, ngx_parse_time,
     ngx_str_t, ngx_uint_t, ngx_variable_value_t, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_ERROR,
@@ -56,8 +66,10 @@ use ngx::{http_request_handler, ngx_conf_log_error, ngx_log_error, ngx_string};
 
 use streamedge_policy::auth::{self, Level, Settings};
 use streamedge_policy::callback::Callback;
+use streamedge_policy::client::ClientKey;
 
 use crate::shm::ZoneSpec;
+use streamedge_policy::conns::OwnerSlot;
 use streamedge_policy::keycache::{KeyCache, Refresh};
 use streamedge_policy::registry::{Now, StreamInfo};
 use streamedge_policy::registry::{Registry, StreamSlot};
@@ -73,9 +85,15 @@ pub struct MainConf {
     zone_size: Option<usize>,
     /// `None`: not set; `Some(None)`: `off`.
     live_timeout: Option<Option<u64>>,
+    /// `streamedge_conn_limit`.
+    conn_limit: Option<u32>,
+    /// `streamedge_json_errors`.
+    json_errors: Option<String>,
     /// The first directive that needs the zone and the keys, for error messages.
     used_by: Option<&'static str>,
     zone: *mut ZoneSpec,
+    /// Which worker holds each RTMP connection (`conn.rs`).
+    owners: *mut ZoneSpec,
     /// This worker's view of the keys file (workers are single-threaded).
     keys: RefCell<Option<KeyCache>>,
 }
@@ -86,8 +104,11 @@ impl Default for MainConf {
             data_dir: None,
             zone_size: None,
             live_timeout: None,
+            conn_limit: None,
+            json_errors: None,
             used_by: None,
             zone: ptr::null_mut(),
+            owners: ptr::null_mut(),
             keys: RefCell::new(None),
         }
     }
@@ -112,7 +133,7 @@ pub(crate) const fn command(
     }
 }
 
-static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 6] = [
+static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 8] = [
     command(
         ngx_string!("streamedge_data"),
         NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
@@ -132,6 +153,12 @@ static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 6] = [
         NGX_HTTP_MAIN_CONF_OFFSET,
     ),
     command(
+        ngx_string!("streamedge_conn_limit"),
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        ngx_http_streamedge_set_conn_limit,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
         ngx_string!("streamedge_publish_auth"),
         NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
         ngx_http_streamedge_publish_auth,
@@ -141,6 +168,12 @@ static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 6] = [
         ngx_string!("streamedge_streams"),
         NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
         ngx_http_streamedge_streams,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("streamedge_json_errors"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+        ngx_http_streamedge_json_errors,
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
     ngx_command_t::empty(),
@@ -189,6 +222,8 @@ pub static mut ngx_http_streamedge_module: ngx_module_t = ngx_module_t {
     // SAFETY: only the address is taken; nginx reads the table during configuration.
     commands: unsafe { ptr::addr_of_mut!(NGX_HTTP_STREAMEDGE_COMMANDS[0]) },
     type_: NGX_HTTP_MODULE as _,
+    init_module: Some(ngx_http_streamedge_init_module),
+    init_process: Some(ngx_http_streamedge_init_process),
     ..ngx_module_t::default()
 };
 
@@ -199,7 +234,11 @@ impl HttpModule for StreamedgeModule {
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        add_variable(cf, ngx_string!("streamedge_publisher"), publisher_variable)
+        let rc = add_variable(cf, ngx_string!("streamedge_publisher"), publisher_variable);
+        if rc != Status::NGX_OK.0 {
+            return rc;
+        }
+        add_variable(cf, ngx_string!("streamedge_client"), client_variable)
     }
 }
 
@@ -213,25 +252,8 @@ unsafe impl HttpModuleMainConf for StreamedgeModule {
 
 /// The client's address, from the connection.
 pub(crate) fn client_ip(r: &Request) -> Option<std::net::IpAddr> {
-    use nginx_sys::{sockaddr_in, sockaddr_in6, AF_INET, AF_INET6};
-    use std::net::IpAddr;
-    // SAFETY: every request has a connection with a peer address of its family's size.
-    unsafe {
-        let sa = (*r.connection()).sockaddr;
-        match u32::from((*sa).sa_family) {
-            AF_INET => {
-                let sin = &*sa.cast::<sockaddr_in>();
-                Some(IpAddr::from(
-                    u32::from_be(sin.sin_addr.s_addr).to_be_bytes(),
-                ))
-            }
-            AF_INET6 => {
-                let sin6 = &*sa.cast::<sockaddr_in6>();
-                Some(IpAddr::from(sin6.sin6_addr.__in6_u.__u6_addr8))
-            }
-            _ => None,
-        }
-    }
+    // SAFETY: every request has its connection.
+    conn::peer(unsafe { &*r.connection() })
 }
 
 /// The data directory, when `streamedge_data` is set.
@@ -335,6 +357,7 @@ fn now(mcf: &MainConf) -> Now {
         mono: now_ms(),
         wall,
         live_timeout: mcf.live_timeout.flatten(),
+        conn_open: conn::rtmp_open,
     }
 }
 
@@ -429,24 +452,57 @@ fn request_body(r: &Request) -> Option<Vec<u8>> {
     Some(body)
 }
 
-/// The publisher address of the callback being answered, for `$streamedge_publisher`.
+/// The publisher of the callback being answered, for `$streamedge_publisher`: its address,
+/// or for IPv6 its /64 (`streamedge_policy::client`), as text.
 #[derive(Clone, Copy)]
 struct AuthCtx {
-    /// The textual address and its length, in a fixed buffer (no allocation per request).
-    text: [u8; 46],
+    /// The text and its length, in a fixed buffer (no allocation per request).
+    text: [u8; 48],
     len: usize,
 }
 
 fn set_publisher(r: &mut Request, addr: std::net::IpAddr) {
     use std::io::Write;
-    let mut text = [0u8; 46];
+    let mut text = [0u8; 48];
     let mut w = &mut text[..];
-    let _ = write!(w, "{addr}");
-    let len = 46 - w.len();
+    let _ = write!(w, "{}", ClientKey::of(addr));
+    let len = 48 - w.len();
     let pool: Pool = r.pool();
     let p = pool.allocate(AuthCtx { text, len });
     if !p.is_null() {
         r.set_module_ctx(p.cast(), StreamedgeModule::module());
+    }
+}
+
+/// `$streamedge_client`: the connection's client as a limit key, in binary like
+/// `$binary_remote_addr`, but an IPv6 client's /64 rather than its full address.
+extern "C" fn client_variable(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    use nginx_sys::{sockaddr_in, sockaddr_in6, AF_INET, AF_INET6};
+    // SAFETY: nginx passes the current request and a value to fill; the bytes pointed at
+    // are the connection's peer address, which lives as long as the request.
+    unsafe {
+        let (r, v) = (Request::from_ngx_http_request(r), &mut *v);
+        let sa = (*r.connection()).sockaddr;
+        let bytes: Option<&[u8]> = match u32::from((*sa).sa_family) {
+            AF_INET => {
+                let sin = &*sa.cast::<sockaddr_in>();
+                Some(core::slice::from_raw_parts(
+                    ptr::addr_of!(sin.sin_addr.s_addr).cast::<u8>(),
+                    4,
+                ))
+            }
+            AF_INET6 => {
+                let a = &(*sa.cast::<sockaddr_in6>()).sin6_addr.__in6_u.__u6_addr8;
+                let mapped = std::net::Ipv6Addr::from(*a).to_ipv4_mapped().is_some();
+                Some(if mapped { &a[12..] } else { &a[..8] })
+            }
+            _ => None,
+        };
+        set_variable(v, bytes)
     }
 }
 
@@ -483,6 +539,7 @@ fn answer_callback(r: &mut Request, body: &[u8]) -> Status {
             let keys = mcf.keys.borrow();
             let settings = Settings {
                 keys: keys.as_ref().and_then(|c| c.keys()),
+                secrets: hls::secrets(r),
                 now: now(mcf),
             };
             // SAFETY: the registry zone was registered with `add_zone::<StreamSlot>`.
@@ -575,6 +632,50 @@ http_request_handler!(streams_handler, |r: &mut Request| {
     send(r, 200, JSON, json.as_bytes())
 });
 
+http_request_handler!(json_error_handler, |r: &mut Request| {
+    let raw: *mut ngx_http_request_t = r.into();
+    // SAFETY: the status and the request line belong to the current request. A URI nginx
+    // could not parse has no `unparsed_uri`, but the parser's pointers into the request
+    // line are set.
+    let (status, uri) = unsafe {
+        let r = &*raw;
+        let uri: &[u8] = if r.unparsed_uri.len > 0 {
+            r.unparsed_uri.as_bytes()
+        } else if !r.uri_start.is_null() && r.uri_end > r.uri_start {
+            core::slice::from_raw_parts(r.uri_start, r.uri_end.offset_from(r.uri_start) as usize)
+        } else {
+            &[]
+        };
+        (r.err_status, uri)
+    };
+    let prefix = StreamedgeModule::main_conf(r).and_then(|m| m.json_errors.as_deref());
+    let api = prefix.is_some_and(|p| uri.starts_with(p.as_bytes()));
+    if !api || !(400..600).contains(&status) {
+        // nginx's own page: this location is reached once per error, so it is not
+        // redirected here again.
+        return Status(status as ngx_int_t);
+    }
+    let reason = match status {
+        400 => "bad request",
+        401 => "unauthorized",
+        403 => "forbidden",
+        404 => "not found",
+        405 => "method not allowed",
+        408 => "request timeout",
+        413 => "the request is too large",
+        414 => "the URI is too long",
+        429 => "too many requests",
+        500 => "internal error",
+        502 | 504 => "the streamedge sidecar does not answer: is `streamedge run` running?",
+        503 => "unavailable",
+        _ => "error",
+    };
+    let body = format!("{{\"error\":\"{reason}\"}}\n");
+    r.add_header_out("Cache-Control", "no-store");
+    // The status stays the error's: nginx keeps `err_status` over the one given here.
+    send(r, status as u16, JSON, body.as_bytes())
+});
+
 pub(crate) const TEXT: &str = "text/plain";
 pub(crate) const JSON: &str = "application/json";
 
@@ -658,7 +759,54 @@ extern "C" fn ngx_http_streamedge_init_main_conf(
         return NGX_CONF_ERROR;
     }
     mcf.zone = spec;
+    let owners = pool.allocate(ZoneSpec::new(
+        "streamedge_rtmp".into(),
+        0,
+        "RTMP connections".into(),
+    ));
+    if owners.is_null() || shm::add_zone::<OwnerSlot>(cf, OWNERS_ZONE_SIZE, tag, owners).is_none() {
+        return NGX_CONF_ERROR;
+    }
+    mcf.owners = owners;
     NGX_CONF_OK
+}
+
+/// The RTMP connection owners zone: about 8,000 open RTMP connections.
+const OWNERS_ZONE_SIZE: usize = 256 * 1024;
+
+/// In each worker as it starts: wraps the listening sockets (`conn.rs`).
+extern "C" fn ngx_http_streamedge_init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    conn::install(cycle)
+}
+
+/// Once the configuration is read, in the master: the settings of `conn.rs`.
+extern "C" fn ngx_http_streamedge_init_module(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    // SAFETY: `cycle` is the cycle being initialized. Without an http block its http
+    // configuration context is null.
+    let mcf = unsafe {
+        let ctx = *(*cycle)
+            .conf_ctx
+            .add(nginx_sys::ngx_http_module.index)
+            .cast::<*mut nginx_sys::ngx_http_conf_ctx_t>();
+        match ctx.as_ref() {
+            Some(ctx) => (*ctx.main_conf.add(ngx_http_streamedge_module.ctx_index))
+                .cast::<MainConf>()
+                .as_ref(),
+            None => None,
+        }
+    };
+    let setup = match mcf {
+        Some(mcf) => conn::Setup {
+            limit: mcf.conn_limit.unwrap_or(0),
+            owners: mcf.owners,
+        },
+        None => conn::Setup {
+            limit: 0,
+            owners: ptr::null(),
+        },
+    };
+    conn::configure(setup);
+    Status::NGX_OK.into()
 }
 
 /// Default registry zone: about 9,000 stream names.
@@ -737,6 +885,29 @@ extern "C" fn ngx_http_streamedge_set_zone(
     NGX_CONF_OK
 }
 
+extern "C" fn ngx_http_streamedge_set_conn_limit(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as above.
+    let (mcf, args) = unsafe { (main_conf(conf), args(cf)) };
+    if mcf.conn_limit.is_some() {
+        return DUPLICATE;
+    }
+    let text = args[0].to_string();
+    match text.parse::<u32>() {
+        Ok(n) if n > 0 && !text.starts_with(['+', '0']) => {
+            mcf.conn_limit = Some(n);
+            NGX_CONF_OK
+        }
+        _ => {
+            ngx_conf_log_error!(NGX_LOG_EMERG, cf, "invalid connection limit \"{text}\"");
+            NGX_CONF_ERROR
+        }
+    }
+}
+
 /// Parses an nginx time ("10m", "1h30m") into milliseconds.
 fn parse_time_ms(value: &mut ngx_str_t) -> Option<u64> {
     // SAFETY: `ngx_parse_time` only reads the string; 0 asks for milliseconds.
@@ -800,6 +971,43 @@ extern "C" fn ngx_http_streamedge_publish_auth(
         llcf.deferred = true;
     }
     set_content_handler(cf, "streamedge_publish_auth", publish_auth_handler)
+}
+
+extern "C" fn ngx_http_streamedge_json_errors(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: `cf` is the configuration being parsed, inside a location.
+    let (cf_ref, args) = unsafe { (&mut *cf, args(cf)) };
+    let prefix = args[0].to_string();
+    if !prefix.starts_with('/') {
+        ngx_conf_log_error!(
+            NGX_LOG_EMERG,
+            cf,
+            "invalid prefix \"{prefix}\", it must start with \"/\""
+        );
+        return NGX_CONF_ERROR;
+    }
+    let Some(mcf) = StreamedgeModule::main_conf_mut(cf_ref) else {
+        return NGX_CONF_ERROR;
+    };
+    match &mcf.json_errors {
+        Some(p) if *p != prefix => {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "\"streamedge_json_errors\" is already \"{p}\""
+            );
+            return NGX_CONF_ERROR;
+        }
+        _ => mcf.json_errors = Some(prefix),
+    }
+    let Some(clcf) = NgxHttpCoreModule::location_conf_mut(cf_ref) else {
+        return NGX_CONF_ERROR;
+    };
+    clcf.handler = Some(json_error_handler);
+    NGX_CONF_OK
 }
 
 extern "C" fn ngx_http_streamedge_streams(

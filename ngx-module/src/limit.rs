@@ -87,8 +87,11 @@ impl Merge for LimitLocConf {
     }
 }
 
-/// Per request: the outcome, for `$streamedge_limit_result`, and so a request is limited
-/// once even when it is redirected internally.
+/// Per main request: the outcome, for `$streamedge_limit_result`, and the mark that the
+/// request was charged. It is kept in a cleanup of the request's pool, not in the module
+/// context, because nginx clears contexts on every internal redirect (`index`, `try_files`,
+/// `error_page`, `rewrite ... last`) and runs the preaccess phase again: a request must be
+/// charged once, as `limit_req` does by marking the main request.
 #[derive(Clone, Copy)]
 struct LimitCtx {
     result: &'static str,
@@ -370,15 +373,53 @@ fn log_ban(r: &Request, zone: &LimitZone, key: &[u8], secs: u64, dry_run: bool) 
     );
 }
 
+/// Marks a pool cleanup as this module's `LimitCtx` (its body makes it a function of its
+/// own, never merged with another one the comparison could mistake for it).
+unsafe extern "C" fn limit_ctx_mark(data: *mut c_void) {
+    // SAFETY: the data of a cleanup with this handler is a `LimitCtx`.
+    unsafe { (*data.cast::<LimitCtx>()).result = "" };
+}
+
+fn is_mark(handler: nginx_sys::ngx_pool_cleanup_pt) -> bool {
+    handler.is_some_and(|h| core::ptr::fn_addr_eq(h, limit_ctx_mark as unsafe extern "C" fn(_)))
+}
+
+fn main_pool(r: &Request) -> *mut nginx_sys::ngx_pool_t {
+    let raw: *const ngx_http_request_t = r.into();
+    // SAFETY: every request has a main request, with its pool (which subrequests share).
+    unsafe { (*(*raw).main).pool }
+}
+
 fn ctx(r: &Request) -> Option<&LimitCtx> {
-    r.get_module_ctx::<LimitCtx>(LimitModule::module())
+    // SAFETY: the cleanup list of a live pool; ours carry a `LimitCtx` as their data.
+    unsafe {
+        let mut c = (*main_pool(r)).cleanup;
+        while let Some(cln) = c.as_ref() {
+            if is_mark(cln.handler) {
+                return cln.data.cast::<LimitCtx>().as_ref();
+            }
+            c = cln.next;
+        }
+    }
+    None
 }
 
 fn set_ctx(r: &mut Request, result: &'static str) {
-    let pool: Pool = r.pool();
-    let p = pool.allocate(LimitCtx { result });
-    if !p.is_null() {
-        r.set_module_ctx(p.cast(), LimitModule::module());
+    // SAFETY: as in `ctx`.
+    unsafe {
+        let mut c = (*main_pool(r)).cleanup;
+        while let Some(cln) = c.as_mut() {
+            if is_mark(cln.handler) {
+                (*cln.data.cast::<LimitCtx>()).result = result;
+                return;
+            }
+            c = cln.next;
+        }
+        let cln = nginx_sys::ngx_pool_cleanup_add(main_pool(r), core::mem::size_of::<LimitCtx>());
+        if let Some(cln) = cln.as_mut() {
+            ptr::write(cln.data.cast::<LimitCtx>(), LimitCtx { result });
+            cln.handler = Some(limit_ctx_mark);
+        }
     }
 }
 

@@ -5,7 +5,8 @@
 
 use std::net::IpAddr;
 
-use streamedge_formats::keys::{KeyFile, Verdict};
+use streamedge_formats::keys::{KeyFile, KeyState, Verdict};
+use streamedge_formats::token::{Refusal, Token};
 
 use crate::callback::{printable, Call, Callback, CallbackError};
 use crate::registry::{NameKey, Now, Publish, Registry};
@@ -52,6 +53,8 @@ impl Decision {
 pub struct Settings<'a> {
     /// `None`: the keys file cannot be used; new publishes are refused, live ones go on.
     pub keys: Option<&'a KeyFile>,
+    /// Signing secrets, which RTMP players of private streams need a token from.
+    pub secrets: &'a [Vec<u8>],
     pub now: Now,
 }
 
@@ -106,7 +109,56 @@ pub fn decide(cb: &Callback<'_>, registry: &mut Registry<'_>, set: &Settings<'_>
                 Decision::new(200)
             }
         }
-        Call::Play | Call::PlayDone | Call::Other => Decision::new(200),
+        Call::Play => play(cb, &name, registry, set),
+        Call::PlayDone | Call::Other => Decision::new(200),
+    }
+}
+
+/// RTMP play follows the same rule as HLS: a public name plays for anyone, a private one
+/// only with a signed token for `/live/NAME` (`rtmp://HOST/live/NAME?st=TOKEN`), and a
+/// private name without one is refused exactly like a name that does not exist.
+fn play(
+    cb: &Callback<'_>,
+    name: &NameKey,
+    registry: &Registry<'_>,
+    set: &Settings<'_>,
+) -> Decision {
+    let private = match set.keys {
+        Some(keys) => keys
+            .get(&cb.name)
+            .filter(|k| k.state == KeyState::Active)
+            .map(|k| k.private),
+        // Keys unusable: what the registry last knew, private when unsure.
+        None => registry.privacy(name, &set.now).or(Some(true)),
+    };
+    let refused = |why: &str| {
+        Decision::new(403)
+            .log(
+                Level::Info,
+                format!(
+                    "play refused for \"{}\" from {}: {why}",
+                    printable(cb.name.as_bytes(), 64),
+                    cb.addr
+                ),
+            )
+            .failed()
+    };
+    match private {
+        None => refused("no such stream"),
+        Some(false) => Decision::new(200),
+        Some(true) => {
+            let scope = format!("/live/{}", cb.name);
+            let wall = set.now.wall.max(0) as u64;
+            let verdict = match cb.token.as_deref().and_then(Token::parse) {
+                None => Err(Refusal::Malformed),
+                Some(t) => t.verify(set.secrets, &scope, wall, Some(cb.addr)),
+            };
+            match verdict {
+                Ok(()) => Decision::new(200),
+                Err(Refusal::Expired) => refused("expired token"),
+                Err(_) => refused("no valid token"),
+            }
+        }
     }
 }
 
@@ -194,6 +246,7 @@ mod tests {
     struct World {
         streams: Vec<StreamSlot>,
         keys: KeyFile,
+        secrets: Vec<Vec<u8>>,
     }
 
     impl World {
@@ -211,8 +264,13 @@ mod tests {
                     keys: vec![
                         entry("alice", "S3CRET", KeyState::Active),
                         entry("old", "OLD", KeyState::Revoked),
+                        KeyEntry {
+                            private: true,
+                            ..entry("hidden", "H1DDEN", KeyState::Active)
+                        },
                     ],
                 },
+                secrets: vec![SECRET.to_vec()],
             }
         }
 
@@ -227,10 +285,12 @@ mod tests {
             };
             let set = Settings {
                 keys: keys_usable.then_some(&self.keys),
+                secrets: &self.secrets,
                 now: Now {
                     mono,
                     wall: 1_700_000_000,
                     live_timeout: None,
+                    conn_open: crate::registry::unknown_conn,
                 },
             };
             match Callback::parse(body.as_bytes()) {
@@ -238,6 +298,54 @@ mod tests {
                 (Err(e), addr) => malformed(&e, addr),
             }
         }
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    fn play(name: &str, token: Option<&str>) -> String {
+        let st = token.map(|t| format!("&st={t}")).unwrap_or_default();
+        format!("app=live&addr=10.0.0.9&clientid=4&call=play&name={name}{st}")
+    }
+
+    #[test]
+    fn private_streams_play_over_rtmp_only_with_a_token() {
+        use streamedge_formats::token::sign;
+        let mut w = World::new();
+        // Public: anyone. Unknown and revoked names: refused.
+        assert_eq!(w.call(&play("alice", None), 1).status, 200);
+        let unknown = w.call(&play("nobody", None), 1);
+        assert_eq!((unknown.status, unknown.failure), (403, true));
+        assert_eq!(w.call(&play("old", None), 1).status, 403);
+        // Private: refused without a token, and alike to an unknown name.
+        let bare = w.call(&play("hidden", None), 1);
+        assert_eq!(
+            (bare.status, bare.failure),
+            (unknown.status, unknown.failure)
+        );
+        let good = sign(SECRET, "/live/hidden", 1_700_000_100, None);
+        assert_eq!(w.call(&play("hidden", Some(&good)), 1).status, 200);
+        // Another stream's token, an expired one, one bound to another address, garbage.
+        let other = sign(SECRET, "/live/alice", 1_700_000_100, None);
+        let expired = sign(SECRET, "/live/hidden", 1_699_999_999, None);
+        let bound = sign(
+            SECRET,
+            "/live/hidden",
+            1_700_000_100,
+            Some("10.0.0.8".parse().unwrap()),
+        );
+        let mine = sign(
+            SECRET,
+            "/live/hidden",
+            1_700_000_100,
+            Some("10.0.0.9".parse().unwrap()),
+        );
+        for t in [&other, &expired, &bound, &"x".to_string()] {
+            assert_eq!(w.call(&play("hidden", Some(t)), 1).status, 403, "{t}");
+        }
+        assert_eq!(w.call(&play("hidden", Some(&mine)), 1).status, 200);
+        // No token text in the log lines.
+        let d = w.call(&play("hidden", Some(&other)), 1);
+        assert!(!format!("{:?}", d.log).contains(&other));
     }
 
     fn publish(addr: &str, client: u32, name: &str, key: &str) -> String {

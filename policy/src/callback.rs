@@ -31,6 +31,8 @@ pub struct Callback<'a> {
     pub addr: IpAddr,
     pub clientid: u64,
     pub key: Option<Cow<'a, str>>,
+    /// A player's signed token (`rtmp://HOST/live/NAME?st=TOKEN`), as for HLS links.
+    pub token: Option<Cow<'a, str>>,
 }
 
 /// Why a callback body was refused; the text is safe to log (it never holds the secret).
@@ -74,6 +76,7 @@ struct Fields<'a> {
     addr: Option<Cow<'a, str>>,
     clientid: Option<Cow<'a, str>>,
     key: Option<Cow<'a, str>>,
+    token: Option<Cow<'a, str>>,
 }
 
 impl<'a> Fields<'a> {
@@ -86,6 +89,7 @@ impl<'a> Fields<'a> {
                 "addr" => (&mut self.addr, "addr"),
                 "clientid" => (&mut self.clientid, "clientid"),
                 "key" => (&mut self.key, "key"),
+                "st" => (&mut self.token, "st"),
                 _ => continue,
             };
             if slot.is_some() {
@@ -128,6 +132,8 @@ impl<'a> Fields<'a> {
             addr,
             clientid,
             key: self.key,
+            // An oversized token is no token: it cannot verify.
+            token: self.token.filter(|t| t.len() <= 64),
         })
     }
 }
@@ -165,6 +171,21 @@ mod tests {
         assert_eq!(cb.clientid, 7);
         assert_eq!(cb.key.as_deref(), Some("S3CRET"));
         assert_eq!(addr, Some("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn play_carries_its_token() {
+        let body = b"app=live&addr=10.0.0.5&clientid=3&call=play&name=alice&st=1700.abc";
+        let cb = Callback::parse(body).0.unwrap();
+        assert_eq!(
+            (cb.call, cb.token.as_deref()),
+            (Call::Play, Some("1700.abc"))
+        );
+        let twice = b"addr=10.0.0.5&call=play&name=alice&st=1&st=2";
+        assert_eq!(
+            Callback::parse(twice).0.unwrap_err(),
+            CallbackError::Duplicate("st")
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! HLS routing decisions: which file a URL names, what headers it gets, and playlists that
-//! carry a signed token to every URI inside them.
+//! HLS routing decisions: which file a URL names, what headers it gets, and where a signed
+//! link carries its token.
 //!
 //! Paths are checked on nginx's decoded, normalized URI before anything touches the disk:
 //! `/live/<name>/<file>` and `/vod/<id>/<path>` with names from the stream-name alphabet and
@@ -145,62 +145,57 @@ pub fn parse_path(mode: Mode, uri: &[u8]) -> Result<Target<'_>, PathError> {
     Ok(Target { name, file, kind })
 }
 
-/// The value of the `st` argument in a raw query string.
+/// The value of the `st` argument in a raw query string (links made before tokens moved
+/// into the path).
 pub fn token_arg(args: &[u8]) -> Option<&str> {
     let args = std::str::from_utf8(args).ok()?;
     args.split('&').find_map(|kv| kv.strip_prefix("st="))
 }
 
-fn with_token(uri: &str, token: &str) -> String {
-    // A token is for this server: URIs that name another one keep theirs.
-    if uri.contains("://") || uri.starts_with("//") {
-        return uri.to_string();
-    }
-    let sep = if uri.contains('?') { '&' } else { '?' };
-    format!("{uri}{sep}st={token}")
+pub use streamedge_formats::token::{signed_path, SIGNED_PREFIX};
+
+/// A URL with its token in the path, once checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignedPath<'a> {
+    pub token: &'a str,
+    pub mode: Mode,
+    /// Where the same URL without `/s/TOKEN` starts: `/live/...` or `/vod/...`.
+    pub inner_start: usize,
 }
 
-/// Adds `st=TOKEN` to every URI of a playlist: the URI lines (variants, segments) and the
-/// `URI="..."` attributes of tags (`EXT-X-MAP`, `EXT-X-KEY`, `EXT-X-MEDIA`, ...). Players
-/// that drop query strings on relative requests (iOS) then still send the token.
-pub fn rewrite_playlist(text: &str, token: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 2);
-    for line in text.split_inclusive('\n') {
-        let (body, end) = match line
-            .strip_suffix("\r\n")
-            .or_else(|| line.strip_suffix('\n'))
-        {
-            Some(b) => (b, &line[b.len()..]),
-            None => (line, ""),
-        };
-        if body.trim().is_empty() {
-            out.push_str(line);
-        } else if body.starts_with('#') {
-            out.push_str(&rewrite_uri_attributes(body, token));
-            out.push_str(end);
-        } else {
-            out.push_str(&with_token(body.trim(), token));
-            out.push_str(end);
-        }
+/// Checks the `/s/TOKEN/` part of a decoded URI; the rest is checked by [`parse_path`].
+pub fn parse_signed(uri: &[u8]) -> Result<SignedPath<'_>, PathError> {
+    let rest = uri
+        .strip_prefix(SIGNED_PREFIX.as_bytes())
+        .ok_or(PathError::BadRequest)?;
+    let end = rest
+        .iter()
+        .position(|&c| c == b'/')
+        .ok_or(PathError::NotFound)?;
+    let token = &rest[..end];
+    // The token alphabet: digits, dots and URL-safe base64.
+    if token.is_empty()
+        || token.len() > 64
+        || !token
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+    {
+        return Err(PathError::BadRequest);
     }
-    out
-}
-
-fn rewrite_uri_attributes(tag: &str, token: &str) -> String {
-    let mut out = String::new();
-    let mut rest = tag;
-    while let Some(at) = rest.find("URI=\"") {
-        let (before, after) = rest.split_at(at + 5);
-        out.push_str(before);
-        let Some(close) = after.find('"') else {
-            out.push_str(after);
-            return out;
-        };
-        out.push_str(&with_token(&after[..close], token));
-        rest = &after[close..];
-    }
-    out.push_str(rest);
-    out
+    let inner_start = SIGNED_PREFIX.len() + end;
+    let inner = &uri[inner_start..];
+    let mode = if inner.starts_with(Mode::Live.prefix().as_bytes()) {
+        Mode::Live
+    } else if inner.starts_with(Mode::Vod.prefix().as_bytes()) {
+        Mode::Vod
+    } else {
+        return Err(PathError::NotFound);
+    };
+    Ok(SignedPath {
+        token: std::str::from_utf8(token).map_err(|_| PathError::BadRequest)?,
+        mode,
+        inner_start,
+    })
 }
 
 #[cfg(test)]
@@ -320,27 +315,36 @@ mod tests {
     }
 
     #[test]
-    fn every_uri_of_a_playlist_carries_the_token() {
-        let master = "#EXTM3U\n#EXT-X-VERSION:7\n\
-            #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"audio/index.m3u8\"\n\
-            #EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,AUDIO=\"a\"\n360p/index.m3u8\n\
-            #EXT-X-STREAM-INF:BANDWIDTH=2000000\r\n720p/index.m3u8?x=1\r\n";
+    fn signed_paths() {
+        let uri = b"/s/1700000000.abc_-Z/live/alice/index.m3u8";
+        let s = parse_signed(uri).unwrap();
+        assert_eq!((s.token, s.mode), ("1700000000.abc_-Z", Mode::Live));
+        let inner = &uri[s.inner_start..];
+        assert_eq!(inner, b"/live/alice/index.m3u8");
+        assert_eq!(parse_path(s.mode, inner).unwrap().name, "alice");
+        let v = parse_signed(b"/s/9.i.x/vod/x1/720p/seg_1.m4s").unwrap();
+        assert_eq!(v.mode, Mode::Vod);
         assert_eq!(
-            rewrite_playlist(master, "T"),
-            "#EXTM3U\n#EXT-X-VERSION:7\n\
-            #EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"a\",NAME=\"en\",URI=\"audio/index.m3u8?st=T\"\n\
-            #EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,AUDIO=\"a\"\n360p/index.m3u8?st=T\n\
-            #EXT-X-STREAM-INF:BANDWIDTH=2000000\r\n720p/index.m3u8?x=1&st=T\r\n"
+            signed_path("9.i.x", "/vod/x1/master.m3u8"),
+            "/s/9.i.x/vod/x1/master.m3u8"
         );
-        let media =
-            "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXT-X-KEY:METHOD=AES-128,URI=\"/k/1\",IV=0x1\n\
-            #EXTINF:2.0,\nseg_0.m4s\n#EXTINF:2.0,\nhttps://cdn.example/seg_1.m4s\n#EXT-X-ENDLIST\n";
-        let out = rewrite_playlist(media, "T");
-        assert!(out.contains("#EXT-X-MAP:URI=\"init.mp4?st=T\""), "{out}");
-        assert!(out.contains("URI=\"/k/1?st=T\",IV=0x1"));
-        assert!(out.contains("\nseg_0.m4s?st=T\n"));
-        // Another host's URI is left alone: the token is not given away.
-        assert!(out.contains("\nhttps://cdn.example/seg_1.m4s\n"));
-        assert!(out.ends_with("#EXT-X-ENDLIST\n"));
+        for (bad, want) in [
+            (&b"/s//live/alice/0.ts"[..], PathError::BadRequest),
+            (b"/s/a%2fb/live/alice/0.ts", PathError::BadRequest),
+            (b"/s/a b/live/alice/0.ts", PathError::BadRequest),
+            (b"/s/tok", PathError::NotFound),
+            (b"/s/tok/etc/passwd", PathError::NotFound),
+            (b"/s/tok/livex/a/0.ts", PathError::NotFound),
+            (b"/x/tok/live/a/0.ts", PathError::BadRequest),
+        ] {
+            assert_eq!(
+                parse_signed(bad),
+                Err(want),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        let long = format!("/s/{}/live/a/0.ts", "t".repeat(65));
+        assert_eq!(parse_signed(long.as_bytes()), Err(PathError::BadRequest));
     }
 }

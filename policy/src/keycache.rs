@@ -11,6 +11,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::filestamp::Stamp;
+use crate::safefile::read_below;
+
+/// Largest keys file read: thousands of keys fit in far less.
+const MAX_KEYS_FILE: u64 = 4 * 1024 * 1024;
 
 use streamedge_formats::keys::KeyFile;
 
@@ -51,7 +55,7 @@ impl KeyCache {
 
     /// Looks at the file and re-reads it if it changed.
     pub fn refresh(&mut self) -> Refresh {
-        let meta = match fs::metadata(&self.path) {
+        let meta = match fs::symlink_metadata(&self.path) {
             Ok(m) => m,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // No file yet is a normal first state: no names, nothing to report.
@@ -69,8 +73,8 @@ impl KeyCache {
         if self.seen == Some(stamp) {
             return Refresh::Unchanged;
         }
-        let parsed = fs::read_to_string(&self.path)
-            .map_err(|e| e.to_string())
+        let parsed = self
+            .read()
             .and_then(|text| KeyFile::parse(&text).map_err(|e| e.to_string()));
         match parsed {
             Ok(keys) => {
@@ -81,6 +85,16 @@ impl KeyCache {
             }
             Err(e) => self.failed(Some(stamp), e),
         }
+    }
+
+    /// The file's text, read without following a link and without blocking on a FIFO.
+    fn read(&self) -> Result<String, String> {
+        let (dir, name) = match (self.path.parent(), self.path.file_name()) {
+            (Some(d), Some(n)) => (d, n.to_string_lossy()),
+            _ => return Err("not a file path".into()),
+        };
+        let (_, bytes) = read_below(dir, &name, MAX_KEYS_FILE).map_err(|e| e.to_string())?;
+        String::from_utf8(bytes).map_err(|_| "not UTF-8".into())
     }
 
     fn failed(&mut self, stamp: Option<Stamp>, error: String) -> Refresh {

@@ -5,10 +5,13 @@
 pub mod auth;
 pub mod ban;
 pub mod callback;
+pub mod client;
+pub mod conns;
 pub mod filestamp;
 pub mod hls;
 pub mod keycache;
 pub mod library;
 pub mod limit;
 pub mod registry;
+pub mod safefile;
 pub mod table;

@@ -1,6 +1,7 @@
 //! Whether a library item may be served to anyone, as one worker sees it: its `meta.json`
-//! says `"private": true` or not. One `stat` per request; the file is re-read only when it
-//! changed. An item folder without `meta.json` is not (or no longer) in the library.
+//! says `"private": true` or not. One `lstat` per request; the file is re-read only when it
+//! changed, without following links (see `safefile`). An item folder without `meta.json` is
+//! not (or no longer) in the library.
 
 use std::collections::HashMap;
 use std::fs;
@@ -9,6 +10,10 @@ use std::path::Path;
 use streamedge_formats::library::Access;
 
 use crate::filestamp::Stamp;
+use crate::safefile::read_below;
+
+/// Largest `meta.json` read; real ones are well under a kilobyte.
+const MAX_META: u64 = 64 * 1024;
 
 /// Items remembered per worker before the cache starts over.
 const MAX_ITEMS: usize = 4096;
@@ -31,7 +36,7 @@ impl AccessCache {
     /// private: the item is refused rather than exposed.
     pub fn item(&mut self, vod_dir: &Path, id: &str) -> Item {
         let path = vod_dir.join(id).join("meta.json");
-        let Ok(meta) = fs::metadata(&path) else {
+        let Ok(meta) = fs::symlink_metadata(&path) else {
             self.items.remove(id);
             return Item::Missing;
         };
@@ -45,8 +50,9 @@ impl AccessCache {
                 };
             }
         }
-        let private = fs::read_to_string(&path)
+        let private = read_below(vod_dir, &format!("{id}/meta.json"), MAX_META)
             .ok()
+            .and_then(|(_, bytes)| String::from_utf8(bytes).ok())
             .and_then(|t| Access::parse(&t).ok())
             .is_none_or(|a| a.private);
         if self.items.len() >= MAX_ITEMS {
@@ -83,6 +89,12 @@ mod tests {
         assert_eq!(c.item(&dir, "a"), Item::Private);
         write(&dir, "a", "{ broken");
         assert_eq!(c.item(&dir, "a"), Item::Private);
+        // A linked meta.json (here to a public one) is not read: refused, not exposed.
+        write(&dir, "b", "{\"id\":\"b\"}");
+        fs::remove_file(dir.join("a/meta.json")).unwrap();
+        std::os::unix::fs::symlink(dir.join("b/meta.json"), dir.join("a/meta.json")).unwrap();
+        assert_eq!(c.item(&dir, "a"), Item::Private);
+        fs::remove_file(dir.join("a/meta.json")).unwrap();
         fs::remove_dir_all(&dir).unwrap();
         assert_eq!(c.item(&dir, "a"), Item::Missing);
     }

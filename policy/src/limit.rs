@@ -155,6 +155,10 @@ pub fn printable_key(key: &[u8]) -> String {
     }
     match key.len() {
         4 => IpAddr::from(<[u8; 4]>::try_from(key).expect("4 bytes")).to_string(),
+        // An IPv6 client's /64 (`$streamedge_client`).
+        8 => crate::client::ClientKey::from_bytes(key)
+            .map(|k| k.to_string())
+            .unwrap_or_default(),
         16 => IpAddr::from(<[u8; 16]>::try_from(key).expect("16 bytes")).to_string(),
         _ => crate::callback::printable(key, 64),
     }
@@ -337,6 +341,8 @@ mod tests {
             .unwrap()
             .octets();
         assert_eq!(printable_key(&v6), "2001:db8::1");
+        let net = crate::client::ClientKey::of("2001:db8:1:2::9".parse().unwrap());
+        assert_eq!(printable_key(net.as_bytes()), "2001:db8:1:2::/64");
     }
 
     #[test]

@@ -1,10 +1,14 @@
 //! Who is live: one slot per stream name, shared by all workers, fed by nginx-rtmp's
 //! publish, update and publish_done callbacks.
 //!
-//! A stream is live from an accepted publish until its publish_done. When nginx-rtmp's
-//! `on_update` heartbeat is configured, a stream whose last sign of life is older than the
-//! live timeout counts as offline, so a publisher lost without a publish_done (a killed
-//! worker) does not stay "live" forever and does not block its own name.
+//! A stream is live from an accepted publish until its publish_done, and only while the
+//! publisher's RTMP connection is still open in a running worker: the module sees nginx
+//! accept and close every RTMP connection, so a publisher lost without a publish_done (a
+//! killed worker, a callback that could not be sent) neither stays "live" nor blocks its
+//! own name, and a live stream does not depend on nginx-rtmp's heartbeats arriving. Only
+//! when the connection is unknown (an entry older than the module's view, or one the
+//! connection table had to drop) does the heartbeat decide: a stream whose last publish or
+//! update is older than the live timeout is offline.
 
 use crate::table::{self, Claim, Slot};
 use streamedge_formats::name::MAX_NAME_LEN;
@@ -59,6 +63,15 @@ pub struct StreamState {
 
 pub type StreamSlot = Slot<NameKey, StreamState>;
 
+/// Whether an RTMP connection (by nginx's connection number, nginx-rtmp's `clientid`) is
+/// open in a running worker; `None` when that is not known.
+pub type ConnOpen = fn(u64) -> Option<bool>;
+
+/// No connection is known: liveness comes from callbacks alone.
+pub fn unknown_conn(_clientid: u64) -> Option<bool> {
+    None
+}
+
 /// Clocks and settings for one registry operation.
 #[derive(Debug, Clone, Copy)]
 pub struct Now {
@@ -66,16 +79,23 @@ pub struct Now {
     pub mono: u64,
     /// Wall-clock seconds since the epoch.
     pub wall: i64,
-    /// Without a sign of life for this long a stream is offline; `None`: no heartbeat.
+    /// Without a sign of life for this long a stream whose connection is unknown is
+    /// offline; `None`: no heartbeat.
     pub live_timeout: Option<u64>,
+    pub conn_open: ConnOpen,
 }
 
 impl Now {
     fn is_live(&self, s: &StreamState) -> bool {
-        s.live
-            && self
+        if !s.live {
+            return false;
+        }
+        match (self.conn_open)(s.clientid) {
+            Some(open) => open,
+            None => self
                 .live_timeout
-                .is_none_or(|t| self.mono.saturating_sub(s.seen) < t)
+                .is_none_or(|t| self.mono.saturating_sub(s.seen) < t),
+        }
     }
 }
 
@@ -143,6 +163,12 @@ impl Registry<'_> {
                 self.publish(key, clientid, private.unwrap_or(true), now);
             }
         }
+    }
+
+    /// Whether a stream the registry has seen is private; `None` if never seen.
+    pub fn privacy(&self, key: &NameKey, _now: &Now) -> Option<bool> {
+        let i = table::find(self.slots, self.hash(key), key)?;
+        Some(self.slots[i].value.private)
     }
 
     /// Records the end of a publish. An old publisher's late "done" does not end a newer one.
@@ -225,7 +251,49 @@ mod tests {
             mono,
             wall: 1_700_000_000 + (mono / 1000) as i64,
             live_timeout: timeout,
+            conn_open: unknown_conn,
         }
+    }
+
+    // Connections 100..199 are open, 200.. closed (or held by a dead worker), others unknown.
+    fn conns(clientid: u64) -> Option<bool> {
+        match clientid {
+            100..200 => Some(true),
+            200.. => Some(false),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn an_open_connection_is_live_without_heartbeats() {
+        let mut slots = vec![StreamSlot::default(); 32];
+        let mut r = reg(&mut slots);
+        let a = NameKey::new("alice").unwrap();
+        let t = Some(30_000);
+        let at = |mono| Now {
+            conn_open: conns,
+            ..now(mono, t)
+        };
+        r.publish(&a, 150, false, &at(0));
+        // No update for far longer than the timeout: still live, its connection is open.
+        assert_eq!(live_names(&r, &at(600_000)), ["alice"]);
+        assert_eq!(r.publish(&a, 151, false, &at(600_000)), Publish::Busy);
+    }
+
+    #[test]
+    fn a_closed_connection_frees_the_name_at_once() {
+        let mut slots = vec![StreamSlot::default(); 32];
+        let mut r = reg(&mut slots);
+        let a = NameKey::new("alice").unwrap();
+        let at = |mono| Now {
+            conn_open: conns,
+            ..now(mono, Some(30_000))
+        };
+        // Its worker was killed: no publish_done ever comes.
+        r.publish(&a, 250, false, &at(0));
+        assert!(live_names(&r, &at(100)).is_empty());
+        assert_eq!(r.publish(&a, 150, false, &at(200)), Publish::Live);
+        assert_eq!(live_names(&r, &at(300)), ["alice"]);
     }
 
     fn reg(slots: &mut [StreamSlot]) -> Registry<'_> {

@@ -329,6 +329,25 @@ impl Publish {
     }
 }
 
+/// A path nginx.conf can hold as one plain argument: no space, quote, `;`, brace, `$`
+/// (a variable), `#` (a comment), backslash or control character.
+fn nginx_path(key: &str, path: &Path) -> Result<()> {
+    let text = path
+        .to_str()
+        .with_context(|| format!("{key} is not UTF-8"))?;
+    if let Some(c) = text.chars().find(|c| {
+        c.is_whitespace()
+            || c.is_control()
+            || matches!(c, ';' | '{' | '}' | '"' | '\'' | '$' | '#' | '\\')
+    }) {
+        bail!(
+            "{key} \"{}\" contains {c:?}, which nginx.conf cannot hold in a path",
+            text.escape_debug()
+        );
+    }
+    Ok(())
+}
+
 /// An nginx time: digits with a unit, possibly several ("1h30m").
 fn is_nginx_time(s: &str) -> bool {
     let mut rest = s;
@@ -354,11 +373,15 @@ pub struct Ports {
     pub http: u16,
     pub https: u16,
     pub rtmp: u16,
+    /// The loopback-only port of this machine's own requests to nginx (nginx-rtmp's
+    /// callbacks, the sidecar's checks, stub_status), always on 127.0.0.1.
+    pub internal: u16,
     /// The HTTPS port as the internet sees it, when the router maps another one to `https`
     /// (443 → 4433): used in redirects and printed links. Default: `https`.
     pub public_https: Option<u16>,
-    /// Send plain-HTTP visitors to HTTPS (except ACME challenges and this machine's own
-    /// requests).
+    /// Send plain-HTTP visitors to HTTPS (except ACME challenges) once a domain has a
+    /// certificate from a CA (`acme.domains`); without one the certificate is only a
+    /// placeholder browsers warn about, so plain HTTP keeps serving.
     pub redirect_to_https: bool,
 }
 
@@ -369,6 +392,7 @@ impl Default for Ports {
             http: 8080,
             https: 4433,
             rtmp: 1935,
+            internal: 8088,
             public_https: None,
             redirect_to_https: true,
         }
@@ -460,11 +484,12 @@ impl Config {
 
     fn check(&self) -> Result<()> {
         let p = &self.ports;
-        if p.http == 0 || p.https == 0 || p.rtmp == 0 {
+        if p.http == 0 || p.https == 0 || p.rtmp == 0 || p.internal == 0 {
             bail!("ports must be between 1 and 65535");
         }
-        if p.http == p.https || p.http == p.rtmp || p.https == p.rtmp {
-            bail!("the http, https and rtmp ports must differ");
+        let all = [p.http, p.https, p.rtmp, p.internal];
+        if (1..all.len()).any(|i| all[..i].contains(&all[i])) {
+            bail!("the http, https, rtmp and internal ports must differ");
         }
         if p.bind.parse::<std::net::IpAddr>().is_err() {
             bail!("ports.bind \"{}\" is not an IP address", p.bind);
@@ -496,11 +521,47 @@ impl Config {
         if let Some(d) = &self.ddns {
             d.check()?;
         }
+        self.check_nginx_values()?;
         if self.public_host.is_empty() || self.public_host.contains(['/', ' ', '?', '#']) {
             bail!(
                 "public_host \"{}\" is not a host name or address",
                 self.public_host
             );
+        }
+        Ok(())
+    }
+
+    /// Values that end up in nginx.conf are checked by their type, so none can end a
+    /// directive or start another (`worker_processes = "1; error_log /tmp/x debug"`).
+    fn check_nginx_values(&self) -> Result<()> {
+        let w = &self.nginx.worker_processes;
+        let workers_ok = w == "auto"
+            || (w.bytes().all(|c| c.is_ascii_digit())
+                && !w.starts_with('0')
+                && w.parse::<u16>().is_ok_and(|n| (1..=1024).contains(&n)));
+        if !workers_ok {
+            bail!("nginx.worker_processes \"{w}\" must be \"auto\" or a number from 1 to 1024");
+        }
+        if let Some(u) = &self.nginx.user {
+            let ok = !u.is_empty()
+                && u.len() <= 32
+                && !u.starts_with('-')
+                && u.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+            if !ok {
+                bail!("nginx.user \"{u}\" is not a user name");
+            }
+        }
+        let paths = [
+            ("data_dir", &self.data_dir),
+            ("nginx.prefix", &self.nginx.prefix),
+            ("nginx.conf", &self.nginx.conf),
+            ("nginx.module", &self.nginx.module),
+            ("nginx.rtmp_module", &self.nginx.rtmp_module),
+            ("nginx.web_root", &self.nginx.web_root),
+        ];
+        for (key, path) in paths {
+            nginx_path(key, path)?;
         }
         Ok(())
     }
@@ -523,7 +584,12 @@ impl Config {
         self.nginx.prefix.join("nginx.pid")
     }
 
-    /// The loopback address nginx answers on, for the sidecar's own requests.
+    /// nginx's loopback-only server, for the sidecar's own requests.
+    pub fn internal_http(&self) -> String {
+        format!("http://127.0.0.1:{}", self.ports.internal)
+    }
+
+    /// The web player's plain-HTTP address from this machine.
     pub fn local_http(&self) -> String {
         let host = match self.ports.bind.as_str() {
             "0.0.0.0" => "127.0.0.1".to_string(),
@@ -643,6 +709,52 @@ mod tests {
         for bad in ["", "10", "m", "10 m", "10x", "-1s", "1.5h"] {
             assert!(!is_nginx_time(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn values_rendered_into_nginx_conf_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        for (extra, want) in [
+            (
+                "[nginx]\nworker_processes = \"1; error_log /tmp/x debug\"\n",
+                "nginx.worker_processes \"1; error_log /tmp/x debug\" must be",
+            ),
+            (
+                "[nginx]\nworker_processes = \"0\"\n",
+                "must be \"auto\" or a number",
+            ),
+            (
+                "[nginx]\nworker_processes = \"+2\"\n",
+                "must be \"auto\" or a number",
+            ),
+            ("[nginx]\nuser = \"www-data; daemon on\"\n", "nginx.user"),
+            (
+                "[nginx]\nprefix = \"/tmp/x;\\nuser root\"\n",
+                "nginx.prefix",
+            ),
+            ("[nginx]\nweb_root = \"/srv/$host\"\n", "contains '$'"),
+            ("[nginx]\nmodule = \"/a b.so\"\n", "contains ' '"),
+            ("[ports]\ninternal = 8080\n", "ports must differ"),
+        ] {
+            let p = write(
+                dir.path(),
+                &format!("data_dir = \"d\"\npublic_host = \"h\"\n{extra}"),
+            );
+            let e = format!("{:#}", Config::load(&p).unwrap_err());
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+        let p = write(
+            dir.path(),
+            "data_dir = \"d{x}\"\npublic_host = \"h\"\n"
+                .replace("{x}", ";")
+                .as_str(),
+        );
+        assert!(format!("{:#}", Config::load(&p).unwrap_err()).contains("data_dir"));
+        let p = write(
+            dir.path(),
+            "data_dir = \"d\"\npublic_host = \"h\"\n[nginx]\nworker_processes = \"4\"\n",
+        );
+        assert!(Config::load(&p).is_ok());
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct InitArgs {
     pub https_port: u16,
     #[arg(long, default_value_t = 1935)]
     pub rtmp_port: u16,
+    /// nginx's loopback-only port for this machine's own requests (callbacks, checks).
+    #[arg(long, default_value_t = 8088)]
+    pub internal_port: u16,
     /// Address nginx listens on.
     #[arg(long, default_value = "0.0.0.0")]
     pub bind: String,
@@ -136,6 +139,7 @@ pub fn init(args: &InitArgs) -> Result<Config> {
             http: args.http_port,
             https: args.https_port,
             rtmp: args.rtmp_port,
+            internal: args.internal_port,
             public_https: args.public_https_port.or(args.domain.as_ref().map(|_| 443)),
             ..Ports::default()
         },

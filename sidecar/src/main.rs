@@ -306,10 +306,11 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                 if json {
                     print_json(&s)?
                 } else {
-                    println!(
-                        "{}\nin the web player: {}\n(valid until {})",
-                        s.url, s.player, s.expires
-                    )
+                    println!("{}\nin the web player: {}", s.url, s.player);
+                    if let Some(rtmp) = &s.rtmp {
+                        println!("over RTMP: {rtmp}");
+                    }
+                    println!("(valid until {})", s.expires)
                 }
             }
         }

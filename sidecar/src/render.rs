@@ -158,6 +158,16 @@ pub fn prepare_dirs(config: &Config, user: Option<&WorkerUser>) -> Result<()> {
     crate::certs::ensure_placeholder(config)
 }
 
+/// Descriptors each nginx worker opens at most, and connections it takes: what the system
+/// lets this process (and so the nginx it starts) have, up to 65,536 descriptors, with two
+/// per connection (a proxied request holds two sockets).
+fn descriptor_limits() -> (u64, u64) {
+    use nix::sys::resource::{getrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
+    let files = hard.clamp(1024, 65_536);
+    (files, (files / 2).min(16_384))
+}
+
 /// Renders `nginx.conf` and `site.conf` next to it.
 pub fn write_nginx_conf(config: &Config, user: Option<&WorkerUser>) -> Result<()> {
     let listen = |port: u16| match config.ports.bind.as_str() {
@@ -166,6 +176,7 @@ pub fn write_nginx_conf(config: &Config, user: Option<&WorkerUser>) -> Result<()
         b => format!("{b}:{port}"),
     };
     let (cert, key) = crate::certs::nginx_pair(config);
+    let (files, connections) = descriptor_limits();
     let conf_dir = config.nginx.conf.parent().unwrap_or(Path::new("/"));
     let values = [
         (
@@ -184,6 +195,8 @@ pub fn write_nginx_conf(config: &Config, user: Option<&WorkerUser>) -> Result<()
             },
         ),
         ("worker_processes", config.nginx.worker_processes.clone()),
+        ("worker_rlimit_nofile", files.to_string()),
+        ("worker_connections", connections.to_string()),
         ("publish_ban", config.publish.ban_parameters()),
         ("prefix", config.nginx.prefix.display().to_string()),
         ("conf_dir", conf_dir.display().to_string()),
@@ -191,12 +204,16 @@ pub fn write_nginx_conf(config: &Config, user: Option<&WorkerUser>) -> Result<()
         ("http_listen", listen(config.ports.http)),
         ("https_listen", listen(config.ports.https)),
         ("rtmp_listen", listen(config.ports.rtmp)),
-        ("http_port", config.ports.http.to_string()),
+        (
+            "internal_listen",
+            format!("127.0.0.1:{}", config.ports.internal),
+        ),
+        ("internal_port", config.ports.internal.to_string()),
         ("api_listen", config.api.listen.clone()),
         ("web_root", config.nginx.web_root.display().to_string()),
         (
             "redirect_to_https",
-            u8::from(config.ports.redirect_to_https).to_string(),
+            u8::from(config.ports.redirect_to_https && config.acme.enabled()).to_string(),
         ),
         (
             "https_port_suffix",

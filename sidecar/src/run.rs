@@ -96,6 +96,6 @@ fn announce_when_ready(config: Config) -> tokio::task::JoinHandle<()> {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tracing::warn!("nginx does not answer on {} yet", config.local_http());
+        tracing::warn!("nginx does not answer on {} yet", config.internal_http());
     })
 }

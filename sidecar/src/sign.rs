@@ -19,6 +19,10 @@ pub struct Signed {
     pub path: String,
     /// The web player opening it (the link travels after `#`, so no log sees it).
     pub player: String,
+    /// For a live stream: the RTMP address that plays it (`?st=TOKEN`, as nginx-rtmp passes
+    /// a player's query string to the play callback).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rtmp: Option<String>,
     pub expires: String,
 }
 
@@ -89,8 +93,13 @@ pub fn sign(config: &Config, path: &str, ttl: Duration, ip: Option<IpAddr>) -> R
         .context("clock before 1970")?
         .as_secs();
     let t = token::sign(&secret, &scope, secs, ip);
-    let path = format!("{scope}/{file}?{}={t}", token::ARG);
+    // The token in the path: relative URIs in the playlist inherit it.
+    let path = token::signed_path(&t, &format!("{scope}/{file}"));
+    let rtmp = scope
+        .strip_prefix("/live/")
+        .map(|name| format!("{}/{name}?{}={t}", config.rtmp_url(), token::ARG));
     Ok(Signed {
+        rtmp,
         url: format!("{}{path}", config.https_url()),
         player: format!("{}/#play={}", config.https_url(), path.replace('%', "%25")),
         path,

@@ -42,7 +42,7 @@ pub struct KeyCounts {
 
 /// Asks nginx (through the module's `/api/streams`) who is live.
 pub async fn streams(config: &Config) -> Result<Vec<Stream>> {
-    let url = format!("{}/api/streams", config.local_http());
+    let url = format!("{}/api/streams", config.internal_http());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()?;

@@ -79,6 +79,8 @@ pub struct Server {
     pub http: u16,
     pub https: u16,
     pub rtmp: u16,
+    /// nginx's loopback-only server: callbacks, stub_status.
+    pub internal: u16,
     run: Option<Child>,
 }
 
@@ -110,7 +112,7 @@ impl Server {
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
-        let (http, https, rtmp) = (free_port(), free_port(), free_port());
+        let (http, https, rtmp, internal) = (free_port(), free_port(), free_port(), free_port());
         let out = Command::new(streamedge_bin())
             .args([
                 "init",
@@ -130,6 +132,7 @@ impl Server {
                 &https.to_string(),
             ])
             .args(["--rtmp-port", &rtmp.to_string()])
+            .args(["--internal-port", &internal.to_string()])
             .arg("--module")
             .arg(module_path())
             .output()
@@ -144,6 +147,7 @@ impl Server {
             http,
             https,
             rtmp,
+            internal,
             run: None,
         };
         let api = free_port();
@@ -283,7 +287,8 @@ impl Server {
             .spawn()
             .expect("start streamedge run");
         self.run = Some(child);
-        let url = self.url("/api/streams");
+        // The internal server: never redirected to HTTPS, whatever the configuration.
+        let url = format!("http://127.0.0.1:{}/api/streams", self.internal);
         wait_for("nginx to answer", Duration::from_secs(20), || {
             if let Some(status) = self.run.as_mut().unwrap().try_wait().unwrap() {
                 panic!("streamedge run exited ({status}): {}", self.read("run.log"));
@@ -347,7 +352,8 @@ impl Server {
 
     /// `GET /api/streams`, as (name, live) pairs.
     pub fn streams(&self) -> Vec<(String, bool)> {
-        let r = http_get(&self.url("/api/streams")).expect("GET /api/streams");
+        let url = format!("http://127.0.0.1:{}/api/streams", self.internal);
+        let r = http_get(&url).expect("GET /api/streams");
         assert_eq!(r.status, 200);
         let v: Value = serde_json::from_slice(&r.body).expect("/api/streams is JSON");
         v.as_array()
@@ -601,6 +607,16 @@ pub struct Nginx {
 impl Nginx {
     /// Starts nginx; `{port}` in `http` is replaced by its port.
     pub fn start(http: &str) -> Nginx {
+        Nginx::start_with(http, None)
+    }
+
+    /// Starts nginx inside network namespace `netns` (see [`Netns`]); `{port}` as above.
+    /// Requests must then come from inside the namespace too.
+    pub fn start_in(netns: &Netns, http: &str) -> Nginx {
+        Nginx::start_with(http, Some(netns))
+    }
+
+    fn start_with(http: &str, netns: Option<&Netns>) -> Nginx {
         let dir = tempfile::Builder::new()
             .prefix("streamedge-nginx-")
             .tempdir()
@@ -608,7 +624,15 @@ impl Nginx {
         std::fs::create_dir_all(dir.path().join("logs")).unwrap();
         let port = free_port();
         write_conf(dir.path(), port, http);
-        let child = Command::new("/usr/sbin/nginx")
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", &ns.name, "/usr/sbin/nginx"]);
+                c
+            }
+            None => Command::new("/usr/sbin/nginx"),
+        };
+        let child = cmd
             .arg("-p")
             .arg(dir.path())
             .arg("-c")
@@ -618,12 +642,14 @@ impl Nginx {
             .spawn()
             .expect("start nginx");
         let mut n = Nginx { dir, port, child };
-        let url = n.url("/");
         wait_for("nginx to answer", Duration::from_secs(10), || {
             if let Some(status) = n.child.try_wait().unwrap() {
                 panic!("nginx exited ({status}): {}", n.error_log());
             }
-            http_get(&url).ok()
+            match netns {
+                Some(ns) => ns.curl(None, &format!("http://[::1]:{}/", n.port)).ok(),
+                None => http_get(&n.url("/")).ok().map(|r| r.status),
+            }
         });
         n
     }
@@ -673,6 +699,58 @@ impl Drop for Nginx {
         if std::thread::panicking() {
             eprintln!("--- nginx error log ---\n{}", self.error_log());
         }
+    }
+}
+
+/// A network namespace the test creates (and removes when dropped), with its own loopback
+/// holding whatever addresses a test needs: hosts of its own, never this machine's.
+pub struct Netns {
+    pub name: String,
+}
+
+impl Netns {
+    /// A namespace whose loopback also has `addresses` (`"2001:db8:1:2::1/64"`).
+    pub fn new(addresses: &[&str]) -> Netns {
+        let name = format!("se-test-{}-{}", std::process::id(), free_port());
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip").args(args).output().expect("run ip");
+            assert!(
+                out.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ip(&["netns", "add", &name]);
+        let ns = Netns { name };
+        ip(&["-n", &ns.name, "link", "set", "lo", "up"]);
+        for a in addresses {
+            ip(&["-n", &ns.name, "addr", "add", a, "dev", "lo", "nodad"]);
+        }
+        ns
+    }
+
+    /// `curl` inside the namespace, from source address `from`; the status code.
+    pub fn curl(&self, from: Option<&str>, url: &str) -> Result<u16, String> {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.name, "curl", "-s", "-g", "-m", "5"]);
+        cmd.args(["-o", "/dev/null", "-w", "%{http_code}"]);
+        if let Some(f) = from {
+            cmd.args(["--interface", f]);
+        }
+        let out = cmd.arg(url).output().map_err(|e| e.to_string())?;
+        String::from_utf8_lossy(&out.stdout)
+            .parse::<u16>()
+            .ok()
+            .filter(|&c| c != 0)
+            .ok_or_else(|| String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "delete", &self.name])
+            .status();
     }
 }
 

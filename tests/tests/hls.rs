@@ -242,6 +242,18 @@ fn token_of(s: &Server, args: &[&str]) -> String {
     v["path"].as_str().unwrap().to_string()
 }
 
+/// The token of a signed path `/s/TOKEN/...`.
+fn token_in(path: &str) -> &str {
+    path.strip_prefix("/s/").unwrap().split('/').next().unwrap()
+}
+
+/// The body nginx answers for a name that does not exist: private names without a valid
+/// token must look exactly like it.
+fn unknown_answer(s: &Server) -> (u16, String) {
+    let r = http_get(&s.url("/live/nosuchname/index.m3u8")).unwrap();
+    (r.status, r.text())
+}
+
 #[test]
 fn a_private_live_stream_plays_only_from_a_signed_link() {
     let s = Server::start(Options::default());
@@ -255,55 +267,234 @@ fn a_private_live_stream_plays_only_from_a_signed_link() {
             v["stream_key"].as_str().unwrap()
         )
     };
-    let _p = Publisher::start(&key, 30);
+    let _p = Publisher::start(&key, 40);
     wait_playlist(&s, "carol");
-    // Not listed, not playable without a token.
+    // Not listed, not playable without a token, and answered like a name that does not
+    // exist, so names cannot be guessed.
+    let unknown = unknown_answer(&s);
+    assert_eq!(unknown.0, 404);
     assert!(s.streams().iter().all(|(n, _)| n != "carol"));
-    assert_eq!(
-        http_get(&s.url("/live/carol/index.m3u8")).unwrap().status,
-        403
-    );
-    assert_eq!(http_get(&s.url("/live/carol/0.ts")).unwrap().status, 403);
+    for path in ["/live/carol/index.m3u8", "/live/carol/0.ts"] {
+        let r = http_get(&s.url(path)).unwrap();
+        assert_eq!((r.status, r.text()), unknown, "{path}");
+    }
 
     let signed = token_of(&s, &["/live/carol", "--ttl", "10m"]);
-    assert!(signed.starts_with("/live/carol/index.m3u8?st="), "{signed}");
-    let token = signed.split_once("?st=").unwrap().1.to_string();
+    assert!(
+        signed.starts_with("/s/") && signed.ends_with("/live/carol/index.m3u8"),
+        "{signed}"
+    );
+    let token = token_in(&signed).to_string();
     let r = http_get(&s.url(&signed)).unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.header("cache-control"), Some("private, no-cache"));
-    // Every URI in the playlist carries the token, so players that drop query strings work.
+    // The playlist is nginx-rtmp's file as it is: relative segment URIs inherit the token
+    // from the path.
     let playlist = r.text();
+    let base = signed.trim_end_matches("index.m3u8");
     for seg in lines(&playlist) {
-        assert!(seg.ends_with(&format!(".ts?st={token}")), "{seg}");
-        let r = http_get(&s.url(&format!("/live/carol/{seg}"))).unwrap();
+        assert!(seg.ends_with(".ts") && !seg.contains(['?', '/']), "{seg}");
+        let r = http_get(&s.url(&format!("{base}{seg}"))).unwrap();
         assert_eq!(r.status, 200, "{seg}");
         assert_eq!(r.header("cache-control"), Some("private, max-age=10"));
+        assert_eq!(r.header("content-type"), Some("video/mp2t"));
     }
     let (ok, err) = ffmpeg_decodes(&s.url(&signed), 2);
     assert!(ok, "ffmpeg could not play the signed link: {err}");
 
-    // Tampered, for another stream, for another address: forbidden, and nothing more said.
-    let tampered = signed.replacen("?st=", "?st=1", 1);
-    assert_eq!(http_get(&s.url(&tampered)).unwrap().status, 403);
+    // Links of the older form keep working: the playlist moves to the signed path, and
+    // segments with the token in the query are still served.
+    let old = format!("/live/carol/index.m3u8?st={token}");
+    let r = raw_get(s.http, old.as_bytes()).unwrap();
+    let head = String::from_utf8_lossy(&r.1);
+    assert_eq!(r.0, 302, "{head}");
+    assert!(head.contains(&format!("Location: {signed}\r\n")), "{head}");
+    let (ok, err) = ffmpeg_decodes(&s.url(&old), 2);
+    assert!(ok, "ffmpeg could not play the older link: {err}");
+    let seg = lines(&playlist)[0];
+    let r = http_get(&s.url(&format!("/live/carol/{seg}?st={token}"))).unwrap();
+    assert_eq!(r.status, 200);
+
+    // Tampered, for another stream, for another address, expired: like an unknown name.
+    let tampered = signed.replacen("/s/", "/s/1", 1);
     let other = token_of(&s, &["/live/dave"]);
-    let other_token = other.split_once("?st=").unwrap().1;
-    let r = http_get(&s.url(&format!("/live/carol/index.m3u8?st={other_token}"))).unwrap();
-    assert_eq!(r.status, 403);
-    assert!(!r.text().contains("token") && !r.text().contains("expired"));
+    let other_here = format!("/s/{}/live/carol/index.m3u8", token_in(&other));
     let elsewhere = token_of(&s, &["/live/carol", "--ip", "192.0.2.44"]);
-    assert_eq!(http_get(&s.url(&elsewhere)).unwrap().status, 403);
+    let short = token_of(&s, &["/live/carol", "--ttl", "1s"]);
+    let expired_at = std::time::Instant::now() + Duration::from_millis(2100);
+    for bad in [&tampered, &other_here, &elsewhere] {
+        let r = http_get(&s.url(bad)).unwrap();
+        assert_eq!((r.status, r.text()), unknown, "{bad}");
+    }
     let here = token_of(&s, &["/live/carol", "--ip", "127.0.0.1"]);
     assert_eq!(http_get(&s.url(&here)).unwrap().status, 200);
-    // Expired.
-    let short = token_of(&s, &["/live/carol", "--ttl", "1s"]);
-    std::thread::sleep(Duration::from_millis(2100));
-    assert_eq!(http_get(&s.url(&short)).unwrap().status, 403);
-    // The secret never appears in a log.
+    std::thread::sleep(expired_at.saturating_duration_since(std::time::Instant::now()));
+    let r = http_get(&s.url(&short)).unwrap();
+    assert_eq!((r.status, r.text()), unknown, "expired");
+    // An expiry in another spelling of the same number is another token: refused.
+    let (exp, mac) = token.split_once('.').unwrap();
+    let r = http_get(&s.url(&format!("/s/0{exp}.{mac}/live/carol/index.m3u8"))).unwrap();
+    assert_eq!((r.status, r.text()), unknown, "a leading zero");
+    // '+' is not in the token alphabet at all: a malformed path, whatever the name.
+    let r = http_get(&s.url(&format!("/s/+{exp}.{mac}/live/carol/index.m3u8"))).unwrap();
+    assert_eq!(r.status, 400, "a plus sign");
+
+    // RTMP play follows the same rule, as nginx-rtmp asks the module (its play callback):
+    // without a valid token, a private name is refused like one that does not exist.
+    let play = |name: &str, st: Option<&str>| {
+        let st = st.map(|t| format!("&st={t}")).unwrap_or_default();
+        let body = format!("app=live&addr=127.0.0.1&clientid=900&call=play&name={name}{st}");
+        streamedge_tests::callback(s.internal, body.as_bytes())
+    };
+    let unknown_play = play("nosuchname", None);
+    assert_eq!(unknown_play, Some(403));
+    assert_eq!(play("carol", None), unknown_play);
+    assert_eq!(play("carol", Some(token_in(&other))), unknown_play);
+    assert_eq!(play("carol", Some(token_in(&elsewhere))), unknown_play);
+    assert_eq!(play("carol", Some(&token)), Some(200));
+
+    // The secret never appears in a log; the access log has no tokens either.
     let secrets = std::fs::read_to_string(s.data("sign.keys")).unwrap();
     let secret = secrets.split('"').nth(1).unwrap();
     assert!(!s.all_logs().contains(secret));
-    // Access logs carry no query strings, so no tokens.
     assert!(!s.read("logs/access.log").contains(&token));
+}
+
+/// Whether ffmpeg reads a second of a live stream over RTMP.
+fn rtmp_plays(url: &str) -> (bool, String) {
+    let out = std::process::Command::new("timeout")
+        .args([
+            "20",
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rtmp_live",
+            "live",
+        ])
+        .args(["-i", url, "-t", "1", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn rtmp_players_need_a_token_for_private_streams() {
+    // One worker: with several, nginx-rtmp plays a stream only to players that reach the
+    // publisher's worker, which is chance (the callbacks are tested with two, above).
+    let mut s = Server::init(Options::default());
+    s.edit_config(|c| {
+        c["nginx"]["worker_processes"] = "1".into();
+    });
+    s.run();
+    let public = s.key("add", "pubcam");
+    let private = {
+        let out = s.cli(&["keys", "add", "privcam", "--private", "--json"]);
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        format!(
+            "{}/{}",
+            v["server_url"].as_str().unwrap(),
+            v["stream_key"].as_str().unwrap()
+        )
+    };
+    let _p1 = Publisher::start(&public.url(), 40);
+    let _p2 = Publisher::start(&private, 40);
+    wait_playlist(&s, "pubcam");
+    wait_playlist(&s, "privcam");
+    let url = |name: &str| format!("rtmp://127.0.0.1:{}/live/{name}", s.rtmp);
+    let (ok, err) = rtmp_plays(&url("pubcam"));
+    assert!(ok, "a public stream did not play over RTMP: {err}");
+    let (ok, _) = rtmp_plays(&url("privcam"));
+    assert!(!ok, "a private stream played over RTMP without a token");
+    let (ok, _) = rtmp_plays(&url("nosuchname"));
+    assert!(!ok);
+    // `streamedge sign` prints the RTMP address that plays it.
+    let out = s.cli(&["sign", "/live/privcam", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let signed = v["rtmp"].as_str().unwrap().to_string();
+    assert!(
+        signed.starts_with(&url("privcam")) && signed.contains("?st="),
+        "{signed}"
+    );
+    let (ok, err) = rtmp_plays(&signed);
+    assert!(ok, "the signed RTMP link did not play: {err}");
+    assert!(!s.read("logs/access.log").contains("st="));
+}
+
+#[test]
+fn signed_paths_serve_files_only_never_links_fifos_or_devices() {
+    let s = Server::start(Options::default());
+    s.key("add", "someone");
+    make_vod_item(
+        &s.data("vod"),
+        "priv2",
+        "{\"id\":\"priv2\",\"private\":true}",
+    );
+    let item = s.data("vod/priv2");
+    std::os::unix::fs::symlink("/etc/passwd", item.join("evil.m3u8")).unwrap();
+    std::os::unix::fs::symlink("../../keys.toml", item.join("keys.m3u8")).unwrap();
+    std::os::unix::fs::symlink("/etc", item.join("etc")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", item.join("zero.ts")).unwrap();
+    std::os::unix::fs::symlink(&item, s.data("vod/linked")).unwrap();
+    nix::unistd::mkfifo(
+        &item.join("x.m3u8"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let signed = token_of(&s, &["/vod/priv2"]);
+    let base = signed.trim_end_matches("master.m3u8");
+    assert_eq!(http_get(&s.url(&signed)).unwrap().status, 200);
+    let keys = std::fs::read_to_string(s.data("keys.toml")).unwrap();
+    let started = std::time::Instant::now();
+    for file in [
+        "evil.m3u8",
+        "keys.m3u8",
+        "etc/passwd.ts",
+        "zero.ts",
+        "x.m3u8",
+    ] {
+        let r = http_get(&s.url(&format!("{base}{file}"))).unwrap();
+        assert!([403, 404].contains(&r.status), "{file}: {}", r.status);
+        let text = r.text();
+        assert!(
+            !text.contains("root:x:0:0") && !text.contains(&keys),
+            "{file}"
+        );
+    }
+    // The FIFO did not hold a worker (nobody ever writes to it).
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let linked = format!("/s/{}/vod/linked/master.m3u8", token_in(&signed));
+    assert_eq!(http_get(&s.url(&linked)).unwrap().status, 404);
+    // A linked meta.json is not read: the item is refused, not exposed.
+    make_vod_item(&s.data("vod"), "pub3", "{\"id\":\"pub3\"}");
+    make_vod_item(&s.data("vod"), "odd4", "{\"id\":\"odd4\"}");
+    std::fs::remove_file(s.data("vod/odd4/meta.json")).unwrap();
+    std::os::unix::fs::symlink(s.data("vod/pub3/meta.json"), s.data("vod/odd4/meta.json")).unwrap();
+    assert_eq!(
+        http_get(&s.url("/vod/pub3/master.m3u8")).unwrap().status,
+        200
+    );
+    assert_eq!(
+        http_get(&s.url("/vod/odd4/master.m3u8")).unwrap().status,
+        404
+    );
+    // ACME challenges: a link is not followed either.
+    let challenges = s.data("acme/challenge/.well-known/acme-challenge");
+    std::os::unix::fs::symlink(s.data("keys.toml"), challenges.join("tok1")).unwrap();
+    std::fs::write(challenges.join("tok2"), "tok2.thumbprint").unwrap();
+    let r = http_get(&s.url("/.well-known/acme-challenge/tok1")).unwrap();
+    assert!(
+        [403, 404].contains(&r.status) && !r.text().contains(&keys),
+        "{}",
+        r.status
+    );
+    let r = http_get(&s.url("/.well-known/acme-challenge/tok2")).unwrap();
+    assert_eq!((r.status, r.text()), (200, "tok2.thumbprint".to_string()));
+    assert!(s.crashes().is_empty());
 }
 
 #[test]
@@ -324,22 +515,18 @@ fn private_library_items_and_secret_rotation() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(
-        http_get(&s.url("/vod/home1/master.m3u8")).unwrap().status,
-        403
-    );
-    assert_eq!(
-        http_get(&s.url("/vod/home1/v0/index.m3u8")).unwrap().status,
-        403
-    );
+    for path in ["/vod/home1/master.m3u8", "/vod/home1/v0/index.m3u8"] {
+        assert_eq!(http_get(&s.url(path)).unwrap().status, 404, "{path}");
+    }
 
     let first = token_of(&s, &["/vod/home1"]);
     let r = http_get(&s.url(&first)).unwrap();
     assert_eq!(r.status, 200);
-    let token = first.split_once("?st=").unwrap().1;
-    assert!(lines(&r.text())
-        .iter()
-        .all(|v| v.ends_with(&format!("index.m3u8?st={token}"))));
+    // Served as the file it is.
+    assert_eq!(
+        r.text(),
+        std::fs::read_to_string(s.data("vod/home1/master.m3u8")).unwrap()
+    );
     let (ok, err) = ffmpeg_decodes(&s.url(&first), 2);
     assert!(ok, "ffmpeg could not play the signed library item: {err}");
 
@@ -357,7 +544,7 @@ fn private_library_items_and_secret_rotation() {
     wait_for(
         "nginx to drop the oldest secret",
         Duration::from_secs(10),
-        || (http_get(&s.url(&first)).unwrap().status == 403).then_some(()),
+        || (http_get(&s.url(&first)).unwrap().status == 404).then_some(()),
     );
     assert_eq!(http_get(&s.url(&second)).unwrap().status, 200);
 
@@ -381,11 +568,9 @@ fn privacy_of_a_name_can_change_and_applies_to_new_viewers_at_once() {
         (404, Some("application/json"))
     );
     assert!(s.cli(&["keys", "private", "erin"]).status.success());
-    // Offline and private: forbidden, not "offline": nothing is said about it.
-    assert_eq!(
-        http_get(&s.url("/live/erin/index.m3u8")).unwrap().status,
-        403
-    );
+    // Offline and private: not "offline": nothing is said about it, as for no name at all.
+    let r = http_get(&s.url("/live/erin/index.m3u8")).unwrap();
+    assert_eq!((r.status, r.text()), unknown_answer(&s));
     assert!(s.streams().is_empty(), "a private name is not listed");
     let list = s.cli(&["keys", "list"]);
     assert!(String::from_utf8_lossy(&list.stdout).contains("private"));

@@ -207,3 +207,79 @@ fn concurrent_clients_on_both_workers_add_up() {
         log.lines().filter_map(|l| l.split(' ').next()).collect();
     assert!(pids.len() >= 2, "only one worker served: {pids:?}");
 }
+
+/// A folder with an index page and a file, readable by nginx's workers.
+fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("index.html"), "home\n").unwrap();
+    std::fs::write(dir.path().join("a.txt"), "a\n").unwrap();
+    dir
+}
+
+#[test]
+fn internal_redirects_are_charged_once() {
+    // index, try_files, error_page and rewrite ... last each send the request through the
+    // preaccess phase again; it is still one request, as with limit_req. One zone per
+    // location, so each starts with a full burst.
+    let dir = site();
+    let d = dir.path().display();
+    let zones: String = (1..=5)
+        .map(|i| {
+            format!("streamedge_limit_zone $binary_remote_addr zone=z{i}:1m rate=1r/m burst=5;\n")
+        })
+        .collect();
+    let n = Nginx::start(&format!(
+        "{zones}server {{ listen 127.0.0.1:{{port}};\n\
+         location / {{ return 200 ok; }}\n\
+         location /file/ {{ streamedge_limit zone=z1; alias {d}/; }}\n\
+         location /dir/ {{ streamedge_limit zone=z2; alias {d}/; }}\n\
+         location /tf/ {{ streamedge_limit zone=z3; root {d}; try_files /nope /a.txt =404; }}\n\
+         location /ep/ {{ streamedge_limit zone=z4; root {d}; error_page 404 =200 /file/a.txt; }}\n\
+         location /rw/ {{ rewrite ^ /rwdir/ last; }}\n\
+         location /rwdir/ {{ streamedge_limit zone=z5; alias {d}/; }}\n\
+         }}"
+    ));
+    // /dir/ goes through the index module to /dir/index.html; /ep/ ends in /file/, which
+    // has a zone of its own; /rw/ is rewritten to a folder, which the index module
+    // redirects again: each request is charged once, in the first location that limits it.
+    for path in ["/file/index.html", "/dir/", "/tf/x", "/ep/missing", "/rw/x"] {
+        let got = statuses(&n.url(path), 20);
+        assert_eq!(count(&got, 200), 6, "{path}: {got:?}");
+        assert_eq!(count(&got, 429), 14, "{path}: {got:?}");
+    }
+    // What each request was, as logged once it ended.
+    let log = n.access_log();
+    assert_eq!(log.matches(" 429 limited").count(), 5 * 14, "{log}");
+    assert_eq!(log.matches(" 200 passed").count(), 5 * 6, "{log}");
+}
+
+#[test]
+fn an_ipv6_client_is_its_64_network() {
+    // A namespace of the test's own, whose loopback has addresses in two /64 networks.
+    let ns = streamedge_tests::Netns::new(&[
+        "2001:db8:1:2::1/64",
+        "2001:db8:1:2::2/64",
+        "2001:db8:1:2:ffff::3/64",
+        "2001:db8:1:3::1/64",
+    ]);
+    let n = Nginx::start_in(
+        &ns,
+        "streamedge_limit_zone $streamedge_client zone=c:1m rate=1r/m burst=1;\n\
+         server { listen [::1]:{port}; listen [2001:db8:1:2::1]:{port}; location / { return 200 ok; }\n\
+         location /t { streamedge_limit zone=c; empty_gif; } }",
+    );
+    let url = format!("http://[2001:db8:1:2::1]:{}/t", n.port);
+    // Two requests pass (the rate and its burst of one), from any address of the /64...
+    assert_eq!(ns.curl(Some("2001:db8:1:2::1"), &url), Ok(200));
+    assert_eq!(ns.curl(Some("2001:db8:1:2::2"), &url), Ok(200));
+    // ...so a third address of the same /64 is the same client.
+    assert_eq!(ns.curl(Some("2001:db8:1:2:ffff::3"), &url), Ok(429));
+    // Another /64 is another client.
+    assert_eq!(ns.curl(Some("2001:db8:1:3::1"), &url), Ok(200));
+    drop(n);
+}

@@ -132,7 +132,7 @@ fn bad_directives_fail_nginx_t_with_file_and_line() {
         ),
         (
             "streamedge_data /tmp;\nserver { listen 127.0.0.1:1;\nlocation /live/ { streamedge_hls films; } }",
-            "invalid value \"films\", it must be \"live\" or \"vod\"",
+            "invalid value \"films\", it must be \"live\", \"vod\" or \"signed\"",
             8,
         ),
         (
@@ -266,7 +266,7 @@ fn hostile_callbacks_never_crash_a_worker() {
         ),
     ];
     for (body, want) in &bodies {
-        let got = callback(s.http, body);
+        let got = callback(s.internal, body);
         assert_eq!(
             got,
             Some(*want),
@@ -275,22 +275,25 @@ fn hostile_callbacks_never_crash_a_worker() {
         );
     }
     // Bodies beyond the location's limit are refused by nginx itself.
-    assert_eq!(callback(s.http, &vec![b'a'; 20_000]), Some(413));
+    assert_eq!(callback(s.internal, &vec![b'a'; 20_000]), Some(413));
     // Other methods, and a lying Content-Length.
     let put = b"PUT /rtmp/auth HTTP/1.0\r\nContent-Length: 0\r\n\r\n";
-    assert_eq!(raw_request(s.http, put), Some(405));
+    assert_eq!(raw_request(s.internal, put), Some(405));
     // notify_method get would put the key in a logged request line: refused, and not logged.
     let get = format!(
         "GET /rtmp/auth?addr=127.0.0.1&call=publish&name=alice&key={secret}-get HTTP/1.0\r\n\r\n"
     );
-    assert_eq!(raw_request(s.http, get.as_bytes()), Some(405));
+    assert_eq!(raw_request(s.internal, get.as_bytes()), Some(405));
     let short = b"POST /rtmp/auth HTTP/1.0\r\nContent-Length: 100\r\n\r\naddr=127.0.0.1";
-    let _ = raw_request(s.http, short);
+    let _ = raw_request(s.internal, short);
+    // The callbacks are not on the public ports at all.
+    let public = format!("addr=127.0.0.1&clientid=1&call=publish&name=alice&key={secret}");
+    assert_eq!(callback(s.http, public.as_bytes()), Some(404));
 
     // Every worker survived, and a real publish still works.
     assert!(s.crashes().is_empty(), "{:?}", s.crashes());
     let ok = format!("addr=127.0.0.1&clientid=1&call=publish&name=alice&key={secret}");
-    assert_eq!(callback(s.http, ok.as_bytes()), Some(200));
+    assert_eq!(callback(s.internal, ok.as_bytes()), Some(200));
     assert!(s.is_live("alice"));
     // What was logged names the problem, never a key.
     let log = s.read("logs/error.log");
@@ -313,9 +316,17 @@ fn the_callback_location_is_loopback_only_and_streams_hide_addresses() {
         r.text(),
         "[{\"name\":\"alice\",\"live\":false,\"since\":null}]\n"
     );
-    // The callback location is served only to loopback: nginx's own allow/deny in the
-    // generated configuration.
-    assert!(s
-        .read("nginx.conf")
-        .contains("allow 127.0.0.1;\n            allow ::1;\n            deny all;"));
+    // The callback location is served only on the internal loopback server, not on the
+    // public ports.
+    let conf = s.read("nginx.conf");
+    let internal = conf
+        .find(&format!("listen 127.0.0.1:{};", s.internal))
+        .unwrap();
+    assert!(
+        conf.find("location = /rtmp/auth").unwrap() > internal,
+        "{conf}"
+    );
+    let body = b"addr=127.0.0.1&clientid=1&call=publish&name=alice&key=x";
+    assert_eq!(streamedge_tests::callback(s.http, body), Some(404));
+    assert_eq!(streamedge_tests::callback(s.internal, body), Some(403));
 }

@@ -128,16 +128,95 @@ fn revoking_a_key_ends_its_live_stream() {
     let mut publisher = Publisher::start(&key.url(), 60);
     s.wait_live("erin", true);
     assert!(s.cli(&["keys", "revoke", "erin"]).status.success());
-    // nginx-rtmp's next update callback (every 10s) carries the key, which no longer passes.
+    // nginx-rtmp's next update callback (every 5 s) carries the key, which no longer passes.
     wait_for(
         "the publisher to be cut off",
-        Duration::from_secs(25),
+        Duration::from_secs(10),
         || (!publisher.is_running()).then_some(()),
     );
     s.wait_live("erin", false);
     assert!(s
         .read("logs/error.log")
         .contains("ending publish of \"erin\" from 127.0.0.1: revoked key"));
+}
+
+#[test]
+fn a_killed_worker_does_not_lock_its_publisher_out() {
+    let s = Server::start(Options::default());
+    let key = s.key("add", "kim");
+    let mut first = Publisher::start(&key.url(), 60);
+    s.wait_live("kim", true);
+    // The worker holding the RTMP connection: the nginx process with it open.
+    let out = std::process::Command::new("ss")
+        .args([
+            "-Htnp",
+            "state",
+            "established",
+            &format!("( sport = :{} )", s.rtmp),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pid: i32 = text
+        .split("pid=")
+        .nth(1)
+        .and_then(|t| t.split(',').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no nginx worker holds the publisher: {text}"));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("ffmpeg to notice", Duration::from_secs(20), || {
+        (!first.is_running()).then_some(())
+    });
+    // No publish_done ever came, yet the name is free at once: well before the 35 s live
+    // timeout, the same key publishes again.
+    let since = std::time::Instant::now();
+    s.wait_live("kim", false);
+    let mut again = Publisher::start(&key.url(), 30);
+    s.wait_live("kim", true);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(again.is_running(), "the second publish was refused");
+    assert!(
+        since.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        since.elapsed()
+    );
+    assert!(!s.read("logs/error.log").contains("already publishing"));
+}
+
+#[test]
+fn an_ipv6_client_is_its_64_for_bans() {
+    let s = Server::start(Options {
+        ban_attempts: 3,
+        ..Options::default()
+    });
+    let key = s.key("add", "vera");
+    let secret = key.stream_key.split("key=").nth(1).unwrap().to_string();
+    let publish = |addr: &str, client: u32, secret: &str| {
+        let body = format!(
+            "app=live&addr={addr}&clientid={client}&call=publish&name=vera&type=live&key={secret}"
+        );
+        streamedge_tests::callback(s.internal, body.as_bytes())
+    };
+    // Three wrong keys from three addresses of one /64: one client, banned.
+    for (i, a) in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(publish(a, i as u32 + 1, "wrong"), Some(403), "{a}");
+    }
+    assert_eq!(publish("2001:db8:1:2::99", 10, &secret), Some(429));
+    // Another /64 is another client.
+    assert_eq!(publish("2001:db8:1:3::1", 11, &secret), Some(200));
+    let log = s.read("logs/error.log");
+    assert_eq!(
+        log.matches("banning \"2001:db8:1:2::/64\"").count(),
+        1,
+        "{log}"
+    );
 }
 
 #[test]
@@ -189,14 +268,14 @@ fn the_default_configuration_bans_after_five_failures() {
     for i in 0..5 {
         let body = format!("addr=10.9.8.7&clientid={i}&call=publish&name=gina&key=bad");
         assert_eq!(
-            streamedge_tests::callback(s.http, body.as_bytes()),
+            streamedge_tests::callback(s.internal, body.as_bytes()),
             Some(403)
         );
     }
     let secret = key.stream_key.split_once("?key=").unwrap().1;
     let right = format!("addr=10.9.8.7&clientid=9&call=publish&name=gina&key={secret}");
     assert_eq!(
-        streamedge_tests::callback(s.http, right.as_bytes()),
+        streamedge_tests::callback(s.internal, right.as_bytes()),
         Some(429)
     );
     assert!(s
@@ -205,7 +284,7 @@ fn the_default_configuration_bans_after_five_failures() {
     // Another address is not affected.
     let other = format!("addr=10.9.8.6&clientid=10&call=publish&name=gina&key={secret}");
     assert_eq!(
-        streamedge_tests::callback(s.http, other.as_bytes()),
+        streamedge_tests::callback(s.internal, other.as_bytes()),
         Some(200)
     );
 }

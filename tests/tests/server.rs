@@ -141,7 +141,7 @@ fn a_broken_keys_file_refuses_new_publishes_keeps_live_ones_and_is_not_overwritt
         format!("addr=127.0.0.1&clientid={client}&call=publish&name=alice&key={secret}")
     };
     assert_eq!(
-        streamedge_tests::callback(s.http, publish(1).as_bytes()),
+        streamedge_tests::callback(s.internal, publish(1).as_bytes()),
         Some(200)
     );
     let good = s.read("data/keys.toml");
@@ -149,14 +149,14 @@ fn a_broken_keys_file_refuses_new_publishes_keeps_live_ones_and_is_not_overwritt
     // Both workers answer alike: a few tries reach both.
     for client in 2..8 {
         assert_eq!(
-            streamedge_tests::callback(s.http, publish(client).as_bytes()),
+            streamedge_tests::callback(s.internal, publish(client).as_bytes()),
             Some(403)
         );
     }
     // The live stream's heartbeat still passes: nobody is cut off by a typo.
     let update = format!("addr=127.0.0.1&clientid=1&call=update_publish&name=alice&key={secret}");
     assert_eq!(
-        streamedge_tests::callback(s.http, update.as_bytes()),
+        streamedge_tests::callback(s.internal, update.as_bytes()),
         Some(200)
     );
     assert!(s
@@ -171,11 +171,11 @@ fn a_broken_keys_file_refuses_new_publishes_keeps_live_ones_and_is_not_overwritt
     std::fs::write(s.data("keys.toml"), good).unwrap();
     let done = "addr=127.0.0.1&clientid=1&call=publish_done&name=alice";
     assert_eq!(
-        streamedge_tests::callback(s.http, done.as_bytes()),
+        streamedge_tests::callback(s.internal, done.as_bytes()),
         Some(200)
     );
     assert_eq!(
-        streamedge_tests::callback(s.http, publish(9).as_bytes()),
+        streamedge_tests::callback(s.internal, publish(9).as_bytes()),
         Some(200)
     );
 }
@@ -231,6 +231,35 @@ fn run_refuses_a_configuration_nginx_rejects() {
 }
 
 #[test]
+fn values_that_would_inject_nginx_directives_are_refused() {
+    let s = Server::init(Options::default());
+    s.edit_config(|c| {
+        c["nginx"]["worker_processes"] = "1; error_log /tmp/streamedge-injected debug".into();
+    });
+    let out = s.cli(&["run"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nginx.worker_processes \"1; error_log /tmp/streamedge-injected debug\" must be \"auto\" or a number"),
+        "{err}"
+    );
+    assert!(s.nginx_pid().is_none());
+    let conf = std::fs::read_to_string(s.path("nginx.conf")).unwrap_or_default();
+    assert!(!conf.contains("streamedge-injected"), "rendered anyway");
+    s.edit_config(|c| {
+        c["nginx"]["worker_processes"] = "2".into();
+        c["data_dir"] = "data;\nuser root".into();
+    });
+    let out = s.cli(&["keys", "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("data_dir \"") && err.contains("contains ';'"),
+        "{err}"
+    );
+}
+
+#[test]
 fn killing_streamedge_run_takes_nginx_down_with_it() {
     let s = Server::start(Options::default());
     let nginx = s.nginx_pid().expect("nginx pid");
@@ -246,6 +275,30 @@ fn killing_streamedge_run_takes_nginx_down_with_it() {
 #[test]
 fn the_default_configuration_limits_the_api_per_address() {
     let s = Server::start(Options::default());
+    // Errors under /api/ are JSON, also those nginx gives before choosing a location; other
+    // paths keep nginx's page.
+    for (request, status) in [
+        (&b"GET /api/jobs/%00 HTTP/1.0\r\n\r\n"[..], 400),
+        (b"GET /api/../../etc HTTP/1.0\r\n\r\n", 400),
+        (b"TRACE /api/jobs HTTP/1.0\r\n\r\n", 405),
+        (b"GET /api/nothing-here HTTP/1.0\r\n\r\n", 404),
+    ] {
+        let (got, bytes) = streamedge_tests::raw_exchange(s.http, request).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        let shown = String::from_utf8_lossy(request);
+        assert_eq!(got, status, "{shown}: {text}");
+        assert!(
+            text.contains("Content-Type: application/json"),
+            "{shown}: {text}"
+        );
+        let body = text.split("\r\n\r\n").nth(1).unwrap();
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert!(v["error"].is_string(), "{shown}: {body}");
+    }
+    let (got, bytes) = streamedge_tests::raw_exchange(s.http, b"TRACE / HTTP/1.0\r\n\r\n").unwrap();
+    assert_eq!(got, 405);
+    assert!(String::from_utf8_lossy(&bytes).contains("Content-Type: text/html"));
+
     let url = s.url("/api/streams");
     let client = reqwest::blocking::Client::new();
     let got: Vec<(u16, Option<String>)> = (0..120)
@@ -270,6 +323,29 @@ fn the_default_configuration_limits_the_api_per_address() {
     assert!(
         refused.iter().all(|(_, r)| r.as_deref() == Some("1")),
         "{refused:?}"
+    );
+    // The refusals are JSON too.
+    let r = client.get(&url).send().unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    // 100 refusals within a minute ban the address for 10 minutes: logged once.
+    for _ in 0..60 {
+        client.get(&url).send().unwrap();
+    }
+    let r = client.get(&url).send().unwrap();
+    assert_eq!(
+        (
+            r.status().as_u16(),
+            r.headers().get("retry-after").map(|v| v.to_str().unwrap())
+        ),
+        (429, Some("600"))
+    );
+    let log = s.read("logs/error.log");
+    assert_eq!(
+        log.matches("banning \"127.0.0.1\" for 600s by zone \"api\"")
+            .count(),
+        1,
+        "{log}"
     );
 }
 

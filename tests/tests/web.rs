@@ -92,7 +92,7 @@ fn the_player_plays_live_and_library_and_fetches() {
     );
     assert_eq!(found["item_title"], "Test clip");
     assert_eq!(found["item_poster"], true);
-    assert_eq!(found["unsigned_status"], 403, "{found}");
+    assert_eq!(found["unsigned_status"], 404, "{found}");
     assert_eq!(
         found["external"],
         serde_json::json!([]),
@@ -101,12 +101,12 @@ fn the_player_plays_live_and_library_and_fetches() {
     // Nothing the page asked for was missing: at most the live playlist in the moment
     // between going live and nginx-rtmp writing its first segment (hls.js retries), and the
     // test's own unsigned request for the private item (which the browser logs).
-    let refused = format!("403 /vod/{item}/master.m3u8");
+    let refused = format!("404 /vod/{item}/master.m3u8");
     for f in found["failed"].as_array().unwrap() {
         assert!(f == "404 /live/cam/index.m3u8" || *f == refused, "{found}");
     }
     for e in found["consoleErrors"].as_array().unwrap() {
-        assert!(e.as_str().unwrap().contains("status of 403"), "{found}");
+        assert!(e.as_str().unwrap().contains("status of 404"), "{found}");
     }
     assert!(found["phone_overflow"].as_i64().unwrap() <= 0, "{found}");
     // The job the form made is real.
@@ -122,13 +122,6 @@ fn the_player_plays_live_and_library_and_fetches() {
 #[test]
 fn the_page_comes_with_security_headers_and_http_goes_to_https() {
     let mut s = Server::init(Options::default());
-    // Reachable from another address of this machine, to be a visitor that is not local.
-    s.edit_config(|c| {
-        c["ports"]
-            .as_table_mut()
-            .unwrap()
-            .insert("bind".into(), "0.0.0.0".into());
-    });
     s.run();
     let page = http_get(&s.url("/")).unwrap();
     assert_eq!(page.status, 200);
@@ -147,26 +140,31 @@ fn the_page_comes_with_security_headers_and_http_goes_to_https() {
         (200, Some("application/javascript"))
     );
     assert_eq!(http_get(&s.url("/nope.html")).unwrap().status, 404);
-    // stub_status answers this machine.
-    let st = http_get(&s.url("/nginx_status")).unwrap();
+    // stub_status answers on the internal loopback server only; without a domain (and so
+    // without a real certificate) plain HTTP serves everyone, this machine included.
+    let st = http_get(&format!("http://127.0.0.1:{}/nginx_status", s.internal)).unwrap();
     assert!(
         st.text().starts_with("Active connections:"),
         "{}",
         st.text()
     );
+    assert_eq!(http_get(&s.url("/nginx_status")).unwrap().status, 404);
+    assert_eq!(http_get(&s.url("/")).unwrap().status, 200);
 
-    // A visitor from another address is sent to HTTPS, except for ACME challenges.
-    let out = Command::new("hostname").arg("-I").output().unwrap();
-    let lan = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .find(|a| {
-            a.parse::<std::net::Ipv4Addr>()
-                .is_ok_and(|ip| !ip.is_loopback())
-        })
-        .expect("this machine has a non-loopback IPv4 address")
-        .to_string();
+    // With a domain, every plain-HTTP visitor is sent to HTTPS, this machine's requests
+    // alike, except for ACME challenges. (The CA is a closed loopback port: nothing leaves.)
+    s.stop();
+    s.edit_config(|c| {
+        let acme = c["acme"].as_table_mut().unwrap();
+        acme.insert(
+            "domains".into(),
+            toml::Value::Array(vec!["media.example".into()]),
+        );
+        acme.insert("directory".into(), "https://127.0.0.1:9/directory".into());
+    });
+    s.run();
     let (status, resp) = raw_exchange_to(
-        &lan,
+        "127.0.0.1",
         s.http,
         b"GET /vod/x/master.m3u8?a=1 HTTP/1.0\r\nHost: media.example\r\n\r\n",
     );
@@ -180,7 +178,7 @@ fn the_page_comes_with_security_headers_and_http_goes_to_https() {
         "{head}"
     );
     let (status, _) = raw_exchange_to(
-        &lan,
+        "127.0.0.1",
         s.http,
         b"GET /.well-known/acme-challenge/abc HTTP/1.0\r\nHost: media.example\r\n\r\n",
     );
@@ -188,12 +186,8 @@ fn the_page_comes_with_security_headers_and_http_goes_to_https() {
         status, 404,
         "challenges are answered over HTTP, not redirected"
     );
-    let (status, _) = raw_exchange_to(
-        &lan,
-        s.http,
-        b"GET /nginx_status HTTP/1.0\r\nHost: x\r\n\r\n",
-    );
-    assert_eq!(status, 301);
+    let st = http_get(&format!("http://127.0.0.1:{}/nginx_status", s.internal)).unwrap();
+    assert_eq!(st.status, 200, "the internal server is never redirected");
     // HTTPS serves the page, over HTTP/2 when asked.
     let out = Command::new("curl")
         .args([
