@@ -5,6 +5,7 @@
 //! taken up again after a restart from their last completed step.
 
 pub mod url;
+pub mod webhook;
 pub mod ytdlp;
 
 use std::collections::{BTreeMap, HashMap};
@@ -224,7 +225,7 @@ struct Inner {
     cancels: Mutex<HashMap<String, CancellationToken>>,
     slots: Arc<Semaphore>,
     ytdlp: PathBuf,
-    http: reqwest::Client,
+    webhooks: webhook::Webhooks,
 }
 
 impl Manager {
@@ -256,10 +257,7 @@ impl Manager {
             cancels: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(config.fetch.concurrency.max(1))),
             ytdlp: ytdlp::locate(config.fetch.ytdlp.as_deref()),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .context("cannot build an HTTP client")?,
+            webhooks: webhook::Webhooks::new(&config.fetch)?,
         }));
         m.prune();
         Ok(m)
@@ -318,7 +316,11 @@ impl Manager {
         let preset =
             Preset::try_from(new.preset.unwrap_or_default()).map_err(|e| Refused::new(400, e))?;
         if let Some(w) = &new.webhook {
-            url::check(w).map_err(|e| Refused::new(400, format!("webhook: {e}")))?;
+            let webhook = |e: anyhow::Error| Refused::new(400, format!("webhook: {e}"));
+            let wu = url::check(w).map_err(webhook)?;
+            if self.0.webhooks.is_checked(w) {
+                url::check_addresses(&wu).await.map_err(webhook)?;
+            }
         }
         if !config.fetch.allow_private_addresses {
             url::check_addresses(&u)
@@ -540,11 +542,10 @@ impl Manager {
             _ => tracing::info!("job {id}: {}", rec.job.state.as_str()),
         }
         if let Some(hook) = &rec.webhook {
-            let sent = self.0.http.post(hook).json(&rec.job).send().await;
-            match sent.map(|r| r.status()) {
+            match self.0.webhooks.send(hook, &rec.job).await {
                 Ok(s) if s.is_success() => {}
                 Ok(s) => tracing::warn!("job {id}: the webhook answered {s}"),
-                Err(e) => tracing::warn!("job {id}: the webhook failed: {e}"),
+                Err(e) => tracing::warn!("job {id}: the webhook failed: {e:#}"),
             }
         }
     }
