@@ -47,7 +47,7 @@ const DOCS: &[Doc] = &[
     ("ddns", "ttl", "TTL of records in records mode. Default 60.", None),
     ("fetch", "concurrency", "Fetch jobs that run at once; the rest queue. Default 1.", None),
     ("fetch", "allow_private_addresses", "Allow fetch and job webhook URLs on this machine, its LAN or link-local addresses. Default false.", None),
-    ("fetch", "min_free_mb", "New jobs are refused (507) with less free space in data_dir, MiB. Default 1024.", None),
+    ("fetch", "min_free_mb", "Free space data_dir keeps, MiB: new jobs are refused (507) with less, and a running job is stopped (its tools ended, its scratch removed) when it falls below. Default 1024.", None),
     ("fetch", "webhook", "URL that receives each job's final JSON (POST); yours, so it may be on your LAN. Default: none.", Some("\"https://example.org/hook\"")),
     ("fetch", "ytdlp", "The yt-dlp to run. Default: the project's virtual environment, else PATH.", Some("\"/opt/streamedge/venv/bin/yt-dlp\"")),
     ("api", "listen", "The sidecar's control API, on loopback; nginx proxies /api/ to it. Default \"127.0.0.1:8089\".", None),

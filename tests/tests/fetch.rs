@@ -448,7 +448,8 @@ fn a_job_interrupted_by_a_crash_finishes_after_the_restart() {
 }
 
 /// A data directory on a small tmpfs: a nearly full disk refuses new jobs (507), a disk that
-/// fills during a job fails it with the reason and removes its scratch files.
+/// fills during a job fails it with the reason and removes its scratch files, and a job is
+/// stopped before free space falls below `fetch.min_free_mb`.
 #[test]
 fn a_full_disk_fails_the_job_cleanly() {
     let media = MediaServer::start();
@@ -519,6 +520,50 @@ fn a_full_disk_fails_the_job_cleanly() {
     );
     // The job's record was kept: the disk was not too full for that.
     assert!(data.join(format!("jobs/{id}.json")).exists());
+    s.stop();
+
+    // A floor a little below what is free: a job that would cross it is stopped while it
+    // downloads (slowly, so the floor is met before the disk is full), and everything else
+    // stays as it was.
+    let mib = |path: &std::path::Path| {
+        let st = nix::sys::statvfs::statvfs(path).unwrap();
+        st.blocks_available() as u64 * st.fragment_size() as u64 / (1024 * 1024)
+    };
+    let floor = mib(&data) - 2;
+    s.edit_config(|c| {
+        c["fetch"]
+            .as_table_mut()
+            .unwrap()
+            .insert("min_free_mb".into(), (floor as i64).into());
+    });
+    let keep = data.join("notes.txt");
+    std::fs::write(&keep, "mine").unwrap();
+    let before = std::fs::read(data.join(format!("jobs/{id}.json"))).unwrap();
+    s.run();
+    let big = s.submit(&json!({"url": media.url("/slow/long.mp4")}));
+    let j = s.wait_job(&big, "the job to fail", LONG, |j| j["state"] == "failed");
+    assert_eq!(
+        j["error"],
+        format!(
+            "stopped: less than {floor} MiB free in {} (fetch.min_free_mb)",
+            data.display()
+        ),
+        "{j}"
+    );
+    no_leftovers(&s, &big);
+    assert!(
+        std::fs::read_dir(data.join(".work"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "scratch left behind"
+    );
+    assert!(mib(&data) >= floor, "{} MiB free", mib(&data));
+    assert_eq!(std::fs::read_to_string(&keep).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read(data.join(format!("jobs/{id}.json"))).unwrap(),
+        before
+    );
     s.stop();
 }
 

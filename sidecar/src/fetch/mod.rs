@@ -4,6 +4,7 @@
 //! it as `DATA/vod/<id>/` (the item has the job's id). Jobs are recorded in `DATA/jobs/` and
 //! taken up again after a restart from their last completed step.
 
+pub mod space;
 pub mod url;
 pub mod webhook;
 pub mod ytdlp;
@@ -226,6 +227,7 @@ struct Inner {
     slots: Arc<Semaphore>,
     ytdlp: PathBuf,
     webhooks: webhook::Webhooks,
+    floor: space::Floor,
 }
 
 impl Manager {
@@ -258,6 +260,7 @@ impl Manager {
             slots: Arc::new(Semaphore::new(config.fetch.concurrency.max(1))),
             ytdlp: ytdlp::locate(config.fetch.ytdlp.as_deref()),
             webhooks: webhook::Webhooks::new(&config.fetch)?,
+            floor: space::Floor::new(&config.data_dir, config.fetch.min_free_mb),
         }));
         m.prune();
         Ok(m)
@@ -331,18 +334,8 @@ impl Manager {
             .title
             .map(|t| t.chars().filter(|c| !c.is_control()).take(200).collect())
             .filter(|t: &String| !t.trim().is_empty());
-        let free = free_bytes(&config.data_dir).unwrap_or(u64::MAX);
-        let needed = config.fetch.min_free_mb.saturating_mul(1024 * 1024);
-        if free < needed {
-            return Err(Refused::new(
-                507,
-                format!(
-                    "only {} MiB free in {}; fetching needs at least {} MiB (fetch.min_free_mb)",
-                    free / (1024 * 1024),
-                    config.data_dir.display(),
-                    config.fetch.min_free_mb
-                ),
-            ));
+        if let Some(why) = self.0.floor.check() {
+            return Err(Refused::new(507, why));
         }
         let url = u.to_string();
         let job = {
@@ -507,7 +500,11 @@ impl Manager {
                     return;
                 }
             };
-            let outcome = m.execute(&id, &token).await;
+            // The floor stops the job's tools, not the job: it then fails, saying why.
+            let tools = token.child_token();
+            let watch = m.0.floor.watch(tools.clone());
+            let outcome = watch.explain(m.execute(&id, &tools).await);
+            drop(watch);
             drop(permit);
             m.finish(&id, outcome).await;
         });
@@ -671,12 +668,6 @@ impl Manager {
         }
         Ok(file)
     }
-}
-
-/// Bytes free for an unprivileged user on the file system of `path`.
-pub fn free_bytes(path: &Path) -> Result<u64> {
-    let s = nix::sys::statvfs::statvfs(path)?;
-    Ok(s.blocks_available() as u64 * s.fragment_size() as u64)
 }
 
 #[cfg(test)]
