@@ -32,6 +32,9 @@ pub enum Error {
     },
     #[error("ACME server: {0}")]
     Acme(String),
+    /// The CA's HTTPS certificate failed verification: `rustls`'s words.
+    #[error("cannot verify the ACME server's TLS certificate ({0})")]
+    Tls(String),
     #[error("the CA refused the order: {0}")]
     Order(String),
     #[error("invalid certificate: {0}")]
@@ -51,8 +54,45 @@ impl Error {
 
 impl From<instant_acme::Error> for Error {
     fn from(e: instant_acme::Error) -> Self {
-        Error::Acme(e.to_string())
+        match tls_failure(&e) {
+            Some(tls) => Error::Tls(tls.to_string()),
+            None => Error::Acme(chain(&e)),
+        }
     }
+}
+
+/// The TLS error among `e` and its sources. An `io::Error` reports the source of the error
+/// it wraps, not that error itself (hyper-rustls wraps rustls's in two), so it is opened.
+fn tls_failure<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut next = Some(e);
+    while let Some(err) = next {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        if let Some(inner) = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            return tls_failure(inner);
+        }
+        next = err.source();
+    }
+    None
+}
+
+/// `e` and what caused it, as "client error (Connect): tcp connect error: Connection
+/// refused": hyper's own words alone do not say what failed.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let more = cause.to_string();
+        if !text.ends_with(&more) {
+            text = format!("{text}: {more}");
+        }
+        next = cause.source();
+    }
+    text
 }
 
 /// What an issuance needs.
@@ -192,7 +232,7 @@ impl Drop for Challenges {
 }
 
 /// Orders a certificate for all the names and installs it. Fails without touching the
-/// certificate in service. One order at a time per data directory: the caller holds a lock. One order at a time per data directory: the caller holds a lock.
+/// certificate in service. One order at a time per data directory: the caller holds a lock.
 pub async fn issue(s: &Settings) -> Result<CertInfo, Error> {
     let first = s
         .domains

@@ -159,7 +159,8 @@ pub async fn renew(config: &Config, force: bool) -> Result<Outcome> {
         }
         Err(e) => {
             state.failures += 1;
-            state.last_error = Some(e.to_string());
+            let e = explain(&e, &s);
+            state.last_error = Some(e.clone());
             let retry = SystemTime::now() + retry_delay(state.failures);
             state.next_attempt = Some(retry);
             state.save(&state_path)?;
@@ -174,6 +175,20 @@ pub async fn renew(config: &Config, force: bool) -> Result<Outcome> {
                 rfc3339(retry)
             ))
         }
+    }
+}
+
+/// An issuance error in words, with the setting that fixes it when there is one.
+fn explain(e: &streamedge_acme::Error, s: &Settings) -> String {
+    match (e, &s.ca_root) {
+        (streamedge_acme::Error::Tls(_), None) => {
+            format!("{e}: if the CA has its own root certificate, set acme.ca_root to its PEM file")
+        }
+        (streamedge_acme::Error::Tls(_), Some(root)) => format!(
+            "{e}: check acme.ca_root ({}): it must be the root that signed the CA's certificate",
+            root.display()
+        ),
+        _ => e.to_string(),
     }
 }
 

@@ -1,5 +1,6 @@
 //! `streamedge`: the sidecar daemon and command line of a streamedge home server.
 
+mod address;
 mod api;
 mod certs;
 mod client;

@@ -19,8 +19,11 @@ pub enum Order {
     Stop,
 }
 
+/// nginx with this configuration; if streamedge dies, it is told to stop (SIGTERM): nothing
+/// is left behind.
 fn base_command(config: &Config) -> Command {
     let mut c = Command::new(&config.nginx.binary);
+    crate::proc::prepare(&mut c, Signal::SIGTERM);
     c.arg("-p")
         .arg(&config.nginx.prefix)
         .arg("-c")
@@ -79,13 +82,6 @@ fn spawn(config: &Config) -> Result<Child> {
     // Its own process group: a terminal's Ctrl-C reaches streamedge, which stops nginx in
     // order, rather than nginx directly.
     c.process_group(0);
-    // SAFETY: between fork and exec only an async-signal-safe prctl call runs.
-    unsafe {
-        c.pre_exec(|| {
-            // If streamedge itself is killed, nginx is told to stop too: nothing left behind.
-            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)
-        });
-    }
     c.spawn()
         .with_context(|| format!("cannot start {}", config.nginx.binary.display()))
 }

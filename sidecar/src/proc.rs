@@ -8,7 +8,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::{
+    killpg, sigaction, sigprocmask, SaFlags, SigAction, SigHandler, SigSet, SigmaskHow, Signal,
+};
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
@@ -42,14 +44,9 @@ pub async fn run(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    // SAFETY: between fork and exec only async-signal-safe calls: prctl(2).
-    unsafe {
-        cmd.pre_exec(|| {
-            // If the sidecar dies, the tool dies too, rather than writing on into a scratch
-            // folder the restarted sidecar is about to clean.
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)
-        });
-    }
+    // If the sidecar dies, the tool dies too, rather than writing on into a scratch folder
+    // the restarted sidecar is about to clean.
+    prepare(&mut cmd, Signal::SIGKILL);
     let mut child = cmd.spawn().with_context(|| format!("cannot run {what}"))?;
     // The group has the child's pid (process_group(0)). Never 0: killpg(0) would be our own.
     let pgid = child
@@ -97,6 +94,28 @@ pub async fn run(
     })
 }
 
+/// Sets up every program the sidecar starts: default signal dispositions and no blocked
+/// signals, whatever streamedge inherited (started by a shell's `cmd &` it ignores SIGINT,
+/// which exec passes on: yt-dlp would shrug off a cancel), and `on_parent_death` sent to it
+/// if streamedge dies.
+pub fn prepare(cmd: &mut Command, on_parent_death: Signal) {
+    // SAFETY: between fork and exec only async-signal-safe calls run (sigaction(2) with
+    // SIG_DFL, sigprocmask(2), prctl(2)); nothing allocates.
+    unsafe {
+        cmd.pre_exec(move || {
+            let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+            for sig in Signal::iterator() {
+                if !matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+                    sigaction(sig, &default)?;
+                }
+            }
+            sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)?;
+            nix::sys::prctl::set_pdeathsig(on_parent_death)?;
+            Ok(())
+        });
+    }
+}
+
 /// The last lines of a stream.
 async fn tail(r: impl AsyncRead + Unpin) -> String {
     let mut lines = BufReader::new(r).lines();
@@ -131,23 +150,100 @@ mod tests {
         );
     }
 
+    /// Polls `f` until it holds, or fails the test after a generous `timeout`.
+    async fn eventually(what: &str, timeout: Duration, f: impl Fn() -> bool) {
+        let start = std::time::Instant::now();
+        while !f() {
+            assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Gone, or a zombie nobody reaped: either way it cannot write any more.
+    fn dead(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    }
+
     #[tokio::test]
     async fn cancel_stops_the_whole_group() {
         let dir = tempfile::tempdir().unwrap();
-        let marker = dir.path().join("late");
+        let log = dir.path().join("log");
         let mut c = Command::new("sh");
-        // A child of the tool that would write after 2 s unless the group is stopped.
+        // A helper of the tool that writes for as long as it lives.
         c.arg("-c").arg(format!(
-            "(sleep 2; touch {}) & echo started; wait",
+            "(while :; do echo . >> {}; sleep 0.05; done) & echo $!; wait",
+            log.display()
+        ));
+        let cancel = CancellationToken::new();
+        let trigger = cancel.clone();
+        let mut helper = String::new();
+        let exit = run(c, "sh", &cancel, |l| {
+            helper = l.to_string();
+            trigger.cancel();
+        })
+        .await
+        .unwrap();
+        assert!(matches!(exit, Exit::Cancelled), "{exit:?}");
+        eventually("the helper to die", Duration::from_secs(30), || {
+            dead(&helper)
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn tools_get_default_signals_and_stop_on_sigint() {
+        // As a shell's `streamedge run &` starts it: SIGINT ignored (harmless in a test
+        // process), and a signal blocked in the thread that spawns tools.
+        // SAFETY: SIG_IGN installs no handler.
+        unsafe {
+            sigaction(
+                Signal::SIGINT,
+                &SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty()),
+            )
+            .unwrap();
+        }
+        let mut blocked = SigSet::empty();
+        blocked.add(Signal::SIGUSR1);
+        blocked.thread_block().unwrap();
+
+        // What a tool starts with, in its own words.
+        let mut c = Command::new("cat");
+        c.arg("/proc/self/status");
+        let mut status = Vec::new();
+        let exit = run(c, "cat", &CancellationToken::new(), |l| {
+            status.push(l.to_string())
+        })
+        .await
+        .unwrap();
+        assert!(matches!(exit, Exit::Success), "{exit:?}");
+        let mask = |field: &str| {
+            let line = status.iter().find(|l| l.starts_with(field)).unwrap();
+            u64::from_str_radix(line[field.len()..].trim(), 16).unwrap()
+        };
+        let bit = |sig: Signal| 1u64 << (sig as i32 - 1);
+        assert_eq!(mask("SigIgn:") & bit(Signal::SIGINT), 0, "{status:?}");
+        assert_eq!(mask("SigBlk:"), 0, "{status:?}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("interrupted");
+        let mut c = Command::new("sh");
+        // A shell cannot trap a signal that was ignored when it started: the trap runs only
+        // if SIGINT reached it with its default disposition.
+        c.arg("-c").arg(format!(
+            "trap 'touch {}; exit 130' INT; echo ready; while :; do sleep 0.1; done",
             marker.display()
         ));
         let cancel = CancellationToken::new();
         let trigger = cancel.clone();
-        let exit = run(c, "sh", &cancel, move |_| trigger.cancel())
-            .await
-            .unwrap();
-        assert!(matches!(exit, Exit::Cancelled));
-        std::thread::sleep(Duration::from_millis(2500));
-        assert!(!marker.exists(), "a helper of the cancelled tool went on");
+        let exit = run(c, "sh", &cancel, |_| trigger.cancel()).await.unwrap();
+        assert!(matches!(exit, Exit::Cancelled), "{exit:?}");
+        // SIGINT stopped it, not the SIGKILL that follows after GRACE (which runs no trap).
+        assert!(marker.exists(), "the tool's SIGINT trap did not run");
+        blocked.thread_unblock().unwrap();
     }
 }

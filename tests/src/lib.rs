@@ -1513,3 +1513,71 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
     }
     found
 }
+
+/// A stand-in for a public server that only this machine reaches: an address outside every
+/// private range (100.128.0.1, just above carrier-grade NAT) on the loopback interface while
+/// this lives. One test at a time holds it (the tests run as root).
+pub struct PublicStandIn(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+impl PublicStandIn {
+    pub const IP: &'static str = "100.128.0.1";
+
+    pub fn add() -> PublicStandIn {
+        static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let guard = ONE.lock().unwrap_or_else(|e| e.into_inner());
+        // `replace`: an address a killed run left behind is no error.
+        let added = Command::new("ip")
+            .args(["addr", "replace", &format!("{}/32", Self::IP), "dev", "lo"])
+            .status()
+            .expect("run ip (iproute2)");
+        assert!(
+            added.success(),
+            "add an address to lo (the tests run as root)"
+        );
+        PublicStandIn(guard)
+    }
+}
+
+impl Drop for PublicStandIn {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["addr", "del", &format!("{}/32", Self::IP), "dev", "lo"])
+            .status();
+    }
+}
+
+/// A webhook's receiver on loopback: answers 204 and remembers what it was sent (method,
+/// path, body).
+pub struct HookReceiver {
+    pub url: String,
+    pub port: u16,
+    posted: std::sync::Arc<std::sync::Mutex<Vec<(String, String, String)>>>,
+}
+
+impl HookReceiver {
+    pub fn start() -> HookReceiver {
+        let (port, server) = tiny_server("the webhook receiver");
+        let posted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = posted.clone();
+        std::thread::spawn(move || {
+            for mut req in server.incoming_requests() {
+                let mut body = String::new();
+                let _ = req.as_reader().read_to_string(&mut body);
+                seen.lock()
+                    .unwrap()
+                    .push((req.method().to_string(), req.url().to_string(), body));
+                let _ = req.respond(tiny_http::Response::empty(204));
+            }
+        });
+        HookReceiver {
+            url: format!("http://127.0.0.1:{port}/hook"),
+            port,
+            posted,
+        }
+    }
+
+    /// What it was sent so far.
+    pub fn posted(&self) -> Vec<(String, String, String)> {
+        self.posted.lock().unwrap().clone()
+    }
+}

@@ -308,3 +308,47 @@ fn external_account_binding_is_honoured() {
     assert_eq!(st["failures"], 0);
     assert!(pair_matches(&s));
 }
+
+/// A CA whose HTTPS certificate is not trusted (no `acme.ca_root` for a private CA, or the
+/// wrong one) fails with what TLS found wrong and the setting that fixes it, not hyper's
+/// "client error (Connect)".
+#[test]
+fn an_untrusted_ca_says_why_and_names_acme_ca_root() {
+    let s = Server::init(Options::default());
+    let pebble = Pebble::start(s.http, 3600);
+    with_acme(&s, &pebble);
+    // A root that signed nothing pebble has.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let wrong = s.path("wrong-root.pem");
+    std::fs::write(&wrong, params.self_signed(&key).unwrap().pem()).unwrap();
+
+    for root in [None, Some(&wrong)] {
+        s.edit_config(|c| {
+            let acme = c["acme"].as_table_mut().unwrap();
+            match root {
+                Some(r) => acme.insert("ca_root".into(), r.display().to_string().into()),
+                None => acme.remove("ca_root"),
+            };
+        });
+        let out = s.cli(&["cert", "renew"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("cannot verify the ACME server's TLS certificate (invalid peer certificate: UnknownIssuer)"),
+            "{err}"
+        );
+        assert!(err.contains("acme.ca_root"), "{err}");
+        if let Some(r) = root {
+            assert!(err.contains(&r.display().to_string()), "{err}");
+        }
+        assert!(!err.contains("client error (Connect)"), "{err}");
+        // `cert status` keeps the same reason.
+        let st = status(&s);
+        assert!(
+            st["last_error"].as_str().unwrap().contains("acme.ca_root"),
+            "{st}"
+        );
+    }
+}

@@ -305,23 +305,9 @@ fn bad_requests_are_refused_before_anything_runs() {
 #[test]
 fn failures_say_why_and_the_webhook_hears_of_them() {
     let media = MediaServer::start();
-    // The webhook's receiver: remembers what it is sent.
-    let hook = tiny_http::Server::http("127.0.0.1:0").unwrap();
-    let hook_url = format!("http://{}/hook", hook.server_addr().to_ip().unwrap());
-    let posted = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String, String)>::new()));
-    let seen = posted.clone();
-    std::thread::spawn(move || {
-        for mut req in hook.incoming_requests() {
-            let mut body = String::new();
-            let _ = std::io::Read::read_to_string(req.as_reader(), &mut body);
-            seen.lock()
-                .unwrap()
-                .push((req.method().to_string(), req.url().to_string(), body));
-            let _ = req.respond(tiny_http::Response::empty(204));
-        }
-    });
+    let hook = HookReceiver::start();
     let s = Server::start(Options::default());
-    let missing = s.submit(&json!({"url": media.url("/missing.mp4"), "webhook": hook_url}));
+    let missing = s.submit(&json!({"url": media.url("/missing.mp4"), "webhook": hook.url}));
     let corrupt = s.submit(&json!({"url": media.url("/corrupt.mp4")}));
     let nobody = s.submit(&json!({"url": format!("http://127.0.0.1:{}/x.mp4", free_port())}));
     let wait_failed =
@@ -353,7 +339,7 @@ fn failures_say_why_and_the_webhook_hears_of_them() {
     );
     // The webhook got the final JSON, without the webhook URL itself.
     let (method, path, body) = wait_for("the webhook", Duration::from_secs(10), || {
-        posted.lock().unwrap().first().cloned()
+        hook.posted().first().cloned()
     });
     assert_eq!((method.as_str(), path.as_str()), ("POST", "/hook"));
     let v: Value = serde_json::from_str(&body).unwrap();
@@ -364,7 +350,7 @@ fn failures_say_why_and_the_webhook_hears_of_them() {
     assert!(!body.contains("/hook"), "{body}");
     // Only the job that named it.
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(posted.lock().unwrap().len(), 1);
+    assert_eq!(hook.posted().len(), 1);
     assert!(v["error"].as_str().unwrap().contains("404"));
 }
 
@@ -462,7 +448,8 @@ fn a_job_interrupted_by_a_crash_finishes_after_the_restart() {
 }
 
 /// A data directory on a small tmpfs: a nearly full disk refuses new jobs (507), a disk that
-/// fills during a job fails it with the reason and removes its scratch files.
+/// fills during a job fails it with the reason and removes its scratch files, and a job is
+/// stopped before free space falls below `fetch.min_free_mb`.
 #[test]
 fn a_full_disk_fails_the_job_cleanly() {
     let media = MediaServer::start();
@@ -534,33 +521,60 @@ fn a_full_disk_fails_the_job_cleanly() {
     // The job's record was kept: the disk was not too full for that.
     assert!(data.join(format!("jobs/{id}.json")).exists());
     s.stop();
+
+    // A floor a little below what is free: a job that would cross it is stopped while it
+    // downloads (slowly, so the floor is met before the disk is full), and everything else
+    // stays as it was.
+    let mib = |path: &std::path::Path| {
+        let st = nix::sys::statvfs::statvfs(path).unwrap();
+        st.blocks_available() as u64 * st.fragment_size() as u64 / (1024 * 1024)
+    };
+    let floor = mib(&data) - 2;
+    s.edit_config(|c| {
+        c["fetch"]
+            .as_table_mut()
+            .unwrap()
+            .insert("min_free_mb".into(), (floor as i64).into());
+    });
+    let keep = data.join("notes.txt");
+    std::fs::write(&keep, "mine").unwrap();
+    let before = std::fs::read(data.join(format!("jobs/{id}.json"))).unwrap();
+    s.run();
+    let big = s.submit(&json!({"url": media.url("/slow/long.mp4")}));
+    let j = s.wait_job(&big, "the job to fail", LONG, |j| j["state"] == "failed");
+    assert_eq!(
+        j["error"],
+        format!(
+            "stopped: less than {floor} MiB free in {} (fetch.min_free_mb)",
+            data.display()
+        ),
+        "{j}"
+    );
+    no_leftovers(&s, &big);
+    assert!(
+        std::fs::read_dir(data.join(".work"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "scratch left behind"
+    );
+    assert!(mib(&data) >= floor, "{} MiB free", mib(&data));
+    assert_eq!(std::fs::read_to_string(&keep).unwrap(), "mine");
+    assert_eq!(
+        std::fs::read(data.join(format!("jobs/{id}.json"))).unwrap(),
+        before
+    );
+    s.stop();
 }
 
 /// A public URL that redirects into this machine's network is refused once yt-dlp has
-/// followed the redirect, before anything is downloaded. "Public" here is an address outside
-/// every private range (100.128.0.1, just above carrier-grade NAT) put on the loopback
-/// interface for the test.
+/// followed the redirect, before anything is downloaded. "Public" here is a
+/// `PublicStandIn`: an address outside every private range, on the loopback interface.
 #[test]
 fn a_redirect_into_the_private_network_is_refused() {
     let media = MediaServer::start();
-    let public = "100.128.0.1";
-    let added = std::process::Command::new("ip")
-        .args(["addr", "add", &format!("{public}/32"), "dev", "lo"])
-        .status()
-        .expect("run ip (iproute2)");
-    assert!(
-        added.success(),
-        "add an address to lo (the tests run as root)"
-    );
-    struct Remove(&'static str);
-    impl Drop for Remove {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("ip")
-                .args(["addr", "del", &format!("{}/32", self.0), "dev", "lo"])
-                .status();
-        }
-    }
-    let _remove = Remove(public);
+    let _public = PublicStandIn::add();
+    let public = PublicStandIn::IP;
     // The "public" site answers every request with a redirect to the LAN (here loopback).
     let site = tiny_http::Server::http((public, 0)).unwrap();
     let site_url = format!("http://{}/watch", site.server_addr().to_ip().unwrap());
@@ -588,4 +602,37 @@ fn a_redirect_into_the_private_network_is_refused() {
     assert!(media.request_count() >= 1);
     assert!(s.entries("vod").is_empty());
     no_leftovers(&s, &id);
+}
+
+/// A job's webhook is a URL the sidecar calls: one on this machine or its network is
+/// refused (400) like a fetch URL, in every spelling, and nothing runs, so it is never
+/// called. The job's own URL is a `PublicStandIn` (on loopback, where nothing listens): it
+/// passes the check, so only the webhook can be the reason.
+#[test]
+fn a_webhook_into_the_private_network_is_refused() {
+    let hook = HookReceiver::start();
+    let _public = PublicStandIn::add();
+    let url = format!("http://{}:{}/a.mp4", PublicStandIn::IP, free_port());
+    let s = Server::start(as_installed());
+    for webhook in [
+        hook.url.clone(),
+        format!("http://[::ffff:127.0.0.1]:{}/hook", hook.port),
+        format!("http://localhost:{}/hook", hook.port),
+    ] {
+        let body = json!({"url": url, "webhook": webhook});
+        let (status, v) = s.api("POST", "/api/jobs", Some(&body.to_string()), true);
+        assert_eq!(status, 400, "{webhook}: {v}");
+        let msg = v["error"].as_str().unwrap_or_default();
+        assert!(
+            msg.starts_with("webhook: \"") && msg.contains("is a private address"),
+            "{webhook}: {msg}"
+        );
+        assert!(msg.contains("(fetch.allow_private_addresses)"), "{msg}");
+    }
+    assert!(s.entries("jobs").is_empty(), "{:?}", s.entries("jobs"));
+    // A job for that URL runs and ends (nothing listens there): one refused job taken anyway
+    // would have ended before it, and called its webhook.
+    let id = s.submit(&json!({"url": url}));
+    s.wait_job(&id, "the job to fail", LONG, |j| j["state"] == "failed");
+    assert!(hook.posted().is_empty(), "{:?}", hook.posted());
 }

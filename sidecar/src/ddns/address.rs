@@ -1,7 +1,9 @@
 //! The home's public address, from echo services that answer with the caller's address.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::Duration;
+
+use crate::address;
 
 /// An address family to keep in DNS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,37 +21,21 @@ impl Family {
     }
 }
 
-fn global_v4(a: Ipv4Addr) -> bool {
-    let [x, y, ..] = a.octets();
-    !(a.is_private()
-        || a.is_loopback()
-        || a.is_link_local()
-        || a.is_unspecified()
-        || a.is_broadcast()
-        || a.is_multicast()
-        || a.is_documentation()
-        || x == 0
-        // Shared address space (carrier-grade NAT): not reachable from the internet.
-        || (x == 100 && (64..128).contains(&y))
-        || x >= 240)
-}
-
-fn global_v6(a: Ipv6Addr) -> bool {
-    let s = a.segments();
-    // Global unicast is 2000::/3, less documentation (2001:db8::/32).
-    (s[0] & 0xe000) == 0x2000 && !(s[0] == 0x2001 && s[1] == 0x0db8)
-}
-
-/// An echo service's answer, if it is a global unicast address of `family`. Private,
-/// loopback, link-local, documentation and garbage answers are refused.
+/// An echo service's answer, if it is a public address of `family`. Private, loopback,
+/// link-local, documentation and garbage answers are refused, and so is an IPv4 address
+/// dressed as IPv6 (::ffff:..., 6to4, NAT64...): an AAAA record wants the home's own IPv6.
 pub fn parse_global(body: &str, family: Family) -> Option<IpAddr> {
     let text = body.trim();
     if text.len() > 64 {
         return None;
     }
     match (family, text.parse::<IpAddr>().ok()?) {
-        (Family::V4, IpAddr::V4(a)) if global_v4(a) => Some(IpAddr::V4(a)),
-        (Family::V6, IpAddr::V6(a)) if global_v6(a) => Some(IpAddr::V6(a)),
+        (Family::V4, ip @ IpAddr::V4(_)) if address::is_global(ip) => Some(ip),
+        (Family::V6, ip @ IpAddr::V6(a))
+            if address::is_global(ip) && address::embedded_v4(a).is_none() =>
+        {
+            Some(ip)
+        }
         _ => None,
     }
 }
@@ -104,6 +90,8 @@ mod tests {
             "255.255.255.255",
             "224.0.0.1",
             "192.0.2.1",
+            "198.18.0.1",
+            "240.0.0.1",
             "garbage",
             "",
             "<html>81.2.69.142</html>",
@@ -121,6 +109,9 @@ mod tests {
             "2001:db8::1",
             "ff02::1",
             "81.2.69.142",
+            "::ffff:81.2.69.142",
+            "2002:5102:458e::1",
+            "64:ff9b::5102:458e",
         ] {
             assert_eq!(parse_global(bad, Family::V6), None, "{bad}");
         }

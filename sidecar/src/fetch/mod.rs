@@ -4,7 +4,9 @@
 //! it as `DATA/vod/<id>/` (the item has the job's id). Jobs are recorded in `DATA/jobs/` and
 //! taken up again after a restart from their last completed step.
 
+pub mod space;
 pub mod url;
+pub mod webhook;
 pub mod ytdlp;
 
 use std::collections::{BTreeMap, HashMap};
@@ -224,7 +226,8 @@ struct Inner {
     cancels: Mutex<HashMap<String, CancellationToken>>,
     slots: Arc<Semaphore>,
     ytdlp: PathBuf,
-    http: reqwest::Client,
+    webhooks: webhook::Webhooks,
+    floor: space::Floor,
 }
 
 impl Manager {
@@ -256,10 +259,8 @@ impl Manager {
             cancels: Mutex::new(HashMap::new()),
             slots: Arc::new(Semaphore::new(config.fetch.concurrency.max(1))),
             ytdlp: ytdlp::locate(config.fetch.ytdlp.as_deref()),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .context("cannot build an HTTP client")?,
+            webhooks: webhook::Webhooks::new(&config.fetch)?,
+            floor: space::Floor::new(&config.data_dir, config.fetch.min_free_mb),
         }));
         m.prune();
         Ok(m)
@@ -318,7 +319,11 @@ impl Manager {
         let preset =
             Preset::try_from(new.preset.unwrap_or_default()).map_err(|e| Refused::new(400, e))?;
         if let Some(w) = &new.webhook {
-            url::check(w).map_err(|e| Refused::new(400, format!("webhook: {e}")))?;
+            let webhook = |e: anyhow::Error| Refused::new(400, format!("webhook: {e}"));
+            let wu = url::check(w).map_err(webhook)?;
+            if self.0.webhooks.is_checked(w) {
+                url::check_addresses(&wu).await.map_err(webhook)?;
+            }
         }
         if !config.fetch.allow_private_addresses {
             url::check_addresses(&u)
@@ -329,18 +334,8 @@ impl Manager {
             .title
             .map(|t| t.chars().filter(|c| !c.is_control()).take(200).collect())
             .filter(|t: &String| !t.trim().is_empty());
-        let free = free_bytes(&config.data_dir).unwrap_or(u64::MAX);
-        let needed = config.fetch.min_free_mb.saturating_mul(1024 * 1024);
-        if free < needed {
-            return Err(Refused::new(
-                507,
-                format!(
-                    "only {} MiB free in {}; fetching needs at least {} MiB (fetch.min_free_mb)",
-                    free / (1024 * 1024),
-                    config.data_dir.display(),
-                    config.fetch.min_free_mb
-                ),
-            ));
+        if let Some(why) = self.0.floor.check() {
+            return Err(Refused::new(507, why));
         }
         let url = u.to_string();
         let job = {
@@ -505,7 +500,11 @@ impl Manager {
                     return;
                 }
             };
-            let outcome = m.execute(&id, &token).await;
+            // The floor stops the job's tools, not the job: it then fails, saying why.
+            let tools = token.child_token();
+            let watch = m.0.floor.watch(tools.clone());
+            let outcome = watch.explain(m.execute(&id, &tools).await);
+            drop(watch);
             drop(permit);
             m.finish(&id, outcome).await;
         });
@@ -540,11 +539,10 @@ impl Manager {
             _ => tracing::info!("job {id}: {}", rec.job.state.as_str()),
         }
         if let Some(hook) = &rec.webhook {
-            let sent = self.0.http.post(hook).json(&rec.job).send().await;
-            match sent.map(|r| r.status()) {
+            match self.0.webhooks.send(hook, &rec.job).await {
                 Ok(s) if s.is_success() => {}
                 Ok(s) => tracing::warn!("job {id}: the webhook answered {s}"),
-                Err(e) => tracing::warn!("job {id}: the webhook failed: {e}"),
+                Err(e) => tracing::warn!("job {id}: the webhook failed: {e:#}"),
             }
         }
     }
@@ -670,12 +668,6 @@ impl Manager {
         }
         Ok(file)
     }
-}
-
-/// Bytes free for an unprivileged user on the file system of `path`.
-pub fn free_bytes(path: &Path) -> Result<u64> {
-    let s = nix::sys::statvfs::statvfs(path)?;
-    Ok(s.blocks_available() as u64 * s.fragment_size() as u64)
 }
 
 #[cfg(test)]

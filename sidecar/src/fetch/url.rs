@@ -2,9 +2,11 @@
 //! not something a tool could read as an option, without credentials, and (unless the
 //! configuration allows it) not a name for this machine or its LAN.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{bail, Result};
+
+use crate::address;
 
 /// Longer URLs are refused: nothing real needs more, and it bounds what jobs store.
 pub const MAX_LEN: usize = 2048;
@@ -36,58 +38,47 @@ pub fn check(text: &str) -> Result<url::Url> {
     Ok(url)
 }
 
-/// Addresses that are this machine, its LAN or otherwise not the public internet.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                // carrier-grade NAT, 100.64.0.0/10
-                || (a == 100 && (64..128).contains(&b))
-                // "this network", 0.0.0.0/8
-                || a == 0
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                // unique local fc00::/7, link-local fe80::/10
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80
-        }
+/// Refuses `ip` unless it is on the public internet; `host` is how the URL named it.
+pub fn check_ip(host: &str, ip: IpAddr) -> Result<()> {
+    if !address::is_global(ip) {
+        bail!(
+            "\"{host}\" is a private address ({ip}): this machine and its network are off limits \
+             (fetch.allow_private_addresses)"
+        );
     }
+    Ok(())
+}
+
+/// The address a URL names literally (no resolver is asked for those).
+pub fn literal_ip(url: &url::Url) -> Option<IpAddr> {
+    match url.host()? {
+        url::Host::Ipv4(ip) => Some(ip.into()),
+        url::Host::Ipv6(ip) => Some(ip.into()),
+        url::Host::Domain(_) => None,
+    }
+}
+
+/// Resolves `host`, refused if any address it names is private.
+pub async fn public_addrs(host: &str, port: u16) -> Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|_| anyhow::anyhow!("the host name \"{host}\" does not resolve"))?
+        .collect();
+    for a in &addrs {
+        check_ip(host, a.ip())?;
+    }
+    Ok(addrs)
 }
 
 /// Resolves the URL's host and refuses it if any address it names is private.
 pub async fn check_addresses(url: &url::Url) -> Result<()> {
     let host = url.host_str().unwrap_or_default();
-    let port = url.port_or_known_default().unwrap_or(80);
-    let addrs: Vec<IpAddr> = match url.host() {
-        Some(url::Host::Ipv4(ip)) => vec![IpAddr::V4(ip)],
-        Some(url::Host::Ipv6(ip)) => vec![IpAddr::V6(ip)],
-        _ => tokio::net::lookup_host((host, port))
+    match literal_ip(url) {
+        Some(ip) => check_ip(host, ip),
+        None => public_addrs(host, url.port_or_known_default().unwrap_or(80))
             .await
-            .map_err(|_| anyhow::anyhow!("the host name \"{host}\" does not resolve"))?
-            .map(|a| a.ip())
-            .collect(),
-    };
-    if let Some(ip) = addrs.into_iter().find(|ip| is_private(*ip)) {
-        bail!(
-            "\"{host}\" is a private address ({ip}): fetching from this machine or its network \
-             is off (fetch.allow_private_addresses)"
-        );
+            .map(drop),
     }
-    Ok(())
 }
 
 /// Checks the URLs a probe actually reached (after redirects) the same way.
@@ -128,28 +119,6 @@ mod tests {
         assert!(check("https://example.org/watch?v=1&t=2").is_ok());
     }
 
-    #[test]
-    fn private_addresses() {
-        for p in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.1.1",
-            "172.16.0.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(is_private(p.parse().unwrap()), "{p}");
-        }
-        for p in ["93.184.216.34", "2606:2800:220:1::1", "100.128.0.1"] {
-            assert!(!is_private(p.parse().unwrap()), "{p}");
-        }
-    }
-
     #[tokio::test]
     async fn redirects_to_this_network_are_refused() {
         let reached = ["http://10.0.0.5/a.mp4".to_string()];
@@ -175,5 +144,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("private address"), "{e}");
+        // IPv6 spellings of loopback, and the special-purpose IPv4 blocks.
+        for (url, ip) in [
+            ("http://[::127.0.0.1]/", "::127.0.0.1"),
+            ("http://[64:ff9b::7f00:1]/", "64:ff9b::7f00:1"),
+            ("http://[2002:7f00:1::1]/", "2002:7f00:1::1"),
+            ("http://[::ffff:0:7f00:1]/", "::ffff:0:7f00:1"),
+            ("http://198.18.0.1/", "198.18.0.1"),
+            ("http://192.0.0.1/", "192.0.0.1"),
+            ("http://240.0.0.1/", "240.0.0.1"),
+        ] {
+            let e = check_addresses(&check(url).unwrap())
+                .await
+                .unwrap_err()
+                .to_string();
+            let ip: IpAddr = ip.parse().unwrap();
+            assert!(e.contains(&format!("private address ({ip})")), "{url}: {e}");
+        }
+        assert!(
+            check_addresses(&check("http://[2606:4700::1111]/").unwrap())
+                .await
+                .is_ok()
+        );
     }
 }

@@ -146,7 +146,9 @@ pub fn parse_probe(json: &str) -> Result<Probe> {
 }
 
 pub async fn probe(input: &Path) -> Result<Probe> {
-    let out = Command::new("ffprobe")
+    let mut cmd = Command::new("ffprobe");
+    proc::prepare(&mut cmd, nix::sys::signal::Signal::SIGKILL);
+    let out = cmd
         .args([
             "-v",
             "error",
