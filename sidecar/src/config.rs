@@ -42,7 +42,9 @@ pub struct Fetch {
     pub concurrency: usize,
     /// Allow URLs whose names resolve to this machine, its LAN or link-local addresses.
     pub allow_private_addresses: bool,
-    /// New jobs are refused (507) when the data directory has less free space, in MiB.
+    /// Free space kept in the data directory, in MiB: new jobs are refused (507) below it,
+    /// and a running job that would take the disk below it is stopped, so live output
+    /// always has room.
     pub min_free_mb: u64,
     /// A URL that receives each job's final JSON (POST) when it ends; a job may name its own.
     pub webhook: Option<String>,

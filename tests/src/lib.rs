@@ -27,13 +27,21 @@ pub fn module_path() -> PathBuf {
     target_dir().join("libngx_http_streamedge_module.so")
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, below the kernel's ephemeral range (32768 and up on
+/// Linux), so no outgoing connection of this or another test takes it before the server
+/// binds it; each test process walks its own stretch of ports, never handing one out twice.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 10_000 + (std::process::id() % 40) as u16 * 500;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = base + n % 500;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+        assert!(n < 5_000, "no free port found");
+    }
 }
 
 /// Polls `f` until it returns `Some`, or panics with `what` after `timeout`.
