@@ -21,7 +21,8 @@ ffmpeg -hide_banner -nostdin -loglevel error -re -f lavfi -i "testsrc2=size=640x
   -maxrate 450k -bufsize 900k -g 30 -c:a aac -b:a 48k -f flv "rtmp://127.0.0.1:$rtmp/live/$key" &
 pids+=($!)
 for _ in $(seq 200); do
-  [ "$(grep -c '\.ts' "$data/live/many/index.m3u8" 2>/dev/null)" -ge 4 ] && break; sleep 0.2
+  n=$(grep -c '\.ts' "$data/live/many/index.m3u8" 2>/dev/null) || true
+  [ "${n:-0}" -ge 4 ] && break; sleep 0.2
 done
 [ -f "$data/live/many/index.m3u8" ] || { echo "the stream did not start" >&2; exit 1; }
 streamedge_pids=$(pgrep -P "$(cat "$work/srv/nginx.pid")" | tr '\n' ' ')
