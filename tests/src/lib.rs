@@ -737,6 +737,24 @@ impl Netns {
         ns
     }
 
+    /// Runs `f` on a thread of its own that has entered the namespace: the sockets it
+    /// opens, the threads it starts and the programs it runs are all inside. A panic in `f`
+    /// is the caller's.
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::scope(|scope| {
+            let inside = scope.spawn(|| {
+                let ns = std::fs::File::open(&path).expect("open the namespace");
+                nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .expect("enter the namespace (the tests run as root)");
+                f()
+            });
+            inside
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
     /// `curl` inside the namespace, from source address `from`; the status code.
     pub fn curl(&self, from: Option<&str>, url: &str) -> Result<u16, String> {
         let mut cmd = Command::new("ip");
@@ -1522,35 +1540,28 @@ pub fn processes_mentioning(needle: &str) -> Vec<String> {
     found
 }
 
-/// A stand-in for a public server that only this machine reaches: an address outside every
-/// private range (100.128.0.1, just above carrier-grade NAT) on the loopback interface while
-/// this lives. One test at a time holds it (the tests run as root).
-pub struct PublicStandIn(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+/// A stand-in for a public server: an address outside every private range (100.128.0.1,
+/// just above carrier-grade NAT) on the loopback of a network namespace the test creates.
+/// What runs inside [`PublicStandIn::run`] (the test's servers, `streamedge run`, nginx,
+/// yt-dlp) lives in that namespace, so the address never exists on this machine itself.
+pub struct PublicStandIn(Netns);
 
 impl PublicStandIn {
     pub const IP: &'static str = "100.128.0.1";
 
-    pub fn add() -> PublicStandIn {
-        static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let guard = ONE.lock().unwrap_or_else(|e| e.into_inner());
-        // `replace`: an address a killed run left behind is no error.
-        let added = Command::new("ip")
-            .args(["addr", "replace", &format!("{}/32", Self::IP), "dev", "lo"])
-            .status()
-            .expect("run ip (iproute2)");
-        assert!(
-            added.success(),
-            "add an address to lo (the tests run as root)"
-        );
-        PublicStandIn(guard)
+    pub fn new() -> PublicStandIn {
+        PublicStandIn(Netns::new(&[&format!("{}/32", Self::IP)]))
+    }
+
+    /// Runs `f` inside the namespace (see [`Netns::run`]).
+    pub fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        self.0.run(f)
     }
 }
 
-impl Drop for PublicStandIn {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["addr", "del", &format!("{}/32", Self::IP), "dev", "lo"])
-            .status();
+impl Default for PublicStandIn {
+    fn default() -> Self {
+        PublicStandIn::new()
     }
 }
 

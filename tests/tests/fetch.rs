@@ -569,11 +569,15 @@ fn a_full_disk_fails_the_job_cleanly() {
 
 /// A public URL that redirects into this machine's network is refused once yt-dlp has
 /// followed the redirect, before anything is downloaded. "Public" here is a
-/// `PublicStandIn`: an address outside every private range, on the loopback interface.
+/// `PublicStandIn`: an address outside every private range, in a network namespace of the
+/// test's own, where the whole test runs.
 #[test]
 fn a_redirect_into_the_private_network_is_refused() {
+    PublicStandIn::new().run(a_redirect_into_the_private_network_is_refused_inside);
+}
+
+fn a_redirect_into_the_private_network_is_refused_inside() {
     let media = MediaServer::start();
-    let _public = PublicStandIn::add();
     let public = PublicStandIn::IP;
     // The "public" site answers every request with a redirect to the LAN (here loopback).
     let site = tiny_http::Server::http((public, 0)).unwrap();
@@ -606,12 +610,15 @@ fn a_redirect_into_the_private_network_is_refused() {
 
 /// A job's webhook is a URL the sidecar calls: one on this machine or its network is
 /// refused (400) like a fetch URL, in every spelling, and nothing runs, so it is never
-/// called. The job's own URL is a `PublicStandIn` (on loopback, where nothing listens): it
-/// passes the check, so only the webhook can be the reason.
+/// called. The job's own URL is a `PublicStandIn` (where nothing listens): it passes the
+/// check, so only the webhook can be the reason. The whole test runs in its namespace.
 #[test]
 fn a_webhook_into_the_private_network_is_refused() {
+    PublicStandIn::new().run(a_webhook_into_the_private_network_is_refused_inside);
+}
+
+fn a_webhook_into_the_private_network_is_refused_inside() {
     let hook = HookReceiver::start();
-    let _public = PublicStandIn::add();
     let url = format!("http://{}:{}/a.mp4", PublicStandIn::IP, free_port());
     let s = Server::start(as_installed());
     for webhook in [
