@@ -22,16 +22,23 @@ SIDECAR     := target/release/streamedge
 WEB_OUT     := target/release/web
 WEB_FILES   := web/index.html web/app.js web/style.css
 
-.PHONY: help deps build web run test test-unit test-e2e lint fmt bench clean install uninstall
+.PHONY: help deps deps-test deps-bench build web run test test-unit test-e2e lint fmt bench clean install uninstall
 
 help:
 	@echo "make run    install what is missing, build, start a server in .run/ and print how to publish"
 	@echo "make test   install what is missing, build, run every test"
-	@echo "make deps | build | lint | bench | install | uninstall | clean"
+	@echo "make deps | deps-test | deps-bench | build | lint | bench | install | uninstall | clean"
 
-# Installs only what is missing (a quick check when nothing is), so every target can call it.
+# Installs only what is missing (a quick check when nothing is), so every target can call it:
+# what running needs, then what the tests or the benchmarks add.
 deps:
-	@scripts/deps.sh
+	@scripts/deps.sh run
+
+deps-test:
+	@scripts/deps.sh test
+
+deps-bench:
+	@scripts/deps.sh bench
 
 $(NGINX_STAMP):
 	rm -rf $(NGINX_TREE)
@@ -53,7 +60,7 @@ web: $(WEB_FILES) web/node_modules/hls.js/dist/hls.min.js
 run: build
 	@scripts/run.sh "$(RUN_DIR)"
 
-test: build
+test: deps-test build
 	$(CARGO_ENV) $(CARGO) test --release --workspace --jobs $(CARGO_JOBS) -- --test-threads 2
 
 lint: build
@@ -71,7 +78,7 @@ install: build
 uninstall:
 	@scripts/install.sh uninstall
 
-bench: build
+bench: deps-bench build
 	@for b in bench/*.sh; do echo "== $$b"; bash "$$b" || exit 1; done
 
 clean:

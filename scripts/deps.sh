@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Installs what streamedge needs on Debian bookworm, and only what is missing.
-# Called by `make deps`, and so by `make build`, `make run` and `make test`.
+# Installs what streamedge needs on Debian bookworm, and only what is missing:
+#   scripts/deps.sh run     what building and running a server needs (`make deps`, and so
+#                           `make build` and `make run`)
+#   scripts/deps.sh test    that, plus what the tests run (`make test`)
+#   scripts/deps.sh bench   that, plus the benchmarks' tools and peers (`make bench`)
 set -euo pipefail
 
+what=${1:-run}
 packages=(
   # nginx, its source tree for building the module, and the RTMP module
   nginx nginx-dev libnginx-mod-rtmp
@@ -10,15 +14,19 @@ packages=(
   clang libclang-dev libpcre3-dev libssl-dev zlib1g-dev pkg-config make
   # media
   ffmpeg
-  # certificates: a real ACME server for the tests, openssl for inspecting certificates
-  pebble openssl ca-certificates curl
+  # openssl for inspecting certificates, curl for checks
+  openssl ca-certificates curl
   # the yt-dlp virtual environment
   python3 python3-venv
-  # benchmarks, and the peers they compare against
-  wrk hyperfine time certbot lego
-  # the web player's browser test; ip for the fetch test's stand-in public address
-  chromium iproute2
 )
+case "$what" in
+  run) ;;
+  # a real ACME server; the web player's browser test; ip for the tests' own namespaces
+  test) packages+=(pebble chromium iproute2) ;;
+  # benchmarks, and the peers they compare against
+  bench) packages+=(wrk hyperfine time certbot lego) ;;
+  *) echo "usage: scripts/deps.sh run|test|bench" >&2; exit 2 ;;
+esac
 
 missing=()
 for p in "${packages[@]}"; do
@@ -38,6 +46,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   "${sudo[@]}" apt-get update -qq
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Debian's nginx package enables and starts nginx.service, with its default site on port
+  # 80. streamedge runs nginx itself, so when nginx was installed just now, that service is
+  # put back to how it was before: not running, not enabled.
+  if [[ " ${missing[*]} " == *" nginx "* ]] && [ -d /run/systemd/system ]; then
+    "${sudo[@]}" systemctl disable --now nginx.service >/dev/null 2>&1 || true
+    echo "streamedge: Debian's nginx package enabled nginx.service (its default site on port 80);"
+    echo "streamedge: streamedge runs its own nginx, so that service was stopped and disabled again"
+    echo "streamedge: (\`systemctl enable --now nginx\` brings it back if you want it)."
+  fi
 fi
 
 # yt-dlp: the PyPI release (Debian's is years behind the sites it reads), in the project's
@@ -56,9 +73,18 @@ if ! command -v npm >/dev/null 2>&1; then
   echo "streamedge: installing nodejs and npm"
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends nodejs npm
 fi
-if [ ! -f "$root/web/node_modules/.package-lock.json" ] || [ "$root/web/package-lock.json" -nt "$root/web/node_modules/.package-lock.json" ]; then
+# hls.js for the player; the browser test's driver (a devDependency) only for `make test`.
+npm_stale() {
+  [ ! -f "$root/web/node_modules/.package-lock.json" ] || [ "$root/web/package-lock.json" -nt "$root/web/node_modules/.package-lock.json" ]
+}
+if [ "$what" = test ]; then
+  if npm_stale || [ ! -d "$root/web/node_modules/playwright-core" ]; then
+    echo "streamedge: installing the web player's npm packages and its test driver"
+    (cd "$root/web" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+elif npm_stale; then
   echo "streamedge: installing the web player's npm packages"
-  (cd "$root/web" && npm ci --no-audit --no-fund --loglevel=error)
+  (cd "$root/web" && npm ci --omit=dev --no-audit --no-fund --loglevel=error)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -163,7 +163,7 @@ pub async fn wait(client: &Client, config: &Config, id: &str, speak: bool) -> Re
         State::Done => println!(
             "done: \"{}\" is in the library: {}/vod/{}/master.m3u8",
             job.title.as_deref().unwrap_or(id),
-            config.https_url(),
+            config.watch_url(),
             job.item.as_deref().unwrap_or(id)
         ),
         State::Failed => println!(

@@ -611,7 +611,19 @@ impl Config {
         )
     }
 
-    /// Where a viewer reaches the web server.
+    /// Where viewers open the player and its links, in the one form every printed link
+    /// uses: HTTPS once a domain has a certificate from a CA; before that plain HTTP, which
+    /// opens as printed (in a browser, VLC and GStreamer alike) where the self-signed
+    /// placeholder would be refused or warned about.
+    pub fn watch_url(&self) -> String {
+        if self.acme.enabled() {
+            self.https_url()
+        } else {
+            self.http_url()
+        }
+    }
+
+    /// Where a viewer reaches the web server over HTTPS.
     pub fn https_url(&self) -> String {
         let host = host_for_url(&self.public_host);
         match self.ports.public_https.unwrap_or(self.ports.https) {

@@ -132,6 +132,19 @@ pub fn revoke(config: &Config, name: &str) -> Result<()> {
     save(config, &keys.file)
 }
 
+/// `keys remove NAME`: the name is forgotten, key and all: it can no longer publish (a live
+/// stream ends at its next update callback) and is no longer listed.
+pub fn remove(config: &Config, name: &str) -> Result<()> {
+    check(name)?;
+    let mut keys = lock(config)?;
+    let before = keys.file.keys.len();
+    keys.file.keys.retain(|k| k.name != name);
+    if keys.file.keys.len() == before {
+        bail!("unknown stream name \"{name}\"");
+    }
+    save(config, &keys.file)
+}
+
 /// `keys private NAME` / `keys public NAME`. A live stream follows within one update
 /// callback (10 seconds); new viewers at once.
 pub fn set_private(config: &Config, name: &str, private: bool) -> Result<()> {
@@ -172,6 +185,6 @@ pub fn describe(config: &Config, k: &NewKey) -> String {
         name = k.name,
         server = k.server_url,
         key = k.stream_key,
-        https = config.https_url(),
+        https = config.watch_url(),
     )
 }

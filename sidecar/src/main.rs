@@ -169,6 +169,9 @@ enum LibraryCommand {
         /// Keep only the sound (AAC HLS and an MP3 for download).
         #[arg(long)]
         audio: bool,
+        /// The item plays only through signed links (`streamedge sign /vod/ID`) from the start.
+        #[arg(long)]
+        private: bool,
         #[arg(long)]
         json: bool,
     },
@@ -211,6 +214,8 @@ enum KeysCommand {
     },
     /// Stop a name from publishing.
     Revoke { name: String },
+    /// Forget a name and its key: it can no longer publish and is no longer listed.
+    Remove { name: String },
     /// Give a name a new secret; the old one stops working.
     Rotate {
         name: String,
@@ -272,6 +277,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     keys::revoke(&c, &name)?;
                     println!("revoked the key of \"{name}\": it can no longer publish");
                 }
+                KeysCommand::Remove { name } => {
+                    keys::remove(&c, &name)?;
+                    println!("removed \"{name}\" and its key");
+                }
                 KeysCommand::List { json } => {
                     let list = keys::list(&c)?;
                     if json {
@@ -322,9 +331,10 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                     file,
                     title,
                     audio,
+                    private,
                     json,
                 } => {
-                    let m = library::import(&c, &file, title.as_deref(), audio).await?;
+                    let m = library::import(&c, &file, title.as_deref(), audio, private).await?;
                     if json {
                         print_json(&m)?;
                     } else {
@@ -335,7 +345,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode> {
                             m.kind,
                             m.renditions.join(" "),
                             m.duration,
-                            c.http_url(),
+                            c.watch_url(),
                             m.id
                         );
                     }

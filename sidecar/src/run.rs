@@ -87,7 +87,7 @@ fn announce_when_ready(config: Config) -> tokio::task::JoinHandle<()> {
                 tracing::info!(
                     "ready: web player {}/ (from this machine also {}/); OBS server {} with a stream key; \
                      fetching from the web page needs the API token in {}",
-                    config.https_url(),
+                    config.watch_url(),
                     config.local_http(),
                     config.rtmp_url(),
                     config.api_token_file().display()

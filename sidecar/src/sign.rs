@@ -100,8 +100,8 @@ pub fn sign(config: &Config, path: &str, ttl: Duration, ip: Option<IpAddr>) -> R
         .map(|name| format!("{}/{name}?{}={t}", config.rtmp_url(), token::ARG));
     Ok(Signed {
         rtmp,
-        url: format!("{}{path}", config.https_url()),
-        player: format!("{}/#play={}", config.https_url(), path.replace('%', "%25")),
+        url: format!("{}{path}", config.watch_url()),
+        player: format!("{}/#play={}", config.watch_url(), path.replace('%', "%25")),
         path,
         expires: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs))
             .to_string(),

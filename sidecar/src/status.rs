@@ -84,7 +84,7 @@ pub async fn gather(config: &Config) -> Result<Status> {
             active,
             revoked: keys.keys.len() - active,
         },
-        web: format!("{}/", config.https_url()),
+        web: format!("{}/", config.watch_url()),
         api_token_file: config.api_token_file(),
         warnings: crate::certs::expiry_warning(config).into_iter().collect(),
     })

@@ -196,10 +196,15 @@ fn audio_small_video_and_broken_files() {
     );
 
     // A video smaller than the ladder: one rendition at its own height, never upscaled.
+    // Imported private: it is never public, not even for a moment.
     let small = clip(s.dir.path(), "small.mp4", "320x180", true, true);
-    let (ok, meta, err) = import(&s, &small, &[]);
+    let (ok, meta, err) = import(&s, &small, &["--private"]);
     assert!(ok, "{err}");
     assert_eq!(meta["renditions"], serde_json::json!(["180p"]));
+    assert_eq!(meta["private"], true);
+    let small_id = meta["id"].as_str().unwrap();
+    let r = http_get(&s.url(&format!("/vod/{small_id}/master.m3u8"))).unwrap();
+    assert_eq!(r.status, 404);
 
     // A corrupt file fails with a reason and leaves nothing behind.
     let broken = s.path("broken.mp4");

@@ -87,6 +87,16 @@ fn keys_are_stored_as_hashes_in_a_private_file() {
         human.contains("alice") && human.contains("revoked"),
         "{human}"
     );
+    // A revoked name need not stay listed forever.
+    let out = s.cli(&["keys", "remove", "alice"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list = s.cli(&["keys", "list", "--json"]);
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "[]");
+    assert!(!s.read("data/keys.toml").contains("alice"));
 }
 
 #[test]
@@ -100,6 +110,7 @@ fn bad_input_is_one_clear_line_and_a_failing_exit_code() {
         (&["keys", "revoke", "nobody"], "streamedge: unknown stream name \"nobody\""),
         (&["keys", "rotate", "nobody"], "streamedge: unknown stream name \"nobody\""),
         (&["keys", "private", "nobody"], "streamedge: unknown stream name \"nobody\""),
+        (&["keys", "remove", "nobody"], "streamedge: unknown stream name \"nobody\""),
         (&["sign", "/etc/passwd"], "streamedge: cannot sign \"/etc/passwd\": expected /live/NAME or /vod/ID"),
         (&["sign", "/live/../keys"], "streamedge: cannot sign \"/live/../keys\": stream name may contain only"),
         (&["library", "public", "../x"], "streamedge: invalid library item id \"../x\""),

@@ -612,6 +612,7 @@ impl Manager {
             audio_only: job.kind == Kind::Audio,
             max_height: job.preset.max_height,
             segments: job.preset.segments,
+            ..Default::default()
         };
         let me = self.clone();
         let key = id.to_string();

@@ -40,6 +40,7 @@ pub async fn import(
     file: &Path,
     title: Option<&str>,
     audio: bool,
+    private: bool,
 ) -> Result<transcode::Meta> {
     let id = transcode::new_id()?;
     let work = transcode::work_dir(&config.data_dir, &id);
@@ -57,6 +58,7 @@ pub async fn import(
     };
     let opts = transcode::Options {
         audio_only: audio,
+        private,
         ..Default::default()
     };
     let cancel = tokio_util::sync::CancellationToken::new();

@@ -34,6 +34,8 @@ pub enum Segments {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Options {
     pub audio_only: bool,
+    /// The item plays only through signed links from the moment it is published.
+    pub private: bool,
     /// No rendition above this height.
     pub max_height: Option<u32>,
     pub segments: Segments,
@@ -488,7 +490,7 @@ pub async fn build_item(
             poster,
             download,
             created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-            private: false,
+            private: opts.private,
         };
         let text = serde_json::to_string_pretty(&meta)? + "\n";
         crate::fsutil::write_atomic(&work.join("meta.json"), text.as_bytes(), 0o644, None)?;
