@@ -1,0 +1,102 @@
+//! `streamedge library`: the items of the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::{emit, Ctx};
+use crate::library;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum Library {
+    /// Add a local video or audio file: transcoded into adaptive HLS with a poster.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        title: Option<String>,
+        /// Keep only the sound (AAC HLS and an MP3 for download).
+        #[arg(long)]
+        audio: bool,
+        /// The item plays only through signed links (`streamedge sign /vod/ID`) from the start.
+        #[arg(long)]
+        private: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the items.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an item.
+    Remove {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let an item play only through signed links.
+    Private { id: String },
+    /// Let anyone play an item.
+    Public { id: String },
+}
+
+impl Library {
+    pub async fn run(self, ctx: &Ctx) -> Result<ExitCode> {
+        let c = ctx.load()?;
+        match self {
+            Library::Import {
+                file,
+                title,
+                audio,
+                private,
+                json,
+            } => {
+                let m = library::import(&c, &file, title.as_deref(), audio, private).await?;
+                emit(json, &m, |m| {
+                    format!(
+                        "added \"{}\" as {} ({} {}, {:.0}s): {}/vod/{}/master.m3u8\n",
+                        m.title,
+                        m.id,
+                        m.kind,
+                        m.renditions.join(" "),
+                        m.duration,
+                        c.watch_url(),
+                        m.id
+                    )
+                })?
+            }
+            Library::List { json } => emit(json, &library::list(&c)?, |items| {
+                if items.is_empty() {
+                    return "the library is empty: `streamedge library import FILE` adds to it\n"
+                        .into();
+                }
+                items
+                    .iter()
+                    .map(|i| {
+                        let access = if i.private { "private" } else { "public" };
+                        format!(
+                            "{:<20} {:<6} {:>7.0}s {:<8} {}\n",
+                            i.id, i.kind, i.duration, access, i.title
+                        )
+                    })
+                    .collect()
+            })?,
+            Library::Remove { id, json } => {
+                library::remove(&c, &id)?;
+                emit(json, &serde_json::json!({ "removed": id }), |_| {
+                    format!("removed library item \"{id}\"\n")
+                })?
+            }
+            Library::Private { id } => {
+                library::set_private(&c, &id, true)?;
+                println!("library item \"{id}\" plays only through signed links now (`streamedge sign /vod/{id}`)");
+            }
+            Library::Public { id } => {
+                library::set_private(&c, &id, false)?;
+                println!("anyone may play library item \"{id}\" now");
+            }
+        }
+        super::done()
+    }
+}
