@@ -242,6 +242,18 @@ fn token_of(s: &Server, args: &[&str]) -> String {
     v["path"].as_str().unwrap().to_string()
 }
 
+/// A new private name's publishing URL (`keys add NAME --private`).
+fn private_key(s: &Server, name: &str) -> String {
+    let out = s.cli(&["keys", "add", name, "--private", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    format!(
+        "{}/{}",
+        v["server_url"].as_str().unwrap(),
+        v["stream_key"].as_str().unwrap()
+    )
+}
+
 /// The token of a signed path `/s/TOKEN/...`.
 fn token_in(path: &str) -> &str {
     path.strip_prefix("/s/").unwrap().split('/').next().unwrap()
@@ -257,16 +269,7 @@ fn unknown_answer(s: &Server) -> (u16, String) {
 #[test]
 fn a_private_live_stream_plays_only_from_a_signed_link() {
     let s = Server::start(Options::default());
-    let key = {
-        let out = s.cli(&["keys", "add", "carol", "--private", "--json"]);
-        assert!(out.status.success());
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        format!(
-            "{}/{}",
-            v["server_url"].as_str().unwrap(),
-            v["stream_key"].as_str().unwrap()
-        )
-    };
+    let key = private_key(&s, "carol");
     let _p = Publisher::start(&key, 40);
     wait_playlist(&s, "carol");
     // Not listed, not playable without a token, and answered like a name that does not
@@ -391,16 +394,7 @@ fn rtmp_players_need_a_token_for_private_streams() {
     });
     s.run();
     let public = s.key("add", "pubcam");
-    let private = {
-        let out = s.cli(&["keys", "add", "privcam", "--private", "--json"]);
-        assert!(out.status.success());
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        format!(
-            "{}/{}",
-            v["server_url"].as_str().unwrap(),
-            v["stream_key"].as_str().unwrap()
-        )
-    };
+    let private = private_key(&s, "privcam");
     let _p1 = Publisher::start(&public.url(), 40);
     let _p2 = Publisher::start(&private, 40);
     wait_playlist(&s, "pubcam");
