@@ -70,9 +70,7 @@ pub struct CertStatus {
     pub next_attempt: Option<String>,
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
+use crate::clock::rfc3339;
 
 /// Whether the certificate in service is a real one for all the configured names.
 fn real(s: &Settings, cert: Option<&CertInfo>) -> Option<CertInfo> {

@@ -62,15 +62,9 @@ fn save(config: &Config, file: &KeyFile) -> Result<()> {
     write_atomic(&config.keys_file(), file.to_toml().as_bytes(), 0o600, owner)
 }
 
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
-
 /// A new secret: 24 random bytes, URL-safe base64 (stream keys, the API token).
 pub fn new_secret() -> Result<String> {
-    let mut random = [0u8; SECRET_BYTES];
-    getrandom::getrandom(&mut random).context("cannot get random bytes from the system")?;
-    Ok(encode_secret(&random))
+    Ok(encode_secret(&crate::clock::random_bytes::<SECRET_BYTES>()?))
 }
 
 fn check(name: &str) -> Result<()> {
@@ -98,7 +92,7 @@ pub fn add(config: &Config, name: &str, private: bool) -> Result<NewKey> {
     keys.file.keys.push(KeyEntry {
         name: name.to_string(),
         hash: KeyHash::of(secret.as_bytes()),
-        created: now_rfc3339(),
+        created: crate::clock::now_rfc3339(),
         state: KeyState::Active,
         private,
     });
@@ -115,7 +109,7 @@ pub fn rotate(config: &Config, name: &str) -> Result<NewKey> {
         bail!("unknown stream name \"{name}\"");
     };
     entry.hash = KeyHash::of(secret.as_bytes());
-    entry.created = now_rfc3339();
+    entry.created = crate::clock::now_rfc3339();
     entry.state = KeyState::Active;
     save(config, &keys.file)?;
     Ok(issue(config, name, &secret))

@@ -5,6 +5,7 @@ mod api;
 mod certs;
 mod cli;
 mod client;
+mod clock;
 mod config;
 mod config_file;
 mod ddns;

@@ -35,9 +35,7 @@ fn secrets(config: &Config) -> Result<Vec<Vec<u8>>> {
 }
 
 fn new_secret() -> Result<[u8; SECRET_LEN]> {
-    let mut s = [0u8; SECRET_LEN];
-    getrandom::getrandom(&mut s).context("cannot get random bytes from the system")?;
-    Ok(s)
+    crate::clock::random_bytes()
 }
 
 /// Creates the secrets file if it is missing (by `init` and `run`).
@@ -103,8 +101,7 @@ pub fn sign(config: &Config, path: &str, ttl: Duration, ip: Option<IpAddr>) -> R
         url: format!("{}{path}", config.watch_url()),
         player: format!("{}/#play={}", config.watch_url(), path.replace('%', "%25")),
         path,
-        expires: humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs))
-            .to_string(),
+        expires: crate::clock::rfc3339_secs(secs),
     })
 }
 

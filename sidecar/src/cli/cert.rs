@@ -54,12 +54,12 @@ impl Cert {
                     "new certificate for {} (serial {}), valid until {}",
                     info.names.join(", "),
                     info.serial,
-                    humantime::format_rfc3339_seconds(info.not_after)
+                    crate::clock::rfc3339(info.not_after)
                 ),
                 certs::Outcome::NotDue { not_after, renew_at } => println!(
                     "the certificate is valid until {}; renewal is due from {} (--force renews now)",
-                    humantime::format_rfc3339_seconds(not_after),
-                    humantime::format_rfc3339_seconds(renew_at)
+                    crate::clock::rfc3339(not_after),
+                    crate::clock::rfc3339(renew_at)
                 ),
             },
         }

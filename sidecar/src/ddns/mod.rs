@@ -80,9 +80,7 @@ fn secs(t: SystemTime) -> u64 {
         .as_secs()
 }
 
-fn rfc3339(s: u64) -> String {
-    humantime::format_rfc3339_seconds(SystemTime::UNIX_EPOCH + Duration::from_secs(s)).to_string()
-}
+use crate::clock::rfc3339_secs as rfc3339;
 
 impl State {
     fn family(&mut self, f: Family) -> &mut FamilyState {

@@ -213,7 +213,7 @@ impl Refused {
 }
 
 fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+    crate::clock::now_rfc3339()
 }
 
 /// The running jobs and their records.

@@ -489,7 +489,7 @@ pub async fn build_item(
             renditions,
             poster,
             download,
-            created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            created: crate::clock::now_rfc3339(),
             private: opts.private,
         };
         let text = serde_json::to_string_pretty(&meta)? + "\n";
@@ -512,8 +512,7 @@ pub fn publish(work: &Path, dest: &Path) -> Result<()> {
 /// A new item id: time-ordered and unguessable enough for URLs (signed links protect private
 /// items; ids only have to be unique).
 pub fn new_id() -> Result<String> {
-    let mut r = [0u8; 4];
-    getrandom::getrandom(&mut r).context("cannot get random bytes")?;
+    let r = crate::clock::random_bytes::<4>()?;
     let t = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
