@@ -89,14 +89,12 @@ fn spawn(config: &Config) -> Result<Child> {
 /// Stops nginx: a fast shutdown (SIGTERM), then SIGKILL to the whole group after a grace
 /// period, so no worker outlives it.
 async fn stop(child: &mut Child, pid: Pid, grace: Duration) {
-    let _ = kill(pid, Signal::SIGTERM);
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        tracing::warn!("nginx did not stop within {}s, killing it", grace.as_secs());
-        let _ = killpg(pid, Signal::SIGKILL);
-        let _ = child.wait().await;
+    if !crate::proc::stop_group(child, pid, Signal::SIGTERM, grace).await {
+        tracing::warn!(
+            "nginx did not stop within {}s and was killed",
+            grace.as_secs()
+        );
     }
-    // Workers in the group that survived their master.
-    let _ = killpg(pid, Signal::SIGKILL);
 }
 
 /// Starts nginx and keeps it running until told to stop: restarts it when it dies (waiting

@@ -68,13 +68,7 @@ pub async fn run(
         }
     };
     let Some(status) = status else {
-        let _ = killpg(pgid, Signal::SIGINT);
-        if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
-            let _ = killpg(pgid, Signal::SIGKILL);
-            let _ = child.wait().await;
-        }
-        // Helpers the tool started may outlive it by a moment: none may go on writing.
-        let _ = killpg(pgid, Signal::SIGKILL);
+        stop_group(&mut child, pgid, Signal::SIGINT, GRACE).await;
         return Ok(Exit::Cancelled);
     };
     // A helper left behind in the group (yt-dlp's ffmpeg) goes with its parent.
@@ -92,6 +86,30 @@ pub async fn run(
     } else {
         Exit::Failed(stderr)
     })
+}
+
+/// Stops a program that leads its own process group: `polite` to the group (or to the
+/// leader alone for SIGTERM, which nginx's master passes on to its workers), SIGKILL to the
+/// group if it is not gone within `grace`, and SIGKILL to the group in any case, so no
+/// helper or worker outlives it. Returns whether the polite signal was enough.
+pub async fn stop_group(
+    child: &mut tokio::process::Child,
+    pgid: Pid,
+    polite: Signal,
+    grace: Duration,
+) -> bool {
+    let _ = match polite {
+        Signal::SIGTERM => nix::sys::signal::kill(pgid, polite),
+        _ => killpg(pgid, polite),
+    };
+    let in_time = tokio::time::timeout(grace, child.wait()).await.is_ok();
+    if !in_time {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+    // Helpers the program started may outlive it by a moment: none may go on writing.
+    let _ = killpg(pgid, Signal::SIGKILL);
+    in_time
 }
 
 /// Sets up every program the sidecar starts: default signal dispositions and no blocked
