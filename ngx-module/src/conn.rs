@@ -31,6 +31,7 @@ use streamedge_policy::client::ClientKey;
 use streamedge_policy::conns::{Owner, OwnerSlot, PerClient};
 use streamedge_policy::table::{self, Claim};
 
+use crate::ffi;
 use crate::shm::{self, ZoneSpec};
 
 thread_local! {
@@ -64,12 +65,13 @@ pub fn configure(setup: Setup) {
 /// Wraps the accept handler of every listening socket of `cycle`, in a new worker
 /// (`init_process`), unless this cycle uses neither a limit nor the owners zone.
 pub fn install(cycle: *mut ngx_cycle_t) -> ngx_int_t {
-    // SAFETY: a worker runs `init_process` single-threaded, before its event loop.
+    // SAFETY: a worker runs `init_process` single-threaded, before its event loop; `OWNERS`
+    // was last written by the master before this worker was started.
     let wanted = LIMIT.load(Ordering::Relaxed) > 0 || unsafe { !OWNERS.is_null() };
     if !wanted {
         return Status::NGX_OK.into();
     }
-    // SAFETY: as above.
+    // SAFETY: single-threaded worker start, before any accept handler can read the static.
     unsafe { OTHER_ACCEPT = None };
     // SAFETY: `cycle` is the cycle being initialized; its `listening` array holds
     // `ngx_listening_t` elements.
@@ -84,7 +86,8 @@ pub fn install(cycle: *mut ngx_cycle_t) -> ngx_int_t {
             }
             Some(h) if same(h, accept_http) || same(h, accept_other) => {}
             Some(h) => {
-                // SAFETY: as above, single-threaded worker start.
+                // SAFETY: single-threaded worker start, before any accept handler runs; this
+                // is the only reference to the static while it lives.
                 let other = unsafe { &mut *ptr::addr_of_mut!(OTHER_ACCEPT) };
                 match other {
                     None => *other = Some(h),
@@ -115,10 +118,12 @@ unsafe extern "C" fn accept_http(c: *mut ngx_connection_t) {
 }
 
 unsafe extern "C" fn accept_other(c: *mut ngx_connection_t) {
-    // SAFETY: as above.
+    // SAFETY: nginx passes a freshly accepted connection with its pool.
     if unsafe { admit(c, true) } {
-        // SAFETY: `install` wraps a socket with this handler only once OTHER_ACCEPT is set.
+        // SAFETY: written only at worker start, before the event loop calls this handler.
         if let Some(h) = unsafe { OTHER_ACCEPT } {
+            // SAFETY: the accept handler nginx set for this socket, which `install` replaced
+            // with this one, given the connection it expects.
             unsafe { h(c) };
         }
     }
@@ -136,7 +141,7 @@ struct Held {
 /// # Safety
 /// `c` is a connection nginx just accepted, with its pool, before any protocol handler.
 unsafe fn admit(c: *mut ngx_connection_t, rtmp: bool) -> bool {
-    // SAFETY: per the contract.
+    // SAFETY: `c` is a connection nginx just accepted (the contract), used only here.
     let conn = unsafe { &mut *c };
     let client = peer(conn).map(ClientKey::of);
     let limit = LIMIT.load(Ordering::Relaxed);
@@ -152,17 +157,16 @@ unsafe fn admit(c: *mut ngx_connection_t, rtmp: bool) -> bool {
             return false;
         }
     }
-    // SAFETY: the owners spec, when set, was registered with `add_zone::<OwnerSlot>`.
-    let owners = unsafe { OWNERS.as_ref() }.and_then(|s| unsafe { shm::shared::<OwnerSlot>(s) });
+    let owners = owners();
     let rtmp = match (rtmp, owners) {
         (true, Some(zone)) => {
             let number: u64 = conn.number;
             let hash = table::hash(zone.seed(), &number.to_le_bytes());
             let how = zone.write(|slots| {
                 let (i, how) =
-                    table::claim(slots, hash, &number, crate::now_ms(), |o| !alive(o.pid))?;
-                // SAFETY: reading this process's id.
+                    table::claim(slots, hash, &number, ffi::now_ms(), |o| !alive(o.pid))?;
                 slots[i].value = Owner {
+                    // SAFETY: this process's id, set before any worker code runs.
                     pid: unsafe { ngx_pid },
                 };
                 Some(how)
@@ -171,7 +175,7 @@ unsafe fn admit(c: *mut ngx_connection_t, rtmp: bool) -> bool {
                 ngx_log_error!(
                     NGX_LOG_NOTICE,
                     conn.log,
-                    "streamedge: the RTMP connection table is full, the oldest entries are dropped (logged once)"
+                    "zone \"streamedge_rtmp\" is full, dropping the oldest entries (logged once)"
                 );
             }
             Some(number)
@@ -186,6 +190,7 @@ unsafe fn admit(c: *mut ngx_connection_t, rtmp: bool) -> bool {
     // SAFETY: a non-null cleanup has `size` bytes of data for us.
     match unsafe { cln.as_mut() } {
         Some(cln) => {
+            // SAFETY: `data` has room for a `Held`, allocated just now and not initialized.
             unsafe { ptr::write(cln.data.cast::<Held>(), Held { client, rtmp }) };
             cln.handler = Some(release);
             true
@@ -195,7 +200,7 @@ unsafe fn admit(c: *mut ngx_connection_t, rtmp: bool) -> bool {
             if let (Some(key), true) = (client, limit > 0) {
                 PER_CLIENT.with_borrow_mut(|p| p.close(key));
             }
-            // SAFETY: as above.
+            // SAFETY: the connection was accepted and nothing else references it yet.
             unsafe { close_accepted(c) };
             false
         }
@@ -209,9 +214,7 @@ unsafe extern "C" fn release(data: *mut c_void) {
         PER_CLIENT.with_borrow_mut(|p| p.close(key));
     }
     if let Some(number) = held.rtmp {
-        // SAFETY: as in `admit`.
-        let zone = unsafe { OWNERS.as_ref() }.and_then(|s| unsafe { shm::shared::<OwnerSlot>(s) });
-        if let Some(zone) = zone {
+        if let Some(zone) = owners() {
             let hash = table::hash(zone.seed(), &number.to_le_bytes());
             zone.write(|slots| {
                 if let Some(i) = table::find(slots, hash, &number) {
@@ -222,11 +225,18 @@ unsafe extern "C" fn release(data: *mut c_void) {
     }
 }
 
+/// The zone of RTMP connection owners, when this cycle uses it.
+fn owners() -> Option<&'static shm::Shared<OwnerSlot>> {
+    // SAFETY: `OWNERS` is written only by the master before it starts this worker.
+    let spec = unsafe { OWNERS.as_ref() }?;
+    // SAFETY: the owners spec, when set, was registered with `add_zone::<OwnerSlot>`.
+    unsafe { shm::shared::<OwnerSlot>(spec) }
+}
+
 /// Whether RTMP connection `clientid` is open in a running worker; `None` if the zone
 /// does not know it.
 pub fn rtmp_open(clientid: u64) -> Option<bool> {
-    // SAFETY: as in `admit`.
-    let zone = unsafe { OWNERS.as_ref() }.and_then(|s| unsafe { shm::shared::<OwnerSlot>(s) })?;
+    let zone = owners()?;
     let hash = table::hash(zone.seed(), &clientid.to_le_bytes());
     let pid = zone.read(|slots| table::find(slots, hash, &clientid).map(|i| slots[i].value.pid))?;
     Some(alive(pid))

@@ -40,6 +40,8 @@ use streamedge_formats::token::{Secrets, Token};
 use streamedge_policy::hls::{self, Kind, Mode, PathError};
 use streamedge_policy::library::{AccessCache, Item};
 
+use crate::ffi;
+
 // ---------------------------------------------------------------------------------------
 // Types
 
@@ -101,19 +103,19 @@ enum Answer {
 // Directives, module context, module definition
 
 static mut NGX_HTTP_STREAMEDGE_HLS_COMMANDS: [ngx_command_t; 4] = [
-    crate::command(
+    ffi::command(
         ngx_string!("streamedge_hls"),
         NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
         ngx_http_streamedge_hls,
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
-    crate::command(
+    ffi::command(
         ngx_string!("streamedge_hls_cors"),
         NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
         ngx_http_streamedge_hls_cors,
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
-    crate::command(
+    ffi::command(
         ngx_string!("streamedge_hls_secrets"),
         NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
         ngx_http_streamedge_hls_secrets,
@@ -150,11 +152,11 @@ impl HttpModule for HlsModule {
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        crate::add_variable(cf, ngx_string!("streamedge_hls_tree"), tree_variable)
+        ffi::add_variable(cf, ngx_string!("streamedge_hls_tree"), tree_variable)
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        crate::push_phase_handler(
+        ffi::push_phase_handler(
             cf,
             ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
             hls_access_handler,
@@ -162,12 +164,12 @@ impl HttpModule for HlsModule {
     }
 }
 
-// SAFETY: these are the types `create_main_conf` and `create_loc_conf` allocate.
+// SAFETY: `HlsMainConf` is the type `create_main_conf` allocates for this module.
 unsafe impl HttpModuleMainConf for HlsModule {
     type MainConf = HlsMainConf;
 }
 
-// SAFETY: as above.
+// SAFETY: `HlsLocConf` is the type `create_loc_conf` allocates for this module.
 unsafe impl HttpModuleLocationConf for HlsModule {
     type LocationConf = HlsLocConf;
 }
@@ -298,14 +300,14 @@ fn check_token(r: &Request, scope: &str, token: Option<&str>) -> Result<(), u16>
     let verdict = match token.and_then(Token::parse) {
         None => Err("no valid token"),
         Some(t) => t
-            .verify(secrets(r), scope, now, crate::client_ip(r))
+            .verify(secrets(r), scope, now, ffi::client_ip(r))
             .map_err(|e| match e {
                 streamedge_formats::token::Refusal::Expired => "expired token",
                 _ => "token does not match",
             }),
     };
     verdict.map_err(|why| {
-        ngx_log_error!(NGX_LOG_INFO, r.log(), "streamedge: refusing {scope}: {why}");
+        ngx_log_error!(NGX_LOG_INFO, r.log(), "refusing \"{scope}\": {why}");
         404
     })
 }
@@ -333,7 +335,7 @@ extern "C" fn tree_variable(
         }
     });
     // Anything else: every component is checked, from the filesystem's root.
-    crate::set_variable(v, Some(tree.unwrap_or(b"")))
+    ffi::set_variable(v, Some(tree.unwrap_or(b"")))
 }
 
 fn set_content_type(raw: *mut ngx_http_request_t, content_type: &'static str) {
@@ -364,18 +366,18 @@ extern "C" fn hls_answer_handler(raw: *mut ngx_http_request_t) -> ngx_int_t {
             r.add_header_out("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");
             r.add_header_out("Access-Control-Allow-Headers", "Range");
             r.add_header_out("Access-Control-Max-Age", "86400");
-            crate::send(r, 204, crate::TEXT, b"")
+            ffi::send(r, 204, ffi::TEXT, b"")
         }
         Answer::Offline(name) => {
             let body = format!("{{\"name\":\"{name}\",\"live\":false}}\n");
             r.add_header_out("Cache-Control", "no-cache");
-            crate::send(r, 404, crate::JSON, body.as_bytes())
+            ffi::send(r, 404, ffi::JSON, body.as_bytes())
         }
         Answer::Moved(path) => {
             let path = path.clone();
             r.add_header_out("Location", &path);
             r.add_header_out("Cache-Control", "private, no-cache");
-            crate::send(r, 302, crate::TEXT, b"moved to the signed path\n")
+            ffi::send(r, 302, ffi::TEXT, b"moved to the signed path\n")
         }
     };
     status.0
@@ -390,9 +392,9 @@ extern "C" fn ngx_http_streamedge_hls(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: directive handlers get the parsing state and this module's location conf.
-    let (hlcf, args) = unsafe { (&mut *conf.cast::<HlsLocConf>(), crate::args(cf)) };
+    let (hlcf, args) = unsafe { (&mut *conf.cast::<HlsLocConf>(), ffi::args(cf)) };
     if hlcf.mode.is_some() {
-        return crate::DUPLICATE;
+        return ffi::DUPLICATE;
     }
     let mode = match args[0].as_bytes() {
         b"live" => Route::Plain(Mode::Live),
@@ -456,7 +458,8 @@ extern "C" fn ngx_http_streamedge_hls(
             "$streamedge_hls_tree".to_string()
         }
     };
-    // SAFETY: copied into the configuration pool, like the root.
+    // SAFETY: `cf` is the configuration being parsed; the string is copied into its pool,
+    // which outlives the location.
     let Some(from) = (unsafe { ngx_str_t::from_bytes((*cf).pool, from_text.as_bytes()) })
         .and_then(|f| compile_literal(cf, f))
     else {
@@ -493,10 +496,11 @@ extern "C" fn ngx_http_streamedge_hls_cors(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: as above.
-    let (hlcf, args) = unsafe { (&mut *conf.cast::<HlsLocConf>(), crate::args(cf)) };
+    // SAFETY: nginx passes directive handlers the parsing state and, for this module's
+    // location directives, the `HlsLocConf` it created.
+    let (hlcf, args) = unsafe { (&mut *conf.cast::<HlsLocConf>(), ffi::args(cf)) };
     if hlcf.cors.is_some() {
-        return crate::DUPLICATE;
+        return ffi::DUPLICATE;
     }
     let value = args[0].to_string();
     if value.is_empty() || value.contains(['\r', '\n']) {
@@ -512,10 +516,11 @@ extern "C" fn ngx_http_streamedge_hls_secrets(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: as above, with this module's main conf.
-    let (hmcf, args) = unsafe { (&mut *conf.cast::<HlsMainConf>(), crate::args(cf)) };
+    // SAFETY: nginx passes directive handlers the parsing state and, for this module's
+    // http directives, the `HlsMainConf` it created.
+    let (hmcf, args) = unsafe { (&mut *conf.cast::<HlsMainConf>(), ffi::args(cf)) };
     if hmcf.secrets.is_some() {
-        return crate::DUPLICATE;
+        return ffi::DUPLICATE;
     }
     let path = args[0].to_string();
     // Read once, here, by the master: workers never open the secrets file.

@@ -38,6 +38,7 @@
 //!   this is what an API's clients can rely on.
 
 mod conn;
+mod ffi;
 mod hls;
 mod limit;
 mod shm;
@@ -49,14 +50,12 @@ use std::path::PathBuf;
 
 use nginx_sys::{
     ngx_buf_t, ngx_cached_time, ngx_chain_t, ngx_command_t, ngx_conf_full_name, ngx_conf_t,
-    ngx_current_msec, ngx_cycle_t, ngx_http_add_variable, ngx_http_discard_request_body,
-    ngx_http_finalize_request, ngx_http_module_t, ngx_http_read_client_request_body,
-    ngx_http_request_t, ngx_int_t, ngx_log_t, ngx_module_t, ngx_parse_size, ngx_parse_time,
-    ngx_str_t, ngx_uint_t, ngx_variable_value_t, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_ERROR,
-    NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    ngx_cycle_t, ngx_http_discard_request_body, ngx_http_finalize_request, ngx_http_module_t,
+    ngx_http_read_client_request_body, ngx_http_request_t, ngx_int_t, ngx_log_t, ngx_module_t,
+    ngx_parse_size, ngx_variable_value_t, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_ERROR, NGX_HTTP_GET,
+    NGX_HTTP_HEAD, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
     NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_POST, NGX_HTTP_SPECIAL_RESPONSE,
-    NGX_HTTP_VAR_NOCACHEABLE, NGX_LOG_ALERT, NGX_LOG_EMERG, NGX_LOG_ERR, NGX_LOG_INFO,
-    NGX_LOG_NOTICE, NGX_LOG_WARN,
+    NGX_LOG_ALERT, NGX_LOG_EMERG, NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN,
 };
 use ngx::core::{Pool, Status, NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{
@@ -68,6 +67,9 @@ use streamedge_policy::auth::{self, Level, Settings};
 use streamedge_policy::callback::Callback;
 use streamedge_policy::client::ClientKey;
 
+use crate::ffi::{
+    add_variable, args, command, now_ms, parse_time_ms, send, set_variable, DUPLICATE, JSON, TEXT,
+};
 use crate::shm::ZoneSpec;
 use streamedge_policy::conns::OwnerSlot;
 use streamedge_policy::keycache::{KeyCache, Refresh};
@@ -116,22 +118,6 @@ impl Default for MainConf {
 
 // ---------------------------------------------------------------------------------------
 // Directives, module context, module definition
-
-pub(crate) const fn command(
-    name: ngx_str_t,
-    type_: u32,
-    set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
-    conf: usize,
-) -> ngx_command_t {
-    ngx_command_t {
-        name,
-        type_: type_ as ngx_uint_t,
-        set: Some(set),
-        conf,
-        offset: 0,
-        post: ptr::null_mut(),
-    }
-}
 
 static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 8] = [
     command(
@@ -250,12 +236,6 @@ unsafe impl HttpModuleMainConf for StreamedgeModule {
 // ---------------------------------------------------------------------------------------
 // Handlers
 
-/// The client's address, from the connection.
-pub(crate) fn client_ip(r: &Request) -> Option<std::net::IpAddr> {
-    // SAFETY: every request has its connection.
-    conn::peer(unsafe { &*r.connection() })
-}
-
 /// The data directory, when `streamedge_data` is set.
 pub(crate) fn data_dir(r: &Request) -> Option<&'static std::path::Path> {
     StreamedgeModule::main_conf(r)?.data_dir.as_deref()
@@ -277,76 +257,6 @@ pub(crate) fn stream_key(r: &Request, name: &str) -> Option<bool> {
     let keys = mcf.keys.borrow();
     let entry = keys.as_ref()?.keys()?.get(name)?;
     (entry.state == streamedge_formats::keys::KeyState::Active).then_some(entry.private)
-}
-
-/// Registers a variable whose value `get` computes, as nginx's own modules do in their
-/// preconfiguration.
-pub(crate) fn add_variable(
-    cf: *mut ngx_conf_t,
-    mut name: ngx_str_t,
-    get: unsafe extern "C" fn(
-        *mut ngx_http_request_t,
-        *mut ngx_variable_value_t,
-        usize,
-    ) -> ngx_int_t,
-) -> ngx_int_t {
-    // SAFETY: adding a variable during configuration; nginx copies the name.
-    let var =
-        unsafe { ngx_http_add_variable(cf, &mut name, NGX_HTTP_VAR_NOCACHEABLE as ngx_uint_t) };
-    // SAFETY: a non-null variable returned by nginx is ours to fill in.
-    match unsafe { var.as_mut() } {
-        Some(v) => {
-            v.get_handler = Some(get);
-            Status::NGX_OK.into()
-        }
-        None => Status::NGX_ERROR.into(),
-    }
-}
-
-/// Fills a variable's value with bytes that live as long as the request, or "not found".
-pub(crate) fn set_variable(v: &mut ngx_variable_value_t, value: Option<&[u8]>) -> ngx_int_t {
-    match value {
-        Some(bytes) => {
-            v.data = bytes.as_ptr().cast_mut();
-            v.set_len(bytes.len() as u32);
-            v.set_valid(1);
-            v.set_no_cacheable(0);
-            v.set_not_found(0);
-        }
-        None => v.set_not_found(1),
-    }
-    Status::NGX_OK.into()
-}
-
-/// Adds `handler` to one of the request phases (as limit_req and access do), in
-/// postconfiguration.
-pub(crate) fn push_phase_handler(
-    cf: *mut ngx_conf_t,
-    phase: u32,
-    handler: extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t,
-) -> ngx_int_t {
-    // SAFETY: `cf` is the configuration being finished.
-    let cf = unsafe { &mut *cf };
-    let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(cf) else {
-        return Status::NGX_ERROR.into();
-    };
-    let handlers = &mut cmcf.phases[phase as usize].handlers;
-    // SAFETY: a phase's handler array holds `ngx_http_handler_pt` elements.
-    let h = unsafe { nginx_sys::ngx_array_push(handlers) }.cast::<nginx_sys::ngx_http_handler_pt>();
-    // SAFETY: a non-null element just pushed is ours to write.
-    match unsafe { h.as_mut() } {
-        Some(h) => {
-            *h = Some(handler);
-            Status::NGX_OK.into()
-        }
-        None => Status::NGX_ERROR.into(),
-    }
-}
-
-/// Monotonic milliseconds, the same clock in every worker, as nginx last cached it.
-pub(crate) fn now_ms() -> u64 {
-    // SAFETY: written only by this process's event loop, never concurrently with a handler.
-    unsafe { ngx_current_msec as u64 }
 }
 
 /// The registry's clocks: monotonic milliseconds and wall-clock seconds.
@@ -379,14 +289,14 @@ fn refresh_keys(mcf: &MainConf, log: *mut ngx_log_t) {
             ngx_log_error!(
                 NGX_LOG_ERR,
                 log,
-                "streamedge: cannot use keys file {e}, refusing new publishers until it is fixed"
+                "cannot use keys file {e}, refusing new publishers until it is fixed"
             );
         }
         Refresh::Loaded(n) => {
             ngx_log_error!(
                 NGX_LOG_INFO,
                 log,
-                "streamedge: read {n} stream keys from {}",
+                "read {n} stream keys from \"{}\"",
                 cache.path().display()
             );
         }
@@ -547,7 +457,7 @@ fn answer_callback(r: &mut Request, body: &[u8]) -> Status {
                 ngx_log_error!(
                     NGX_LOG_ALERT,
                     r.log(),
-                    "streamedge: shared zone is not available"
+                    "zone \"streamedge\" is not available"
                 );
                 return send(r, 500, TEXT, b"internal error\n");
             };
@@ -561,7 +471,7 @@ fn answer_callback(r: &mut Request, body: &[u8]) -> Status {
         }
     };
     for (level, line) in &decision.log {
-        ngx_log_error!(nginx_level(*level), r.log(), "streamedge: {line}");
+        ngx_log_error!(nginx_level(*level), r.log(), "{line}");
     }
     if let (true, Some(a)) = (decision.failure, addr) {
         limit::count_failure(r, a);
@@ -583,7 +493,8 @@ http_request_handler!(streams_handler, |r: &mut Request| {
     if method != NGX_HTTP_GET && method != NGX_HTTP_HEAD {
         return send(r, 405, TEXT, b"method not allowed\n");
     }
-    // SAFETY: as above; a GET may still carry a body, which is not wanted here.
+    // SAFETY: `raw` is the current request; a GET may still carry a body, which is not
+    // wanted here, and nginx reads and drops it.
     let rc = unsafe { ngx_http_discard_request_body(raw) };
     if rc != Status::NGX_OK.0 {
         return Status(rc);
@@ -676,54 +587,6 @@ http_request_handler!(json_error_handler, |r: &mut Request| {
     send(r, status as u16, JSON, body.as_bytes())
 });
 
-pub(crate) const TEXT: &str = "text/plain";
-pub(crate) const JSON: &str = "application/json";
-
-/// Sends a complete response with an in-memory body.
-pub(crate) fn send(
-    r: &mut Request,
-    status: u16,
-    content_type: &'static str,
-    body: &[u8],
-) -> Status {
-    let raw: *mut ngx_http_request_t = r.into();
-    // SAFETY: `raw` is the current request; the content type is a static string, which
-    // nginx only reads.
-    unsafe {
-        (*raw).headers_out.status = status as ngx_uint_t;
-        (*raw).headers_out.content_length_n = body.len() as _;
-        (*raw).headers_out.content_type_len = content_type.len();
-        (*raw).headers_out.content_type = ngx_str_t {
-            len: content_type.len(),
-            data: content_type.as_ptr().cast_mut(),
-        };
-        (*raw).headers_out.content_type_lowcase = ptr::null_mut();
-    }
-    let rc = r.send_header();
-    if rc == Status::NGX_ERROR || rc.0 > Status::NGX_OK.0 || r.header_only() || body.is_empty() {
-        return rc;
-    }
-    let pool: Pool = r.pool();
-    let Some(mut buf) = pool.create_buffer(body.len()) else {
-        return Status::NGX_ERROR;
-    };
-    // SAFETY: the buffer was just allocated with room for `body`.
-    let b = unsafe {
-        use ngx::core::Buffer;
-        let b = buf.as_ngx_buf_mut();
-        ptr::copy_nonoverlapping(body.as_ptr(), (*b).last, body.len());
-        (*b).last = (*b).last.add(body.len());
-        (*b).set_last_buf(if r.is_main() { 1 } else { 0 });
-        (*b).set_last_in_chain(1);
-        b
-    };
-    let mut out = ngx_chain_t {
-        buf: b,
-        next: ptr::null_mut(),
-    };
-    r.output_filter(&mut out)
-}
-
 // ---------------------------------------------------------------------------------------
 // Configuration
 
@@ -815,23 +678,13 @@ const DEFAULT_ZONE_SIZE: usize = 1024 * 1024;
 // ---------------------------------------------------------------------------------------
 // Directive parsers
 
-/// The directive's arguments after its name.
-///
-/// # Safety
-/// `cf` is the configuration being parsed, as nginx passes it to directive handlers.
-pub(crate) unsafe fn args<'a>(cf: *mut ngx_conf_t) -> &'a mut [ngx_str_t] {
-    // SAFETY: nginx fills `args` with the directive name and its arguments.
-    let all = unsafe { (*(*cf).args).as_slice_mut() };
-    &mut all[1..]
-}
-
 /// # Safety
 /// `conf` is this module's main configuration.
 unsafe fn main_conf<'a>(conf: *mut c_void) -> &'a mut MainConf {
+    // SAFETY: per the contract `conf` points at the `MainConf` nginx allocated for this
+    // module, alive for the configuration cycle.
     unsafe { &mut *conf.cast::<MainConf>() }
 }
-
-pub(crate) const DUPLICATE: *mut c_char = c"is duplicate".as_ptr().cast_mut();
 
 extern "C" fn ngx_http_streamedge_set_data(
     cf: *mut ngx_conf_t,
@@ -861,7 +714,8 @@ extern "C" fn ngx_http_streamedge_set_zone(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: as above.
+    // SAFETY: nginx passes directive handlers the parsing state and, for this module's
+    // http directives, the `MainConf` it created.
     let (mcf, args) = unsafe { (main_conf(conf), args(cf)) };
     if mcf.zone_size.is_some() {
         return DUPLICATE;
@@ -890,7 +744,8 @@ extern "C" fn ngx_http_streamedge_set_conn_limit(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: as above.
+    // SAFETY: nginx passes directive handlers the parsing state and, for this module's
+    // http directives, the `MainConf` it created.
     let (mcf, args) = unsafe { (main_conf(conf), args(cf)) };
     if mcf.conn_limit.is_some() {
         return DUPLICATE;
@@ -908,19 +763,13 @@ extern "C" fn ngx_http_streamedge_set_conn_limit(
     }
 }
 
-/// Parses an nginx time ("10m", "1h30m") into milliseconds.
-fn parse_time_ms(value: &mut ngx_str_t) -> Option<u64> {
-    // SAFETY: `ngx_parse_time` only reads the string; 0 asks for milliseconds.
-    let ms = unsafe { ngx_parse_time(value, 0) };
-    (ms != NGX_ERROR as ngx_int_t && ms > 0).then_some(ms as u64)
-}
-
 extern "C" fn ngx_http_streamedge_set_live_timeout(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: as above.
+    // SAFETY: nginx passes directive handlers the parsing state and, for this module's
+    // http directives, the `MainConf` it created.
     let (mcf, args) = unsafe { (main_conf(conf), args(cf)) };
     if mcf.live_timeout.is_some() {
         return DUPLICATE;
@@ -930,7 +779,7 @@ extern "C" fn ngx_http_streamedge_set_live_timeout(
         return NGX_CONF_OK;
     }
     let whole = args[0];
-    match parse_time_ms(&mut args[0]) {
+    match parse_time_ms(&args[0]) {
         Some(ms) => {
             mcf.live_timeout = Some(Some(ms));
             NGX_CONF_OK

@@ -21,10 +21,10 @@ use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_compile_complex_value, ngx_http_compile_complex_value_t,
     ngx_http_complex_value_t, ngx_http_module_t, ngx_http_phases_NGX_HTTP_PREACCESS_PHASE,
     ngx_http_request_t, ngx_http_variable_value_t, ngx_int_t, ngx_module_t, ngx_parse_size,
-    ngx_parse_time, ngx_str_t, ngx_variable_value_t, NGX_CONF_1MORE, NGX_CONF_2MORE,
-    NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_ERROR, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
-    NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF,
-    NGX_LOG_ALERT, NGX_LOG_EMERG, NGX_LOG_INFO, NGX_LOG_WARN,
+    ngx_str_t, ngx_variable_value_t, NGX_CONF_1MORE, NGX_CONF_2MORE, NGX_CONF_TAKE1,
+    NGX_CONF_TAKE12, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_LOG_ALERT, NGX_LOG_EMERG,
+    NGX_LOG_INFO, NGX_LOG_WARN,
 };
 use ngx::core::{Pool, Status, NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{
@@ -35,6 +35,7 @@ use streamedge_policy::ban::BanPolicy;
 use streamedge_policy::limit::{parse_rate, printable_key, Cidr, LimitPolicy, LimitState, Outcome};
 use streamedge_policy::table::{self, Claim, Slot};
 
+use crate::ffi::{self, args, parse_time_ms};
 use crate::shm::{self, ZoneSpec};
 
 // ---------------------------------------------------------------------------------------
@@ -101,25 +102,25 @@ struct LimitCtx {
 // Directives, module context, module definition
 
 static mut NGX_HTTP_STREAMEDGE_LIMIT_COMMANDS: [ngx_command_t; 5] = [
-    crate::command(
+    ffi::command(
         ngx_string!("streamedge_limit_zone"),
         NGX_HTTP_MAIN_CONF | NGX_CONF_2MORE,
         ngx_http_streamedge_limit_zone,
         NGX_HTTP_MAIN_CONF_OFFSET,
     ),
-    crate::command(
+    ffi::command(
         ngx_string!("streamedge_limit"),
         NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE12,
         ngx_http_streamedge_limit,
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
-    crate::command(
+    ffi::command(
         ngx_string!("streamedge_limit_status"),
         NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
         ngx_http_streamedge_limit_status,
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
-    crate::command(
+    ffi::command(
         ngx_string!("streamedge_limit_allow"),
         NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE,
         ngx_http_streamedge_limit_allow,
@@ -156,7 +157,7 @@ impl HttpModule for LimitModule {
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        crate::add_variable(
+        ffi::add_variable(
             cf,
             ngx_string!("streamedge_limit_result"),
             limit_result_variable,
@@ -164,16 +165,16 @@ impl HttpModule for LimitModule {
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        crate::push_phase_handler(cf, ngx_http_phases_NGX_HTTP_PREACCESS_PHASE, limit_handler)
+        ffi::push_phase_handler(cf, ngx_http_phases_NGX_HTTP_PREACCESS_PHASE, limit_handler)
     }
 }
 
-// SAFETY: these are the types `create_main_conf` and `create_loc_conf` allocate.
+// SAFETY: `LimitMainConf` is the type `create_main_conf` allocates for this module.
 unsafe impl HttpModuleMainConf for LimitModule {
     type MainConf = LimitMainConf;
 }
 
-// SAFETY: as above.
+// SAFETY: `LimitLocConf` is the type `create_loc_conf` allocates for this module.
 unsafe impl HttpModuleLocationConf for LimitModule {
     type LocationConf = LimitLocConf;
 }
@@ -188,7 +189,7 @@ http_request_handler!(limit_handler, |r: &mut Request| {
     if llcf.deferred || llcf.limits.as_ref().is_none_or(|l| l.is_empty()) || ctx(r).is_some() {
         return Status::NGX_DECLINED;
     }
-    match apply(r, llcf, crate::client_ip(r)) {
+    match apply(r, llcf, ffi::client_ip(r)) {
         Some(status) => Status(status as ngx_int_t),
         None => Status::NGX_DECLINED,
     }
@@ -345,7 +346,7 @@ fn with_slot<R>(
 ) -> Option<R> {
     // SAFETY: the spec was registered with `add_zone::<LimitSlot>`.
     let shared = unsafe { shm::shared::<LimitSlot>(zone.spec) }?;
-    let now = crate::now_ms();
+    let now = ffi::now_ms();
     let hash = table::hash(shared.seed(), key);
     let (result, evicted) = shared.write(|slots| {
         let (i, how) = table::claim(slots, hash, &hash, now, |s| s.is_idle(now))?;
@@ -405,7 +406,8 @@ fn ctx(r: &Request) -> Option<&LimitCtx> {
 }
 
 fn set_ctx(r: &mut Request, result: &'static str) {
-    // SAFETY: as in `ctx`.
+    // SAFETY: the cleanup list of the main request's live pool; cleanups with our mark
+    // carry a `LimitCtx`, and a new one gets room for one, written before it is marked.
     unsafe {
         let mut c = (*main_pool(r)).cleanup;
         while let Some(cln) = c.as_mut() {
@@ -435,24 +437,11 @@ extern "C" fn limit_result_variable(
             &mut *v.cast::<ngx_http_variable_value_t>(),
         )
     };
-    crate::set_variable(v, ctx(r).map(|c| c.result.as_bytes()))
+    ffi::set_variable(v, ctx(r).map(|c| c.result.as_bytes()))
 }
 
 // ---------------------------------------------------------------------------------------
 // Directive parsers
-
-/// # Safety
-/// `cf` is the configuration being parsed, as nginx passes it to directive handlers.
-unsafe fn args<'a>(cf: *mut ngx_conf_t) -> &'a mut [ngx_str_t] {
-    unsafe { crate::args(cf) }
-}
-
-fn parse_time_ms(value: &ngx_str_t) -> Option<u64> {
-    let mut v = *value;
-    // SAFETY: `ngx_parse_time` only reads the string; 0 asks for milliseconds.
-    let ms = unsafe { ngx_parse_time(&mut v, 0) };
-    (ms != NGX_ERROR as ngx_int_t && ms > 0).then_some(ms as u64)
-}
 
 /// A stable digest of a zone's key text: compared across reloads.
 fn purpose(text: &str) -> u64 {
@@ -548,6 +537,7 @@ extern "C" fn ngx_http_streamedge_limit_zone(
             return NGX_CONF_ERROR;
         }
     };
+    // SAFETY: zones live in the configuration pool as long as the cycle being configured.
     if lmcf
         .zones
         .iter()
@@ -605,7 +595,7 @@ extern "C" fn ngx_http_streamedge_limit(
 ) -> *mut c_char {
     // SAFETY: directive handlers get the parsing state and this module's location conf.
     let (llcf, args) = unsafe { (&mut *conf.cast::<LimitLocConf>(), args(cf)) };
-    // SAFETY: as above.
+    // SAFETY: `cf` is the configuration being parsed, as nginx passes it to directives.
     let Some(lmcf) = LimitModule::main_conf(unsafe { &*cf }) else {
         return NGX_CONF_ERROR;
     };
@@ -622,7 +612,7 @@ extern "C" fn ngx_http_streamedge_limit(
             return NGX_CONF_ERROR;
         }
     };
-    // SAFETY: zones live in the configuration pool.
+    // SAFETY: zones live in the configuration pool as long as the cycle being configured.
     let Some(zone) = lmcf
         .zones
         .iter()
@@ -649,10 +639,11 @@ extern "C" fn ngx_http_streamedge_limit_status(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: as above.
+    // SAFETY: nginx passes directive handlers the parsing state and, for this module's
+    // location directives, the `LimitLocConf` it created.
     let (llcf, args) = unsafe { (&mut *conf.cast::<LimitLocConf>(), args(cf)) };
     if llcf.status.is_some() {
-        return crate::DUPLICATE;
+        return ffi::DUPLICATE;
     }
     let text = args[0].to_string();
     match text.parse::<u16>() {
@@ -676,7 +667,8 @@ extern "C" fn ngx_http_streamedge_limit_allow(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: as above.
+    // SAFETY: nginx passes directive handlers the parsing state and, for this module's
+    // location directives, the `LimitLocConf` it created.
     let (llcf, args) = unsafe { (&mut *conf.cast::<LimitLocConf>(), args(cf)) };
     for arg in args.iter() {
         let text = arg.to_string();

@@ -90,7 +90,8 @@ pub fn add_zone<T: Default>(
         // The same name twice in one configuration.
         return None;
     }
-    // SAFETY: as above.
+    // SAFETY: `spec` is valid (see above) and not yet shared: nginx reads it only when it
+    // maps the zone, after configuration.
     unsafe {
         (*spec).init = Some(carve::<T>);
         (*spec).check = Some(check::<T>);
@@ -104,10 +105,12 @@ extern "C" fn zone_init(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_
     // SAFETY: nginx calls init with the zone it mapped, in the master, before any worker
     // exists; `data` is the spec `add_zone` stored, `old` the previous cycle's spec.
     let zone = unsafe { &mut *zone };
+    // SAFETY: `data` is the spec `add_zone` stored, in the configuration pool of this cycle.
     let spec = unsafe { &mut *zone.data.cast::<ZoneSpec>() };
     let (Some(init), Some(check)) = (spec.init, spec.check) else {
         return Status::NGX_ERROR.into();
     };
+    // SAFETY: `old` is null or the previous cycle's spec, still alive during the reload.
     if let Some(old) = unsafe { old.cast::<ZoneSpec>().as_ref() } {
         // Same name, size and tag as before the reload: nginx kept the mapping.
         // SAFETY: the old spec's header lives in this very mapping.
@@ -146,6 +149,8 @@ extern "C" fn zone_init(zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_
 /// # Safety
 /// `shared` is null or a header laid out by `carve` for some slot type.
 unsafe fn check<T>(shared: *mut c_void) -> Option<u64> {
+    // SAFETY: per the contract, null or a header `carve` laid out in this mapping; only
+    // `magic` and `purpose` are read, and the caller trusts the rest only if `magic` matches.
     let s = unsafe { shared.cast::<Shared<T>>().as_ref()? };
     (s.magic == magic::<T>()).then_some(s.purpose)
 }
@@ -155,22 +160,29 @@ unsafe fn check<T>(shared: *mut c_void) -> Option<u64> {
 /// # Safety
 /// `shpool` is a freshly initialized slab pool that no other process uses yet.
 unsafe fn carve<T: Default>(shpool: *mut ngx_slab_pool_t, purpose: u64) -> *mut c_void {
+    // SAFETY: per the contract no other process uses the pool, so the locked variant is
+    // sound without taking the lock.
     let header =
         unsafe { ngx_slab_calloc_locked(shpool, size_of::<Shared<T>>()) }.cast::<Shared<T>>();
     if header.is_null() {
         return ptr::null_mut();
     }
     // Every whole page left, in one allocation.
+    // SAFETY: `shpool` is valid per the contract; `ngx_pagesize` is set before any config.
     let bytes = unsafe { (*shpool).pfree * ngx_pagesize };
     let len = bytes / size_of::<T>();
+    // SAFETY: as for the header, no other process uses the pool yet.
     let slots = unsafe { ngx_slab_calloc_locked(shpool, len * size_of::<T>()) }.cast::<T>();
     if len == 0 || slots.is_null() {
         return ptr::null_mut();
     }
     for i in 0..len {
+        // SAFETY: slot `i` is within the `len` slots just allocated, and not yet initialized.
         unsafe { ptr::write(slots.add(i), T::default()) };
     }
     let state = std::collections::hash_map::RandomState::new();
+    // SAFETY: `header` was allocated above with room for a `Shared<T>`; the pool's `data`
+    // is ours to set while no other process uses it.
     unsafe {
         ptr::write(
             header,
@@ -192,7 +204,8 @@ unsafe fn carve<T: Default>(shpool: *mut ngx_slab_pool_t, purpose: u64) -> *mut 
 /// # Safety
 /// `spec` is a spec registered with `add_zone::<T>`.
 pub unsafe fn shared<'a, T>(spec: *const ZoneSpec) -> Option<&'a Shared<T>> {
-    // SAFETY: the header lives as long as the mapping, that is, as long as this worker.
+    // SAFETY: `spec` is registered with `add_zone::<T>` (the contract), so `shared` is null
+    // or a `Shared<T>` header that lives as long as the mapping, that is, this worker.
     unsafe { (*spec).shared.cast::<Shared<T>>().as_ref() }
 }
 
@@ -213,7 +226,8 @@ impl<T> Shared<T> {
     /// Runs `f` with the table locked for reading.
     pub fn read<R>(&self, f: impl FnOnce(&[T]) -> R) -> R {
         let t = self.table.read();
-        // SAFETY: as in `write`; the read lock keeps writers out.
+        // SAFETY: the table was allocated in `carve` with this length; the read lock keeps
+        // writers in every process out until it is released.
         let slots = unsafe { core::slice::from_raw_parts(t.slots, t.len) };
         f(slots)
     }

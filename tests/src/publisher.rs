@@ -1,0 +1,61 @@
+//! A stand-in for OBS: an ffmpeg process publishing a test pattern over RTMP.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::wait::wait_for;
+
+/// A running ffmpeg publisher, stopped on drop.
+pub struct Publisher(Child);
+
+impl Publisher {
+    /// Publishes a small test pattern with sound for `secs` seconds, in real time.
+    pub fn start(url: &str, secs: u32) -> Publisher {
+        let child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc=size=160x120:rate=15"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+            .args(["-t", &secs.to_string()])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+                "-g",
+                "15",
+            ])
+            .args([
+                "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-f", "flv", url,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ffmpeg");
+        Publisher(child)
+    }
+
+    /// Waits for ffmpeg to end; returns whether it succeeded and what it printed.
+    pub fn finish(mut self, timeout: Duration) -> (bool, String) {
+        let status = wait_for("ffmpeg to end", timeout, || self.0.try_wait().unwrap());
+        let mut err = String::new();
+        if let Some(mut e) = self.0.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (status.success(), err)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.0.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
