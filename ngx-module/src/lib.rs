@@ -2,14 +2,19 @@
 //!
 //! - `ngx_http_streamedge_module` (this file): stream-key authentication for nginx-rtmp's
 //!   callbacks and a registry of who is live, shared by all workers;
-//! - `ngx_http_streamedge_limit_module` (`limit.rs`): rate limits with bans.
+//! - `ngx_http_streamedge_limit_module` (`limit.rs`): rate limits with bans;
+//! - `ngx_http_streamedge_hls_module` (`hls.rs`): HLS routes, signed links.
+//!
+//! Beside them: `conn.rs` (connections as nginx accepts them: per-client caps, which worker
+//! holds each RTMP connection), `shm.rs` (shared zones), `ffi.rs` (the helpers every module
+//! uses at the nginx edge).
 //!
 //! ```nginx
 //! http {
 //!     streamedge_data /srv/streamedge/data;
 //!     server {
 //!         listen 127.0.0.1:8080;
-//!         location = /rtmp/auth { allow 127.0.0.1; deny all; streamedge_publish_auth; }
+//!         location = /rtmp/auth { streamedge_publish_auth; }
 //!         location = /api/streams { streamedge_streams; }
 //!     }
 //! }
