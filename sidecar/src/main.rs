@@ -19,6 +19,9 @@ mod run;
 mod sign;
 mod status;
 
+#[cfg(test)]
+mod props;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
