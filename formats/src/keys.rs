@@ -88,10 +88,13 @@ impl std::str::FromStr for KeyHash {
             .ok_or_else(|| {
                 format!("invalid hash \"{s}\": expected \"sha256:\" and 64 hex digits")
             })?;
+        // Checked first: slicing below needs ASCII, and `from_str_radix` alone takes a `+`.
+        if !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!("invalid hash \"{s}\": not hexadecimal"));
+        }
         let mut out = [0u8; 32];
         for (i, byte) in out.iter_mut().enumerate() {
-            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-                .map_err(|_| format!("invalid hash \"{s}\": not hexadecimal"))?;
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex digits");
         }
         Ok(KeyHash(out))
     }
@@ -268,6 +271,19 @@ mod tests {
         assert!(format!("sha256:{}", "g".repeat(64))
             .parse::<KeyHash>()
             .is_err());
+    }
+
+    #[test]
+    fn hash_with_a_sign_or_multibyte_character_is_refused_not_a_panic() {
+        // Found by props: "+a" parsed as a hex byte, and a character across a byte pair panicked.
+        for bad in [
+            format!("+a{}", "0".repeat(62)),
+            format!("a\u{e9}{}", "0".repeat(61)),
+        ] {
+            assert_eq!(bad.len(), 64);
+            let e = format!("sha256:{bad}").parse::<KeyHash>().unwrap_err();
+            assert!(e.ends_with("not hexadecimal"), "{e}");
+        }
     }
 
     #[test]

@@ -5,3 +5,6 @@ pub mod keys;
 pub mod library;
 pub mod name;
 pub mod token;
+
+#[cfg(test)]
+mod props;

@@ -45,11 +45,14 @@ impl BanState {
 
     /// Counts one failure at `now`.
     pub fn fail(&mut self, policy: &BanPolicy, now: u64) -> Failure {
-        self.tat = self.tat.max(now) + policy.cost();
-        // Debt beyond N-1 failures' worth: this is the N-th failure within the window.
-        if self.tat - now > policy.window - policy.cost() {
+        // Saturating: times near u64::MAX stay banned rather than wrap to "free".
+        self.tat = self.tat.max(now).saturating_add(policy.cost());
+        // Debt beyond N-1 failures' worth: this is the N-th failure within the window. In
+        // whole costs, not `window - cost`, which WINDOW/N rounded down would put further off.
+        let tolerance = u64::from(policy.attempts.max(1) - 1) * policy.cost();
+        if self.tat - now > tolerance {
             self.tat = now;
-            self.until = now + policy.ban;
+            self.until = now.saturating_add(policy.ban);
             return Failure::BanStarted(policy.ban);
         }
         Failure::Counted
@@ -107,6 +110,21 @@ pub(crate) mod tests {
             assert_eq!(s.fail(&P, t + i), Failure::Counted);
         }
         assert_eq!(s.fail(&P, t + 5), Failure::BanStarted(15 * MIN));
+    }
+
+    #[test]
+    fn the_nth_quick_failure_bans_when_the_window_does_not_divide() {
+        // Found by props: 31 failures within 96 ms cost 3 ms each and banned only at the 32nd.
+        let p = BanPolicy {
+            attempts: 31,
+            window: 96,
+            ban: 1000,
+        };
+        let mut s = BanState::default();
+        for _ in 0..30 {
+            assert_eq!(s.fail(&p, 7), Failure::Counted);
+        }
+        assert_eq!(s.fail(&p, 7), Failure::BanStarted(1000));
     }
 
     #[test]

@@ -15,3 +15,6 @@ pub mod limit;
 pub mod registry;
 pub mod safefile;
 pub mod table;
+
+#[cfg(test)]
+mod props;

@@ -13,6 +13,10 @@ use crate::ban::{BanPolicy, BanState, Failure};
 /// Parses `Nr/s` or `Nr/m` into the interval between requests, in microseconds.
 pub fn parse_rate(s: &str) -> Option<u64> {
     let (n, per) = s.split_once("r/")?;
+    // Digits only: `u64::from_str` alone also takes "+10".
+    if !n.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
     let n: u64 = n.parse().ok().filter(|&n| n > 0 && n <= 1_000_000)?;
     let window_us = match per {
         "s" => 1_000_000,
@@ -98,11 +102,12 @@ impl LimitState {
                 retry_after: ceil_secs_ms(ms),
             };
         }
-        let now_us = now * 1000;
+        // Saturating, like the ban: no wrap for any clock value.
+        let now_us = now.saturating_mul(1000);
         let tat = self.tat_us.max(now_us);
         let tolerance = u64::from(p.burst) * p.interval_us;
         if tat - now_us <= tolerance {
-            self.tat_us = tat + p.interval_us;
+            self.tat_us = tat.saturating_add(p.interval_us);
             return Outcome::Passed;
         }
         // The earliest time this key passes again: when its backlog is back within the burst.
@@ -143,7 +148,7 @@ impl LimitState {
 
     /// True when forgetting this key would change nothing.
     pub fn is_idle(&self, now: u64) -> bool {
-        self.tat_us <= now * 1000 && self.ban.is_idle(now)
+        self.tat_us <= now.saturating_mul(1000) && self.ban.is_idle(now)
     }
 }
 
@@ -172,16 +177,33 @@ pub struct Cidr {
 }
 
 impl Cidr {
-    /// Parses `ADDR/BITS` or a single `ADDR`.
+    /// Parses `ADDR/BITS` or a single `ADDR`. An IPv4-mapped network (`::ffff:a.b.c.d/N`)
+    /// is the IPv4 network it carries, since clients are matched as IPv4; one shorter than
+    /// /96 would reach beyond IPv4 and is refused.
     pub fn parse(s: &str) -> Option<Cidr> {
         let (a, bits) = match s.split_once('/') {
-            Some((a, b)) => (a, Some(b.parse::<u8>().ok()?)),
+            Some((a, b)) if b.bytes().all(|c| c.is_ascii_digit()) => {
+                (a, Some(b.parse::<u8>().ok()?))
+            }
+            Some(_) => return None,
             None => (s, None),
         };
         let addr: IpAddr = a.parse().ok()?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let prefix = bits.unwrap_or(max);
-        (prefix <= max).then_some(Cidr { addr, prefix })
+        if prefix > max {
+            return None;
+        }
+        match addr {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => (prefix >= 96).then_some(Cidr {
+                    addr: IpAddr::V4(v4),
+                    prefix: prefix - 96,
+                }),
+                None => Some(Cidr { addr, prefix }),
+            },
+            IpAddr::V4(_) => Some(Cidr { addr, prefix }),
+        }
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
@@ -220,12 +242,23 @@ mod tests {
     }
 
     #[test]
+    fn mapped_networks_are_ipv4_networks() {
+        // Found by props: "::ffff:192.0.2.0/120" matched no client, not even 192.0.2.1.
+        let c = Cidr::parse("::ffff:192.0.2.0/120").unwrap();
+        assert_eq!(c, Cidr::parse("192.0.2.0/24").unwrap());
+        assert!(c.contains("192.0.2.1".parse().unwrap()));
+        assert!(c.contains("::ffff:192.0.2.1".parse().unwrap()));
+        assert_eq!(Cidr::parse("::ffff:192.0.2.0/64"), None);
+        assert_eq!(Cidr::parse("10.0.0.0/+8"), None);
+    }
+
+    #[test]
     fn rates() {
         assert_eq!(parse_rate("1r/s"), Some(1_000_000));
         assert_eq!(parse_rate("10r/s"), Some(100_000));
         assert_eq!(parse_rate("30r/m"), Some(2_000_000));
         for bad in [
-            "", "0r/s", "10", "10r/h", "r/s", "-1r/s", "1.5r/s", "10 r/s",
+            "", "0r/s", "10", "10r/h", "r/s", "-1r/s", "1.5r/s", "10 r/s", "+10r/s",
         ] {
             assert_eq!(parse_rate(bad), None, "{bad}");
         }

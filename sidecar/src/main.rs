@@ -21,6 +21,9 @@ mod run;
 mod sign;
 mod status;
 
+#[cfg(test)]
+mod props;
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -170,6 +170,26 @@ fn descriptor_limits() -> (u64, u64) {
 
 /// Renders `nginx.conf` and `site.conf` next to it.
 pub fn write_nginx_conf(config: &Config, user: Option<&WorkerUser>) -> Result<()> {
+    let (nginx, site) = render_nginx_conf(config, user)?;
+    let conf_dir = config.nginx.conf.parent().unwrap_or(Path::new("/"));
+    write_atomic(&conf_dir.join("site.conf"), site.as_bytes(), 0o644, None)?;
+    write_atomic(&config.nginx.conf, nginx.as_bytes(), 0o644, None)
+}
+
+/// nginx.conf and site.conf as text, without writing them (so tests can read every value).
+pub(crate) fn render_nginx_conf(
+    config: &Config,
+    user: Option<&WorkerUser>,
+) -> Result<(String, String)> {
+    let values = nginx_values(config, user);
+    Ok((fill(NGINX_CONF, &values)?, fill(SITE_CONF, &values)?))
+}
+
+/// Every placeholder's value, from the configuration (checked by `Config::load`).
+pub(crate) fn nginx_values(
+    config: &Config,
+    user: Option<&WorkerUser>,
+) -> Vec<(&'static str, String)> {
     let listen = |port: u16| match config.ports.bind.as_str() {
         "0.0.0.0" => port.to_string(),
         b if b.contains(':') => format!("[{b}]:{port}"),
@@ -178,7 +198,7 @@ pub fn write_nginx_conf(config: &Config, user: Option<&WorkerUser>) -> Result<()
     let (cert, key) = crate::certs::nginx_pair(config);
     let (files, connections) = descriptor_limits();
     let conf_dir = config.nginx.conf.parent().unwrap_or(Path::new("/"));
-    let values = [
+    vec![
         (
             "rtmp_module",
             config.nginx.rtmp_module.display().to_string(),
@@ -225,11 +245,7 @@ pub fn write_nginx_conf(config: &Config, user: Option<&WorkerUser>) -> Result<()
         ("ssl_certificate", cert.display().to_string()),
         ("secrets_file", config.secrets_file().display().to_string()),
         ("ssl_certificate_key", key.display().to_string()),
-    ];
-    let nginx = fill(NGINX_CONF, &values)?;
-    let site = fill(SITE_CONF, &values)?;
-    write_atomic(&conf_dir.join("site.conf"), site.as_bytes(), 0o644, None)?;
-    write_atomic(&config.nginx.conf, nginx.as_bytes(), 0o644, None)
+    ]
 }
 
 #[cfg(test)]

@@ -120,11 +120,14 @@ pub fn parse_probe(json: &str) -> Result<Probe> {
         .and_then(|r| {
             let (n, d) = r.split_once('/')?;
             let (n, d): (f64, f64) = (n.parse().ok()?, d.parse().ok()?);
-            (d > 0.0 && n > 0.0).then(|| n / d)
+            // `f64::from_str` takes "inf" and "NaN", which JSON cannot hold: meta.json would
+            // say `null` and the item would drop out of the library list.
+            Some(n / d).filter(|r| d > 0.0 && n > 0.0 && r.is_finite())
         });
     let duration = v["format"]["duration"]
         .as_str()
         .and_then(|d| d.parse().ok())
+        .filter(|d: &f64| d.is_finite() && *d >= 0.0)
         .unwrap_or(0.0);
     if video.is_none() && audio.is_none() {
         bail!("the file has neither video nor audio");
@@ -572,6 +575,10 @@ mod tests {
         assert!((p.fps.unwrap() - 29.97).abs() < 0.01);
         assert_eq!(p.audio_codec.as_deref(), Some("aac"));
         assert!(parse_probe(r#"{"streams":[],"format":{}}"#).is_err());
+        // Found by props: a duration or frame rate JSON cannot hold counts as unknown.
+        let odd = r#"{"streams":[{"codec_type":"video","avg_frame_rate":"inf/1"}],"format":{"duration":"NaN"}}"#;
+        let p = parse_probe(odd).unwrap();
+        assert_eq!((p.duration, p.fps), (0.0, None));
         assert!(parse_probe("nope").is_err());
     }
 
