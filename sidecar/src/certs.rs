@@ -292,7 +292,7 @@ pub async fn served_certificate(addr: SocketAddr, sni: &str) -> Result<Vec<u8>> 
 /// The renewal loop of `streamedge run`: looks when due, and at least every `renew_check`;
 /// after a failure, when the retry schedule says.
 pub async fn run_loop(config: Config) {
-    let check = config.acme.renew_check();
+    let check = config.acme.renew_check;
     loop {
         let next = match renew(&config, false).await {
             Ok(Outcome::NotDue { renew_at, .. }) => renew_at,

@@ -2,6 +2,7 @@
 //! own folder, so a configuration folder can be moved as a whole.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -92,7 +93,8 @@ pub struct Acme {
     /// A PEM root to trust for the CA's own HTTPS (private CAs).
     pub ca_root: Option<PathBuf>,
     /// How often to look at the certificate ("12h").
-    pub renew_check: String,
+    #[serde(with = "humantime_serde")]
+    pub renew_check: Duration,
     /// External account binding, for CAs that require it.
     pub eab_kid: Option<String>,
     pub eab_hmac_key: Option<String>,
@@ -105,7 +107,7 @@ impl Default for Acme {
             email: None,
             directory: "letsencrypt".into(),
             ca_root: None,
-            renew_check: "12h".into(),
+            renew_check: Duration::from_secs(12 * 3600),
             eab_kid: None,
             eab_hmac_key: None,
         }
@@ -134,11 +136,6 @@ impl Acme {
             .ok()
     }
 
-    pub fn renew_check(&self) -> std::time::Duration {
-        humantime::parse_duration(&self.renew_check)
-            .unwrap_or(std::time::Duration::from_secs(12 * 3600))
-    }
-
     fn check(&self) -> Result<()> {
         for d in &self.domains {
             let ok = !d.is_empty()
@@ -160,11 +157,8 @@ impl Acme {
         if !url.starts_with("https://") {
             bail!("acme.directory \"{}\" must be \"letsencrypt\", \"letsencrypt-staging\" or an https:// URL", self.directory);
         }
-        if humantime::parse_duration(&self.renew_check).is_err() {
-            bail!(
-                "acme.renew_check \"{}\" is not a duration such as \"12h\"",
-                self.renew_check
-            );
+        if self.renew_check.is_zero() {
+            bail!("acme.renew_check must be longer than 0s");
         }
         if self.eab_kid.is_some() != self.eab_hmac_key.is_some() {
             bail!("acme.eab_kid and acme.eab_hmac_key go together");
@@ -176,14 +170,43 @@ impl Acme {
     }
 }
 
+/// The DNS provider dynamic DNS talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DdnsProvider {
+    Ionos,
+}
+
+/// How the provider is told: one DynDNS update URL (`streamedge ddns setup` first), or the
+/// A/AAAA records through its DNS API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DdnsMode {
+    Dyndns,
+    Records,
+}
+
+impl std::fmt::Display for DdnsProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ionos")
+    }
+}
+
+impl std::fmt::Display for DdnsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DdnsMode::Dyndns => "dyndns",
+            DdnsMode::Records => "records",
+        })
+    }
+}
+
 /// Dynamic DNS: keep `domains` pointing at this home's public address.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Ddns {
-    pub provider: String,
-    /// "dyndns" (one update URL, `streamedge ddns setup` first) or "records" (A/AAAA
-    /// records updated through the DNS API).
-    pub mode: String,
+    pub provider: DdnsProvider,
+    pub mode: DdnsMode,
     pub api_key: Option<String>,
     /// A file holding the API key (`prefix.secret`), better than the key in this file.
     pub api_key_file: Option<PathBuf>,
@@ -195,9 +218,11 @@ pub struct Ddns {
     pub ip_sources_v6: Vec<String>,
     /// DNS servers to ask ("1.1.1.1:53"); empty: the system's.
     pub nameservers: Vec<String>,
-    pub interval: String,
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
     /// After an update, DNS gets this long to show it before the update counts as lost.
-    pub cooldown: String,
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
     /// IONOS's documented limit: requests a minute, whatever happens.
     pub requests_per_minute: u32,
     /// TTL of records created or updated in records mode.
@@ -207,8 +232,8 @@ pub struct Ddns {
 impl Default for Ddns {
     fn default() -> Self {
         Ddns {
-            provider: "ionos".into(),
-            mode: "dyndns".into(),
+            provider: DdnsProvider::Ionos,
+            mode: DdnsMode::Dyndns,
             api_key: None,
             api_key_file: None,
             api_base: "https://api.hosting.ionos.com".into(),
@@ -226,8 +251,8 @@ impl Default for Ddns {
                 "https://v6.ident.me".into(),
             ],
             nameservers: Vec::new(),
-            interval: "60s".into(),
-            cooldown: "10m".into(),
+            interval: Duration::from_secs(60),
+            cooldown: Duration::from_secs(600),
             requests_per_minute: 2,
             ttl: 60,
         }
@@ -235,14 +260,6 @@ impl Default for Ddns {
 }
 
 impl Ddns {
-    pub fn interval(&self) -> std::time::Duration {
-        humantime::parse_duration(&self.interval).unwrap_or(std::time::Duration::from_secs(60))
-    }
-
-    pub fn cooldown(&self) -> std::time::Duration {
-        humantime::parse_duration(&self.cooldown).unwrap_or(std::time::Duration::from_secs(600))
-    }
-
     /// The API key, from the file if one is named.
     pub fn key(&self) -> Result<String> {
         match (&self.api_key_file, &self.api_key) {
@@ -256,28 +273,14 @@ impl Ddns {
     }
 
     fn check(&self) -> Result<()> {
-        if self.provider != "ionos" {
-            bail!(
-                "ddns.provider \"{}\" is not supported (only \"ionos\")",
-                self.provider
-            );
-        }
-        if self.mode != "dyndns" && self.mode != "records" {
-            bail!(
-                "ddns.mode \"{}\" must be \"dyndns\" or \"records\"",
-                self.mode
-            );
-        }
         if self.domains.is_empty() {
             bail!("ddns.domains is empty");
         }
         if !self.ipv4 && !self.ipv6 {
             bail!("ddns: at least one of ipv4 and ipv6 must be on");
         }
-        for (k, v) in [("interval", &self.interval), ("cooldown", &self.cooldown)] {
-            if humantime::parse_duration(v).is_err() {
-                bail!("ddns.{k} \"{v}\" is not a duration such as \"60s\"");
-            }
+        if self.interval.is_zero() {
+            bail!("ddns.interval must be longer than 0s");
         }
         for ns in &self.nameservers {
             if ns.parse::<std::net::SocketAddr>().is_err()

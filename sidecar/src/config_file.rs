@@ -42,7 +42,7 @@ const DOCS: &[Doc] = &[
     ("ddns", "ip_sources_v4", "Services that echo the public IPv4 address; two must agree.", None),
     ("ddns", "ip_sources_v6", "The same for IPv6.", None),
     ("ddns", "nameservers", "DNS servers asked what the names resolve to (\"1.1.1.1:53\"); empty: the system's. Default [].", None),
-    ("ddns", "interval", "How often the address is checked. Default \"60s\".", None),
+    ("ddns", "interval", "How often the address is checked. Default \"1m\".", None),
     ("ddns", "cooldown", "After an update, how long DNS gets to show it. Default \"10m\".", None),
     ("ddns", "requests_per_minute", "IONOS's limit, never exceeded. Default 2.", None),
     ("ddns", "ttl", "TTL of records in records mode. Default 60.", None),

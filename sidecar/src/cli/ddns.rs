@@ -50,7 +50,7 @@ impl Ddns {
                 count,
             } => {
                 let rounds = if once { Some(1) } else { count };
-                let interval = c.ddns.as_ref().map(|d| d.interval()).unwrap_or_default();
+                let interval = c.ddns.as_ref().map(|d| d.interval).unwrap_or_default();
                 let mut done = 0u64;
                 let failed = loop {
                     let r = ddns::check(&c, dry_run).await?;

@@ -315,7 +315,7 @@ pub async fn check(config: &Config, dry_run: bool) -> Result<Report> {
         };
     }
     state.last_check = Some(now);
-    state.next_check = Some(now + d.interval().as_secs());
+    state.next_check = Some(now + d.interval.as_secs());
     if let Some(e) = &state.auth_error {
         report.lines.push(format!(
             "not updating: {e} (fix the API key or the names in streamedge.toml)"
@@ -330,7 +330,7 @@ pub async fn check(config: &Config, dry_run: bool) -> Result<Report> {
             state.failures,
             rfc3339(until)
         ));
-        state.next_check = Some(until.max(now + d.interval().as_secs()));
+        state.next_check = Some(until.max(now + d.interval.as_secs()));
         save(config, &state)?;
         return Ok(report);
     }
@@ -366,7 +366,7 @@ pub async fn check(config: &Config, dry_run: bool) -> Result<Report> {
                     .join(" ")
             })
             .collect();
-        let what = plan(addr, &dns, fam, now, d.cooldown());
+        let what = plan(addr, &dns, fam, now, d.cooldown);
         let t = family.record_type();
         match what {
             Plan::UpToDate => report
@@ -444,7 +444,7 @@ async fn update(
             Err(Deferred)
         }
     };
-    if d.mode == "dyndns" {
+    if d.mode == crate::config::DdnsMode::Dyndns {
         let Some(url) = state.update_url.clone() else {
             return Err(Failed(ApiError::Other(
                 "no update URL yet: run `streamedge ddns setup`".into(),
@@ -534,7 +534,7 @@ pub fn status(config: &Config) -> Result<Status> {
             .map(|u| format!("backing off until {}", rfc3339(u)))
     });
     Ok(Status {
-        mode: d.mode.clone(),
+        mode: d.mode.to_string(),
         domains: d.domains.clone(),
         ipv4: d.ipv4.then(|| fam(&s.v4)),
         ipv6: d.ipv6.then(|| fam(&s.v6)),
@@ -556,7 +556,7 @@ pub async fn run_loop(config: Config) {
                 config
                     .ddns
                     .as_ref()
-                    .map(Ddns::interval)
+                    .map(|d| d.interval)
                     .unwrap_or(Duration::from_secs(60))
             }
             Err(e) => {
