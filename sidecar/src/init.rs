@@ -172,8 +172,8 @@ pub fn init(args: &InitArgs) -> Result<Config> {
     // Write, then read back: the file is checked exactly as `run` will check it.
     write_atomic(&path, stored.to_toml().as_bytes(), 0o644, None)?;
     let config = Config::load(&path)?;
-    let user = render::worker_user(&config)?;
-    render::prepare_dirs(&config, user.as_ref())?;
+    let user = crate::workers::worker_user(&config)?;
+    crate::setup::prepare(&config, user.as_ref())?;
     render::write_nginx_conf(&config, user.as_ref())?;
     Ok(config)
 }

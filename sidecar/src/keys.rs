@@ -12,7 +12,7 @@ use streamedge_formats::name::check_name;
 
 use crate::config::Config;
 use crate::fsutil::write_atomic;
-use crate::render::worker_user;
+use crate::workers::worker_user;
 
 /// What `keys add` and `keys rotate` print with `--json`.
 #[derive(Debug, Serialize)]

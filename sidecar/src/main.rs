@@ -18,8 +18,10 @@ mod nginx;
 mod proc;
 mod render;
 mod run;
+mod setup;
 mod sign;
 mod status;
+mod workers;
 
 #[cfg(test)]
 mod props;

@@ -150,7 +150,7 @@ pub async fn supervise(config: &Config, mut orders: mpsc::Receiver<Order>) -> Re
 }
 
 async fn reload(config: &Config, pid: Pid) -> Result<()> {
-    crate::render::write_nginx_conf(config, crate::render::worker_user(config)?.as_ref())?;
+    crate::render::write_nginx_conf(config, crate::workers::worker_user(config)?.as_ref())?;
     test_config(config).await?;
     kill(pid, Signal::SIGHUP).context("cannot signal nginx")?;
     Ok(())

@@ -1,13 +1,14 @@
-//! Renders nginx's configuration from `streamedge.toml` and the templates in `nginx-conf/`,
-//! and prepares what that configuration points at (folders, a placeholder certificate).
+//! Renders nginx's configuration from `streamedge.toml` and the templates in `nginx-conf/`.
+//! What the configuration points at (folders, secrets, a placeholder certificate) is made
+//! by `setup`, for the commands that start a server.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 
 use crate::config::Config;
-use crate::fsutil::{ensure_dir, write_atomic, Owner};
+use crate::fsutil::write_atomic;
+use crate::workers::WorkerUser;
 
 const NGINX_CONF: &str = include_str!("../../nginx-conf/nginx.conf.in");
 const SITE_CONF: &str = include_str!("../../nginx-conf/site.conf.in");
@@ -31,131 +32,6 @@ pub fn fill(template: &str, values: &[(&str, String)]) -> Result<String> {
     }
     out.push_str(rest);
     Ok(out)
-}
-
-/// The user nginx workers run as, when nginx starts as root; `None` when it does not.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerUser {
-    pub name: String,
-    pub owner: Owner,
-}
-
-/// Decides the worker user: the configured one (default `www-data`) if it can reach the data
-/// directory; otherwise root, with a warning, since workers must read keys and write HLS.
-pub fn worker_user(config: &Config) -> Result<Option<WorkerUser>> {
-    if !nix::unistd::geteuid().is_root() {
-        return Ok(None);
-    }
-    let wanted = config
-        .nginx
-        .user
-        .clone()
-        .unwrap_or_else(|| "www-data".into());
-    let user = nix::unistd::User::from_name(&wanted)
-        .with_context(|| format!("cannot look up user \"{wanted}\""))?;
-    let Some(user) = user else {
-        bail!("nginx.user \"{wanted}\" does not exist on this machine");
-    };
-    let owner = Owner {
-        uid: user.uid.as_raw(),
-        gid: user.gid.as_raw(),
-    };
-    if let Some(blocked) = unreachable_ancestor(&config.data_dir, owner) {
-        tracing::warn!(
-            "nginx workers run as root: user \"{wanted}\" cannot enter {}; \
-             choose a data_dir outside it to run them unprivileged",
-            blocked.display()
-        );
-        return Ok(Some(WorkerUser {
-            name: "root".into(),
-            owner: Owner { uid: 0, gid: 0 },
-        }));
-    }
-    Ok(Some(WorkerUser {
-        name: wanted,
-        owner,
-    }))
-}
-
-/// The first existing folder above `path` that `owner` may not enter.
-fn unreachable_ancestor(path: &Path, owner: Owner) -> Option<PathBuf> {
-    path.ancestors().skip(1).find_map(|dir| {
-        let m = std::fs::metadata(dir).ok()?;
-        let mode = m.mode();
-        let can = if m.uid() == owner.uid {
-            mode & 0o100 != 0
-        } else if m.gid() == owner.gid {
-            mode & 0o010 != 0
-        } else {
-            mode & 0o001 != 0
-        };
-        (!can).then(|| dir.to_path_buf())
-    })
-}
-
-/// Paths of the placeholder certificate nginx uses until a real one exists.
-pub fn placeholder_cert(config: &Config) -> (PathBuf, PathBuf) {
-    let dir = config.data_dir.join("certs/placeholder");
-    (dir.join("fullchain.pem"), dir.join("privkey.pem"))
-}
-
-/// Writes a self-signed certificate for `public_host` so HTTPS always starts.
-fn ensure_placeholder_cert(config: &Config) -> Result<()> {
-    let (cert_path, key_path) = placeholder_cert(config);
-    if cert_path.exists() && key_path.exists() {
-        return Ok(());
-    }
-    let names = vec![config.public_host.clone(), "localhost".to_string()];
-    let cert = rcgen::generate_simple_self_signed(names)
-        .context("cannot make a placeholder certificate")?;
-    let dir = cert_path.parent().expect("has a parent");
-    ensure_dir(dir, 0o700, None)?;
-    write_atomic(
-        &key_path,
-        cert.signing_key.serialize_pem().as_bytes(),
-        0o600,
-        None,
-    )?;
-    write_atomic(&cert_path, cert.cert.pem().as_bytes(), 0o644, None)?;
-    Ok(())
-}
-
-/// Creates the data directory layout of ARCHITECTURE.md and nginx's own folders.
-pub fn prepare_dirs(config: &Config, user: Option<&WorkerUser>) -> Result<()> {
-    let owner = user.map(|u| u.owner);
-    let data = &config.data_dir;
-    ensure_dir(data, 0o755, None)?;
-    // Written by nginx workers (HLS) or read by them (library, keys): owned by the worker user.
-    for sub in ["live", "vod"] {
-        ensure_dir(&data.join(sub), 0o755, owner)?;
-    }
-    // Read by nginx's master only, which runs as the sidecar's user.
-    ensure_dir(&data.join("certs"), 0o755, None)?;
-    // The sidecar's own: scratch space, job records, DNS state.
-    for sub in [".work", "jobs", "ddns"] {
-        ensure_dir(&data.join(sub), 0o700, None)?;
-    }
-    // ACME: the account stays private, but nginx's workers must reach the challenge files.
-    ensure_dir(&data.join("acme"), 0o711, None)?;
-    ensure_dir(
-        &data.join("acme/challenge/.well-known/acme-challenge"),
-        0o755,
-        None,
-    )?;
-    for sub in ["acme/challenge", "acme/challenge/.well-known"] {
-        ensure_dir(&data.join(sub), 0o755, None)?;
-    }
-    let prefix = &config.nginx.prefix;
-    ensure_dir(prefix, 0o755, None)?;
-    ensure_dir(&prefix.join("logs"), 0o755, None)?;
-    ensure_dir(&prefix.join("tmp"), 0o700, owner)?;
-    if let Some(dir) = config.nginx.conf.parent() {
-        ensure_dir(dir, 0o755, None)?;
-    }
-    crate::sign::ensure_secrets(config)?;
-    crate::api::ensure_token(config)?;
-    ensure_placeholder_cert(config)?;
-    crate::certs::ensure_placeholder(config)
 }
 
 /// Descriptors each nginx worker opens at most, and connections it takes: what the system
@@ -272,25 +148,5 @@ mod tests {
         assert!(!text.contains("{{"));
         assert!(text.contains(&format!("streamedge_data {};", config.data_dir.display())));
         assert!(text.contains("error_log") && text.contains("notice;"));
-    }
-
-    #[test]
-    fn finds_folders_a_user_cannot_enter() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let closed = dir.path().join("closed");
-        std::fs::create_dir_all(closed.join("data")).unwrap();
-        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
-        let stranger = Owner {
-            uid: 54321,
-            gid: 54321,
-        };
-        assert_eq!(
-            unreachable_ancestor(&closed.join("data"), stranger),
-            Some(closed.clone())
-        );
-        std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(unreachable_ancestor(&closed.join("data"), stranger), None);
     }
 }

@@ -12,8 +12,8 @@ use crate::nginx::{self, Order};
 use crate::render;
 
 pub async fn run(config: &Config) -> Result<()> {
-    let user = render::worker_user(config)?;
-    render::prepare_dirs(config, user.as_ref())?;
+    let user = crate::workers::worker_user(config)?;
+    crate::setup::prepare(config, user.as_ref())?;
     render::write_nginx_conf(config, user.as_ref())?;
 
     let (tx, rx) = mpsc::channel(4);
