@@ -36,7 +36,7 @@ pub const SIGNED_PREFIX: &str = "/s/";
 
 /// The path of a signed link: `/s/TOKEN` before `path` (`/live/NAME/...`).
 pub fn signed_path(token: &str, path: &str) -> String {
-    format!("/s/{token}{path}")
+    format!("{SIGNED_PREFIX}{token}{path}")
 }
 
 /// The secrets file.

@@ -129,7 +129,7 @@ fn play(
             .filter(|k| k.state == KeyState::Active)
             .map(|k| k.private),
         // Keys unusable: what the registry last knew, private when unsure.
-        None => registry.privacy(name, &set.now).or(Some(true)),
+        None => registry.privacy(name).or(Some(true)),
     };
     let refused = |why: &str| {
         Decision::new(403)

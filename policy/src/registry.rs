@@ -166,7 +166,7 @@ impl Registry<'_> {
     }
 
     /// Whether a stream the registry has seen is private; `None` if never seen.
-    pub fn privacy(&self, key: &NameKey, _now: &Now) -> Option<bool> {
+    pub fn privacy(&self, key: &NameKey) -> Option<bool> {
         let i = table::find(self.slots, self.hash(key), key)?;
         Some(self.slots[i].value.private)
     }

@@ -473,6 +473,7 @@ fn a_full_disk_fails_the_job_cleanly() {
     }
     let _unmount = Unmount(mount.clone());
     let data = mount.join("data");
+    let empty = |rel: &str| std::fs::read_dir(data.join(rel)).unwrap().next().is_none();
     s.edit_config(|c| {
         c.insert("data_dir".into(), data.display().to_string().into());
         c["fetch"]
@@ -507,17 +508,8 @@ fn a_full_disk_fails_the_job_cleanly() {
     let id = s.submit(&json!({"url": media.url("/clip.mp4")}));
     let j = s.wait_job(&id, "the job to fail", LONG, |j| j["state"] == "failed");
     assert_eq!(j["error"], "the disk is full", "{j}");
-    assert!(std::fs::read_dir(data.join("vod"))
-        .unwrap()
-        .next()
-        .is_none());
-    assert!(
-        std::fs::read_dir(data.join(".work"))
-            .unwrap()
-            .next()
-            .is_none(),
-        "scratch left behind"
-    );
+    assert!(empty("vod"));
+    assert!(empty(".work"), "scratch left behind");
     // The job's record was kept: the disk was not too full for that.
     assert!(data.join(format!("jobs/{id}.json")).exists());
     s.stop();
@@ -551,13 +543,7 @@ fn a_full_disk_fails_the_job_cleanly() {
         "{j}"
     );
     no_leftovers(&s, &big);
-    assert!(
-        std::fs::read_dir(data.join(".work"))
-            .unwrap()
-            .next()
-            .is_none(),
-        "scratch left behind"
-    );
+    assert!(empty(".work"), "scratch left behind");
     assert!(mib(&data) >= floor, "{} MiB free", mib(&data));
     assert_eq!(std::fs::read_to_string(&keep).unwrap(), "mine");
     assert_eq!(

@@ -123,7 +123,6 @@ fn one_address_cannot_take_the_server_down() {
     s.wait_live("after", true);
     assert!(!s.is_live("flood"));
     assert!(s.crashes().is_empty(), "{:?}", s.crashes());
-    assert!(started.elapsed() < Duration::from_secs(90));
 }
 
 #[test]

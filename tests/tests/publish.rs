@@ -179,8 +179,10 @@ fn a_killed_worker_does_not_lock_its_publisher_out() {
     s.wait_live("kim", true);
     std::thread::sleep(Duration::from_secs(2));
     assert!(again.is_running(), "the second publish was refused");
+    // Not a speed figure: after the 35 s live timeout even a stale entry would let go, so
+    // only success before it shows the name was freed by the dead worker's connection.
     assert!(
-        since.elapsed() < Duration::from_secs(20),
+        since.elapsed() < Duration::from_secs(35),
         "{:?}",
         since.elapsed()
     );
