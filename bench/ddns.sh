@@ -17,11 +17,11 @@ pids+=($!)
 for _ in $(seq 50); do curl -fs -o /dev/null -X POST -d "{\"host\":\"$NAME.\",\"addresses\":[\"$OLD\"]}" "http://127.0.0.1:$dmgmt/add-a" && break; sleep 0.1; done
 
 day() { # label change_after
-  local port; port=$(free_port)
-  echo 0 >"$work/calls"
-  python3 "$root/bench/ionos_standin.py" "$port" "$OLD" "$NEW" "$2" "$work/calls" &
+  # The tests' IONOS stand-in (tests/src/ionos.rs), which prints its port when it listens.
+  local port
+  "$root/target/release/ionos-standin" pub.secret "$OLD" "$NEW" "$2" >"$work/standin.port" &
   pids+=($!)
-  sleep 0.5
+  for _ in $(seq 100); do port=$(head -n1 "$work/standin.port"); [ -n "$port" ] && break; sleep 0.05; done
   rm -f "$work/srv/data/ddns/state.json"
   sed -i '/^\[ddns\]/,$d' "$cfg"
   cat >>"$cfg" <<TOML
@@ -36,9 +36,9 @@ interval = "1ms"
 requests_per_minute = 100000
 TOML
   "$bin" --config "$cfg" ddns setup >/dev/null
-  local before; before=$(cat "$work/calls")
+  local before; before=$(curl -fs "http://127.0.0.1:$port/_calls")
   /usr/bin/time -f "%U %S %M" -o "$work/time" "$bin" --config "$cfg" ddns check --count "$CHECKS" >/dev/null 2>&1 || true
-  local calls=$(( $(cat "$work/calls") - before ))
+  local calls=$(( $(curl -fs "http://127.0.0.1:$port/_calls") - before ))
   read -r user sys rss <"$work/time"
   printf '  %-28s IONOS calls %4d (seed design: %d)   CPU %.2f s   peak %.1f MiB\n' "$1" "$calls" "$CHECKS" \
     "$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')" "$(awk -v k="$rss" 'BEGIN { print k / 1024 }')"

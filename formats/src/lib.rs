@@ -2,8 +2,11 @@
 //! sides link this crate, so a format is defined once.
 
 pub mod keys;
+pub mod layout;
 pub mod library;
 pub mod name;
+pub mod streams;
+pub mod time;
 pub mod token;
 
 #[cfg(test)]

@@ -1,12 +1,45 @@
-//! A library item's `meta.json` (`DATA/vod/<id>/meta.json`), as far as nginx needs it: only
-//! whether the item is private. The sidecar's fetch jobs write the rest.
+//! A library item's `meta.json` (`DATA/vod/<id>/meta.json`): written by the sidecar when an
+//! item is complete (its playlists and segments are in place first), read by the sidecar's
+//! library list and, for whether the item is private, by nginx's module.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// Longest library item id; ids use the stream-name alphabet.
 pub const MAX_ID_LEN: usize = 64;
 
-/// What the module reads of `meta.json`. Unknown fields are the sidecar's business.
+/// `meta.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Meta {
+    /// The item's folder name in `DATA/vod/`.
+    pub id: String,
+    pub title: String,
+    /// The file or URL it came from.
+    pub source: String,
+    /// "video" or "audio".
+    pub kind: String,
+    /// Seconds; 0 when ffprobe could not tell.
+    pub duration: f64,
+    /// What ffprobe found in the source: codecs ("h264", "aac"), size in bytes, frame size.
+    #[serde(default)]
+    pub codecs: Vec<String>,
+    #[serde(default)]
+    pub source_size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_resolution: Option<String>,
+    /// The renditions' names ("720p", "audio"), each a folder beside `master.m3u8`.
+    pub renditions: Vec<String>,
+    /// File names in the item's folder.
+    pub poster: Option<String>,
+    pub download: Option<String>,
+    /// RFC 3339.
+    pub created: String,
+    /// Plays only through signed links.
+    #[serde(default)]
+    pub private: bool,
+}
+
+/// What the module reads of `meta.json`: only `private`, so no other field can keep an item
+/// from being served.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 pub struct Access {
     #[serde(default)]
@@ -32,5 +65,27 @@ mod tests {
         assert!(Access::parse("{\"private\":true}").unwrap().private);
         assert!(Access::parse("{\"private\":\"yes\"}").is_err());
         assert!(Access::parse("[").is_err());
+    }
+
+    #[test]
+    fn the_module_reads_what_the_sidecar_writes() {
+        let meta = Meta {
+            id: "x1".into(),
+            title: "t".into(),
+            source: "https://example.org/v".into(),
+            kind: "video".into(),
+            duration: 1.5,
+            codecs: vec!["h264".into()],
+            source_size: 10,
+            source_resolution: None,
+            renditions: vec!["720p".into()],
+            poster: None,
+            download: None,
+            created: "2026-12-02T06:50:00Z".into(),
+            private: true,
+        };
+        let text = serde_json::to_string(&meta).unwrap();
+        assert_eq!(serde_json::from_str::<Meta>(&text).unwrap(), meta);
+        assert!(Access::parse(&text).unwrap().private);
     }
 }

@@ -36,6 +36,7 @@ use ngx::http::{
     NgxHttpCoreModule, Request,
 };
 use ngx::{ngx_conf_log_error, ngx_log_error, ngx_string};
+use streamedge_formats::layout::Layout;
 use streamedge_formats::token::{Secrets, Token};
 use streamedge_policy::hls::{self, Kind, Mode, PathError};
 use streamedge_policy::library::{AccessCache, Item};
@@ -247,7 +248,7 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
             match hmcf
                 .library
                 .borrow_mut()
-                .item(&data.join("vod"), target.name)
+                .item(&Layout::new(data).vod(), target.name)
             {
                 Item::Missing => return Err(404),
                 Item::Public => (false, false),

@@ -76,9 +76,12 @@ use crate::ffi::{
     add_variable, args, command, now_ms, parse_time_ms, send, set_variable, DUPLICATE, JSON, TEXT,
 };
 use crate::shm::ZoneSpec;
+use streamedge_formats::layout::Layout;
+use streamedge_formats::streams::{self, Stream};
+use streamedge_formats::time::rfc3339_secs;
 use streamedge_policy::conns::OwnerSlot;
 use streamedge_policy::keycache::{KeyCache, Refresh};
-use streamedge_policy::registry::{Now, StreamInfo};
+use streamedge_policy::registry::Now;
 use streamedge_policy::registry::{Registry, StreamSlot};
 
 // ---------------------------------------------------------------------------------------
@@ -517,13 +520,13 @@ http_request_handler!(streams_handler, |r: &mut Request| {
     };
     let keys = mcf.keys.borrow();
     // Private streams are nobody's business: they are not listed.
-    let mut streams: Vec<StreamInfo<'_>> = known
+    let mut list: Vec<Stream> = known
         .iter()
         .filter(|(_, _, _, private)| !private)
-        .map(|(name, live, since, _)| StreamInfo {
-            name: name.as_str(),
+        .map(|(name, live, since, _)| Stream {
+            name: name.as_str().to_owned(),
             live: *live,
-            since: Some(*since),
+            since: Some(rfc3339_secs(*since)),
         })
         .collect();
     // Names with an active key are known even before their first stream.
@@ -534,16 +537,16 @@ http_request_handler!(streams_handler, |r: &mut Request| {
         .unwrap_or_default()
     {
         let active = k.state == streamedge_formats::keys::KeyState::Active;
-        let listed = streams.iter().any(|s| s.name == k.name);
+        let listed = list.iter().any(|s| s.name == k.name);
         if active && !k.private && !listed && !known.iter().any(|(n, ..)| n.as_str() == k.name) {
-            streams.push(StreamInfo {
-                name: &k.name,
+            list.push(Stream {
+                name: k.name.clone(),
                 live: false,
                 since: None,
             });
         }
     }
-    let json = streamedge_policy::registry::streams_json(&mut streams);
+    let json = streams::to_json(&mut list);
     r.add_header_out("Cache-Control", "no-cache");
     send(r, 200, JSON, json.as_bytes())
 });
@@ -613,7 +616,7 @@ extern "C" fn ngx_http_streamedge_init_main_conf(
         );
         return NGX_CONF_ERROR;
     };
-    *mcf.keys.get_mut() = Some(KeyCache::new(data.join("keys.toml")));
+    *mcf.keys.get_mut() = Some(KeyCache::new(Layout::new(data).keys_file()));
     let size = mcf.zone_size.unwrap_or(DEFAULT_ZONE_SIZE);
     // SAFETY: `cf` is valid; the spec lives in the configuration pool with this cycle.
     let pool = unsafe { Pool::from_ngx_pool((*cf).pool) };

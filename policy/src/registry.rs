@@ -204,44 +204,6 @@ pub fn lookup(slots: &[StreamSlot], seed: [u64; 2], name: &str, now: &Now) -> Op
     Some((now.is_live(s), s.private))
 }
 
-/// One entry of `GET /api/streams`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamInfo<'a> {
-    pub name: &'a str,
-    pub live: bool,
-    /// When the stream went live, or last went offline; `None` if never seen.
-    pub since: Option<i64>,
-}
-
-/// Renders the streams list: live ones first, then by name. Names come only from the
-/// stream-name alphabet, so they need no JSON escaping.
-pub fn streams_json(streams: &mut [StreamInfo<'_>]) -> String {
-    streams.sort_by(|a, b| b.live.cmp(&a.live).then(a.name.cmp(b.name)));
-    let mut out = String::from("[");
-    for (i, s) in streams.iter().enumerate() {
-        debug_assert!(streamedge_formats::name::check_name(s.name.as_bytes()).is_ok());
-        if i > 0 {
-            out.push(',');
-        }
-        let since = match s.since {
-            Some(t) => format!("\"{}\"", rfc3339(t)),
-            None => "null".into(),
-        };
-        out.push_str(&format!(
-            "{{\"name\":\"{}\",\"live\":{},\"since\":{}}}",
-            s.name, s.live, since
-        ));
-    }
-    out.push_str("]\n");
-    out
-}
-
-/// Formats seconds since the epoch as RFC 3339 UTC.
-pub fn rfc3339(secs: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,34 +324,6 @@ mod tests {
             Some((true, false))
         );
         assert_eq!(lookup(r.slots, r.seed, "nobody", &now(300, None)), None);
-    }
-
-    #[test]
-    fn json_lists_live_first() {
-        let mut s = vec![
-            StreamInfo {
-                name: "zed",
-                live: false,
-                since: None,
-            },
-            StreamInfo {
-                name: "bob",
-                live: false,
-                since: Some(0),
-            },
-            StreamInfo {
-                name: "yan",
-                live: true,
-                since: Some(1_763_755_200),
-            },
-        ];
-        assert_eq!(
-            streams_json(&mut s),
-            "[{\"name\":\"yan\",\"live\":true,\"since\":\"2025-11-21T20:00:00Z\"},\
-             {\"name\":\"bob\",\"live\":false,\"since\":\"1970-01-01T00:00:00Z\"},\
-             {\"name\":\"zed\",\"live\":false,\"since\":null}]\n"
-        );
-        assert_eq!(streams_json(&mut []), "[]\n");
     }
 
     #[test]

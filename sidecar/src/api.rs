@@ -16,10 +16,12 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
+use streamedge_formats::layout::VOD_PLAYLIST;
 use subtle::ConstantTimeEq;
 
 use crate::config::Config;
-use crate::fetch::{Manager, NewJob, Refused};
+use crate::error::Error;
+use crate::fetch::{Manager, NewJob};
 use crate::fsutil::write_atomic;
 
 /// Request bodies larger than this are refused (413): a job request is a URL and a few words.
@@ -38,7 +40,7 @@ type Shared = Arc<Api>;
 
 /// Makes the API token if there is none (0600, like every secret).
 pub fn ensure_token(config: &Config) -> Result<()> {
-    let path = config.api_token_file();
+    let path = config.layout().api_token_file();
     if path.exists() {
         return Ok(());
     }
@@ -47,7 +49,7 @@ pub fn ensure_token(config: &Config) -> Result<()> {
 }
 
 pub fn read_token(config: &Config) -> Result<String> {
-    let path = config.api_token_file();
+    let path = config.layout().api_token_file();
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the API token {}", path.display()))?;
     Ok(text.trim().to_string())
@@ -83,24 +85,25 @@ fn router(api: Shared) -> Router {
     Router::new()
         .route("/api/library", get(list_library))
         .merge(owner)
-        .fallback(|| async { error(404, "no such API endpoint") })
-        .method_not_allowed_fallback(|| async { error(405, "method not allowed here") })
+        .fallback(|| async { Error::NotFound("no such API endpoint".into()).into_response() })
+        .method_not_allowed_fallback(|| async {
+            Error::MethodNotAllowed("method not allowed here".into()).into_response()
+        })
         .with_state(api)
 }
 
-fn error(status: u16, message: &str) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut r = (status, Json(json!({ "error": message }))).into_response();
-    if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    }
-    r
-}
-
-impl IntoResponse for Refused {
+/// Every error answer: `{"error": MESSAGE}` with the status `Error::status` gives it.
+impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        error(self.status, &self.message)
+        let status =
+            StatusCode::from_u16(self.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let message = format!("{self:#}");
+        let mut r = (status, Json(json!({ "error": message }))).into_response();
+        if let Error::Unauthorized(_) = self {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
     }
 }
 
@@ -120,10 +123,10 @@ async fn require_token(State(api): State<Shared>, req: Request, next: Next) -> R
     if authorized(&api, req.headers()) {
         next.run(req).await
     } else {
-        error(
-            401,
-            "this needs the API token (Authorization: Bearer TOKEN; `streamedge status` says where it is)",
+        Error::Unauthorized(
+            "this needs the API token (Authorization: Bearer TOKEN; `streamedge status` says where it is)".into(),
         )
+        .into_response()
     }
 }
 
@@ -141,24 +144,25 @@ async fn list_jobs(State(api): State<Shared>) -> Response {
 async fn get_job(State(api): State<Shared>, Path(id): Path<String>) -> Response {
     match api.jobs.get(&id) {
         Some(j) => ok(StatusCode::OK, &j),
-        None => error(404, &format!("no job \"{}\"", id.escape_debug())),
+        None => Error::NotFound(format!("no job \"{}\"", id.escape_debug())).into_response(),
     }
 }
 
 async fn create_job(State(api): State<Shared>, body: Body) -> Response {
     let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
         Ok(b) => b,
-        Err(_) => return error(413, &format!("the request is larger than {MAX_BODY} bytes")),
+        Err(_) => {
+            return Error::TooLarge(format!("the request is larger than {MAX_BODY} bytes"))
+                .into_response()
+        }
     };
     let new: NewJob = match serde_json::from_slice(&bytes) {
         Ok(n) => n,
         Err(e) => {
-            return error(
-                400,
-                &format!(
+            return Error::Invalid(format!(
                 "the body must be JSON like {{\"url\": \"https://…\", \"kind\": \"video\"}}: {e}"
-            ),
-            )
+            ))
+            .into_response()
         }
     };
     match api.jobs.submit(new).await {
@@ -169,14 +173,14 @@ async fn create_job(State(api): State<Shared>, body: Body) -> Response {
             }
             r
         }
-        Err(refused) => refused.into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
 async fn cancel_job(State(api): State<Shared>, Path(id): Path<String>) -> Response {
     match api.jobs.cancel(&id).await {
         Ok(job) => ok(StatusCode::OK, &job),
-        Err(refused) => refused.into_response(),
+        Err(e) => e.into_response(),
     }
 }
 
@@ -199,7 +203,7 @@ async fn list_library(State(api): State<Shared>, headers: HeaderMap) -> Response
     let owner = authorized(&api, &headers);
     let items = match crate::library::list_full(&api.config) {
         Ok(items) => items,
-        Err(e) => return error(500, &format!("{e:#}")),
+        Err(e) => return Error::from(e).into_response(),
     };
     let link = |id: &str, file: &str, private: bool| -> String {
         let path = format!("/vod/{id}/{file}");
@@ -215,7 +219,7 @@ async fn list_library(State(api): State<Shared>, headers: HeaderMap) -> Response
         // Private items are the owner's business.
         .filter(|m| owner || !m.private)
         .map(|m| Entry {
-            playlist: link(&m.id, "master.m3u8", m.private),
+            playlist: link(&m.id, VOD_PLAYLIST, m.private),
             poster: m.poster.as_deref().map(|p| link(&m.id, p, m.private)),
             download: m.download.as_deref().map(|d| link(&m.id, d, m.private)),
             id: m.id,
@@ -232,16 +236,6 @@ async fn list_library(State(api): State<Shared>, headers: HeaderMap) -> Response
 async fn remove_item(State(api): State<Shared>, Path(id): Path<String>) -> Response {
     match crate::library::remove(&api.config, &id) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => {
-            let msg = format!("{e:#}");
-            let status = if msg.starts_with("no library item") {
-                404
-            } else if msg.starts_with("invalid library item id") {
-                400
-            } else {
-                500
-            };
-            error(status, &msg)
-        }
+        Err(e) => e.into_response(),
     }
 }

@@ -6,7 +6,6 @@
 //! in service, never stop because a CA is unreachable.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -30,18 +29,9 @@ pub fn settings(config: &Config) -> Option<Settings> {
         directory: a.directory_url(),
         ca_root: a.ca_root.clone(),
         eab: a.eab_kid.clone().zip(a.eab_hmac_key_bytes()),
-        acme_dir: config.data_dir.join("acme"),
-        certs_dir: config.data_dir.join("certs"),
+        acme_dir: config.layout().acme(),
+        certs_dir: config.layout().certs(),
     })
-}
-
-/// What nginx's `ssl_certificate` and `ssl_certificate_key` name.
-pub fn nginx_pair(config: &Config) -> (PathBuf, PathBuf) {
-    let dir = match config.acme.domains.first() {
-        Some(first) => config.data_dir.join("certs").join(first),
-        None => config.data_dir.join("certs/placeholder"),
-    };
-    (dir.join("fullchain.pem"), dir.join("privkey.pem"))
 }
 
 /// Until the first certificate, the domain's folder points at the placeholder, so nginx
@@ -50,7 +40,7 @@ pub fn ensure_placeholder(config: &Config) -> Result<()> {
     let Some(s) = settings(config) else {
         return Ok(());
     };
-    let placeholder = config.data_dir.join("certs/placeholder");
+    let placeholder = config.layout().placeholder_cert();
     s.store().ensure_placeholder(&s.domains[0], &placeholder)?;
     Ok(())
 }
@@ -110,8 +100,8 @@ pub enum Outcome {
     Renewed(CertInfo),
 }
 
-/// Renews if due (or `force`): records the attempt, installs, reloads nginx and checks that
-/// it serves the new certificate. A failure leaves the certificate in service alone.
+/// Renews if due (or `force`): records the attempt and installs the new pair, which nginx
+/// serves once it is reloaded ([`serve`]). A failure leaves the certificate in service alone.
 pub async fn renew(config: &Config, force: bool) -> Result<Outcome> {
     let s = settings(config).context("ACME is off: set acme.domains in streamedge.toml")?;
     let _lock = lock(&s)?;
@@ -150,9 +140,6 @@ pub async fn renew(config: &Config, force: bool) -> Result<Outcome> {
                 info.serial,
                 rfc3339(info.not_after)
             );
-            if crate::nginx::reload_running(config)? {
-                confirm_served(config, &s.domains[0], &info).await;
-            }
             Ok(Outcome::Renewed(info))
         }
         Err(e) => {
@@ -195,7 +182,19 @@ fn lock(s: &Settings) -> Result<nix::fcntl::Flock<std::fs::File>> {
     crate::fsutil::lock(&s.acme_dir.join(".lock"))
 }
 
-/// Waits until nginx answers TLS on the HTTPS port with the new certificate.
+/// Puts a renewed certificate in service: `reload` asks a running nginx to reload (false if
+/// none runs), then this waits until nginx answers TLS on the HTTPS port with it.
+pub async fn serve(
+    config: &Config,
+    info: &CertInfo,
+    reload: impl Fn(&Config) -> Result<bool>,
+) -> Result<()> {
+    if let (true, Some(domain)) = (reload(config)?, config.acme.domains.first()) {
+        confirm_served(config, domain, info).await;
+    }
+    Ok(())
+}
+
 async fn confirm_served(config: &Config, domain: &str, info: &CertInfo) {
     let host = match config.ports.bind.as_str() {
         "0.0.0.0" => "127.0.0.1",
@@ -290,13 +289,18 @@ pub async fn served_certificate(addr: SocketAddr, sni: &str) -> Result<Vec<u8>> 
 }
 
 /// The renewal loop of `streamedge run`: looks when due, and at least every `renew_check`;
-/// after a failure, when the retry schedule says.
-pub async fn run_loop(config: Config) {
+/// after a failure, when the retry schedule says. `reload` as for [`serve`].
+pub async fn run_loop(config: Config, reload: impl Fn(&Config) -> Result<bool>) {
     let check = config.acme.renew_check;
     loop {
         let next = match renew(&config, false).await {
             Ok(Outcome::NotDue { renew_at, .. }) => renew_at,
-            Ok(Outcome::Renewed(info)) => renew_at(info.not_before, info.not_after, None),
+            Ok(Outcome::Renewed(info)) => {
+                if let Err(e) = serve(&config, &info, &reload).await {
+                    tracing::error!("{e:#}");
+                }
+                renew_at(info.not_before, info.not_after, None)
+            }
             Err(e) => {
                 tracing::error!("{e:#}");
                 settings(&config)

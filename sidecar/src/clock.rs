@@ -1,14 +1,12 @@
-//! Times as the sidecar writes them (RFC 3339, UTC, whole seconds) and random bytes from
-//! the system: one helper each, for every file and answer that needs them.
+//! Times as the sidecar writes them (RFC 3339, UTC, whole seconds, as `formats` defines) and
+//! random bytes from the system: one helper each, for every file and answer that needs them.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 
-/// `2026-12-02T06:50:00Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
+/// `2026-12-02T06:50:00Z`: the format every shared file and answer uses.
+pub use streamedge_formats::time::rfc3339;
 
 /// [`rfc3339`] of seconds since the epoch.
 pub fn rfc3339_secs(secs: u64) -> String {

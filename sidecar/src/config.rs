@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
+use streamedge_formats::layout::Layout;
 
 /// Where commands look for the configuration when neither `--config` nor
 /// `STREAMEDGE_CONFIG` says otherwise.
@@ -305,18 +306,18 @@ impl Ddns {
 pub struct Publish {
     /// Failed publish attempts from one address that ban it; 0 turns bans off.
     pub ban_attempts: u32,
-    /// Within how long those attempts count (nginx time: "10m", "1h").
-    pub ban_window: String,
+    /// Within how long those attempts count.
+    pub ban_window: NginxTime,
     /// How long a ban lasts.
-    pub ban_time: String,
+    pub ban_time: NginxTime,
 }
 
 impl Default for Publish {
     fn default() -> Self {
         Publish {
             ban_attempts: 5,
-            ban_window: "10m".into(),
-            ban_time: "15m".into(),
+            ban_window: NginxTime(Duration::from_secs(600)),
+            ban_time: NginxTime(Duration::from_secs(900)),
         }
     }
 }
@@ -353,21 +354,77 @@ fn nginx_path(key: &str, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// An nginx time: digits with a unit, possibly several ("1h30m").
-fn is_nginx_time(s: &str) -> bool {
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        let after = &rest[digits..];
-        let unit = ["ms", "s", "m", "h", "d", "w", "M", "y"]
-            .iter()
-            .find(|u| after.starts_with(**u));
-        match (digits, unit) {
-            (1.., Some(u)) => rest = &after[u.len()..],
-            _ => return false,
+/// A time as nginx writes it ("30s", "10m", "1h30m", "500ms"): read from the file as nginx
+/// reads it, longer than zero, and written into nginx.conf in the same syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NginxTime(pub Duration);
+
+impl NginxTime {
+    /// Digits with a unit, possibly several; nginx's units (a month is 30 days, a year 365).
+    pub fn parse(s: &str) -> Option<NginxTime> {
+        const UNITS: [(&str, u64); 8] = [
+            ("ms", 1),
+            ("s", 1_000),
+            ("m", 60_000),
+            ("h", 3_600_000),
+            ("d", 86_400_000),
+            ("w", 604_800_000),
+            ("M", 2_592_000_000),
+            ("y", 31_536_000_000),
+        ];
+        let mut rest = s;
+        let mut ms: u64 = 0;
+        while !rest.is_empty() {
+            let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            let (number, after) = rest.split_at(digits);
+            let (unit, scale) = UNITS.iter().find(|(u, _)| after.starts_with(u))?;
+            let n: u64 = number.parse().ok()?;
+            ms = ms.checked_add(n.checked_mul(*scale)?)?;
+            rest = &after[unit.len()..];
         }
+        // nginx keeps times in a signed machine word of milliseconds.
+        (ms > 0 && ms <= i64::MAX as u64).then(|| NginxTime(Duration::from_millis(ms)))
     }
-    !s.is_empty()
+}
+
+impl std::fmt::Display for NginxTime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0.as_millis();
+        if ms % 1000 != 0 {
+            return write!(f, "{ms}ms");
+        }
+        let mut secs = ms / 1000;
+        let mut any = false;
+        for (unit, size) in [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+            if secs >= size {
+                write!(f, "{}{unit}", secs / size)?;
+                secs %= size;
+                any = true;
+            }
+        }
+        if !any {
+            f.write_str("0s")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for NginxTime {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for NginxTime {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        NginxTime::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "\"{}\" is not a time such as \"30s\", \"10m\" or \"1h30m\"",
+                text.escape_debug()
+            ))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -499,14 +556,6 @@ impl Config {
         if p.bind.parse::<std::net::IpAddr>().is_err() {
             bail!("ports.bind \"{}\" is not an IP address", p.bind);
         }
-        for (key, value) in [
-            ("ban_window", &self.publish.ban_window),
-            ("ban_time", &self.publish.ban_time),
-        ] {
-            if !is_nginx_time(value) {
-                bail!("publish.{key} \"{value}\" is not a time such as \"30s\", \"10m\" or \"1h\"");
-            }
-        }
         match self.api.listen.parse::<std::net::SocketAddr>() {
             Ok(a) if a.ip().is_loopback() => {}
             _ => bail!(
@@ -571,18 +620,9 @@ impl Config {
         Ok(())
     }
 
-    pub fn keys_file(&self) -> PathBuf {
-        self.data_dir.join("keys.toml")
-    }
-
-    /// The bearer token of the control API's writes.
-    pub fn api_token_file(&self) -> PathBuf {
-        self.data_dir.join("api.token")
-    }
-
-    /// The signing secrets for private links.
-    pub fn secrets_file(&self) -> PathBuf {
-        self.data_dir.join("sign.keys")
+    /// Every path in the data directory.
+    pub fn layout(&self) -> Layout {
+        Layout::new(&self.data_dir)
     }
 
     pub fn pid_file(&self) -> PathBuf {
@@ -642,11 +682,6 @@ impl Config {
             self.ports.http
         )
     }
-
-    /// Renders the file as `init` writes it: every option, commented.
-    pub fn to_toml(&self) -> String {
-        crate::config_file::render(self)
-    }
 }
 
 /// Brackets an IPv6 address for use in a URL.
@@ -693,7 +728,7 @@ mod tests {
         assert_eq!(c.data_dir, dir.path().join("data"));
         assert_eq!(c.nginx.conf, dir.path().join("nginx.conf"));
         assert_eq!(c.rtmp_url(), "rtmp://example.org:1935/live");
-        assert_eq!(c.keys_file(), dir.path().join("data/keys.toml"));
+        assert_eq!(c.layout().keys_file(), dir.path().join("data/keys.toml"));
     }
 
     #[test]
@@ -720,12 +755,45 @@ mod tests {
 
     #[test]
     fn nginx_times() {
-        for ok in ["10m", "1h30m", "500ms", "3s", "1d"] {
-            assert!(is_nginx_time(ok), "{ok}");
+        for (text, written) in [
+            ("10m", "10m"),
+            ("1h30m", "1h30m"),
+            ("90m", "1h30m"),
+            ("500ms", "500ms"),
+            ("3s", "3s"),
+            ("1d", "1d"),
+            ("1w", "7d"),
+            ("1s500ms", "1500ms"),
+        ] {
+            let t = NginxTime::parse(text).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(t.to_string(), written);
+            assert_eq!(NginxTime::parse(written), Some(t));
         }
-        for bad in ["", "10", "m", "10 m", "10x", "-1s", "1.5h"] {
-            assert!(!is_nginx_time(bad), "{bad}");
+        for bad in [
+            "",
+            "10",
+            "m",
+            "10 m",
+            "10x",
+            "-1s",
+            "1.5h",
+            "0s",
+            "99999999999999y",
+        ] {
+            assert_eq!(NginxTime::parse(bad), None, "{bad}");
         }
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("streamedge.toml");
+        std::fs::write(
+            &p,
+            "data_dir = \"d\"\npublic_host = \"h\"\n[publish]\nban_time = \"10 m\"\n",
+        )
+        .unwrap();
+        let e = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(
+            e.contains("line 4") && e.contains("\"10 m\" is not a time"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -14,53 +14,53 @@ type Doc = (
 const DOCS: &[Doc] = &[
     ("", "data_dir", "Data shared with nginx: keys, live HLS, the library, certificates, job records.", None),
     ("", "public_host", "The name or address publishers and viewers use; shown in OBS settings and links.", None),
-    ("ports", "bind", "Address nginx listens on for all three ports. Default \"0.0.0.0\".", None),
-    ("ports", "http", "Plain HTTP (router: 80 -> this). Default 8080.", None),
-    ("ports", "https", "HTTPS: player, HLS, API (router: 443 -> this). Default 4433.", None),
-    ("ports", "rtmp", "RTMP ingest from OBS (router: 1935 -> this). Default 1935.", None),
-    ("ports", "internal", "Loopback-only port (127.0.0.1) for nginx-rtmp's callbacks, the sidecar's checks and stub_status; never mapped. Default 8088.", None),
+    ("ports", "bind", "Address nginx listens on for all three ports.", None),
+    ("ports", "http", "Plain HTTP (router: 80 -> this).", None),
+    ("ports", "https", "HTTPS: player, HLS, API (router: 443 -> this).", None),
+    ("ports", "rtmp", "RTMP ingest from OBS (router: 1935 -> this).", None),
+    ("ports", "internal", "Loopback-only port (127.0.0.1) for nginx-rtmp's callbacks, the sidecar's checks and stub_status; never mapped.", None),
     ("ports", "public_https", "The HTTPS port the internet sees, if the router maps another to `https`. Default: `https`.", Some("443")),
-    ("ports", "redirect_to_https", "Send HTTP visitors to HTTPS (never ACME challenges) once acme.domains has a certificate. Default true.", None),
-    ("publish", "ban_attempts", "Wrong stream keys from one address that ban it; 0: no bans. Default 5.", None),
-    ("publish", "ban_window", "Within how long those attempts count. Default \"10m\".", None),
-    ("publish", "ban_time", "How long a ban lasts. Default \"15m\".", None),
-    ("acme", "domains", "Names of the HTTPS certificate (ACME HTTP-01); empty: a self-signed one. Default [].", None),
+    ("ports", "redirect_to_https", "Send HTTP visitors to HTTPS (never ACME challenges) once acme.domains has a certificate.", None),
+    ("publish", "ban_attempts", "Wrong stream keys from one address that ban it; 0: no bans.", None),
+    ("publish", "ban_window", "Within how long those attempts count.", None),
+    ("publish", "ban_time", "How long a ban lasts.", None),
+    ("acme", "domains", "Names of the HTTPS certificate (ACME HTTP-01); empty: a self-signed one.", None),
     ("acme", "email", "Contact address for the certificate authority. Default: none.", Some("\"you@example.org\"")),
-    ("acme", "directory", "\"letsencrypt\", \"letsencrypt-staging\" or a CA's directory URL. Default \"letsencrypt\".", None),
+    ("acme", "directory", "\"letsencrypt\", \"letsencrypt-staging\" or a CA's directory URL.", None),
     ("acme", "ca_root", "A PEM root to trust for a private CA's HTTPS. Default: none.", Some("\"/etc/ssl/my-ca.pem\"")),
-    ("acme", "renew_check", "How often the certificate is looked at. Default \"12h\".", None),
+    ("acme", "renew_check", "How often the certificate is looked at.", None),
     ("acme", "eab_kid", "External account binding key id, for CAs that require one. Default: none.", Some("\"kid\"")),
     ("acme", "eab_hmac_key", "External account binding HMAC key (base64url). Default: none.", Some("\"…\"")),
     ("ddns", "provider", "Dynamic DNS provider: \"ionos\".", None),
-    ("ddns", "mode", "\"dyndns\" (one update URL; run `streamedge ddns setup` once) or \"records\" (A/AAAA records through the DNS API). Default \"dyndns\".", None),
+    ("ddns", "mode", "\"dyndns\" (one update URL; run `streamedge ddns setup` once) or \"records\" (A/AAAA records through the DNS API).", None),
     ("ddns", "api_key", "The IONOS API key (`prefix.secret`); better in api_key_file. Default: none.", Some("\"prefix.secret\"")),
     ("ddns", "api_key_file", "A file (mode 0600) holding the API key. Default: none.", Some("\"ionos-api.key\"")),
-    ("ddns", "api_base", "The IONOS API. Default \"https://api.hosting.ionos.com\".", None),
-    ("ddns", "domains", "Names that follow this home's address.", None),
-    ("ddns", "ipv4", "Keep A records. Default true.", None),
-    ("ddns", "ipv6", "Keep AAAA records. Default false.", None),
+    ("ddns", "api_base", "The IONOS API.", None),
+    ("ddns", "domains", "Names that follow this home's address (at least one).", Some("[\"home.example.org\"]")),
+    ("ddns", "ipv4", "Keep A records.", None),
+    ("ddns", "ipv6", "Keep AAAA records.", None),
     ("ddns", "ip_sources_v4", "Services that echo the public IPv4 address; two must agree.", None),
     ("ddns", "ip_sources_v6", "The same for IPv6.", None),
-    ("ddns", "nameservers", "DNS servers asked what the names resolve to (\"1.1.1.1:53\"); empty: the system's. Default [].", None),
-    ("ddns", "interval", "How often the address is checked. Default \"1m\".", None),
-    ("ddns", "cooldown", "After an update, how long DNS gets to show it. Default \"10m\".", None),
-    ("ddns", "requests_per_minute", "IONOS's limit, never exceeded. Default 2.", None),
-    ("ddns", "ttl", "TTL of records in records mode. Default 60.", None),
-    ("fetch", "concurrency", "Fetch jobs that run at once; the rest queue. Default 1.", None),
-    ("fetch", "allow_private_addresses", "Allow fetch and job webhook URLs on this machine, its LAN or link-local addresses. Default false.", None),
-    ("fetch", "min_free_mb", "Free space data_dir keeps, MiB: new jobs are refused (507) with less, and a running job is stopped (its tools ended, its scratch removed) when it falls below. Default 1024.", None),
+    ("ddns", "nameservers", "DNS servers asked what the names resolve to (\"1.1.1.1:53\"); empty: the system's.", None),
+    ("ddns", "interval", "How often the address is checked.", None),
+    ("ddns", "cooldown", "After an update, how long DNS gets to show it.", None),
+    ("ddns", "requests_per_minute", "IONOS's limit, never exceeded.", None),
+    ("ddns", "ttl", "TTL of records in records mode.", None),
+    ("fetch", "concurrency", "Fetch jobs that run at once; the rest queue.", None),
+    ("fetch", "allow_private_addresses", "Allow fetch and job webhook URLs on this machine, its LAN or link-local addresses.", None),
+    ("fetch", "min_free_mb", "Free space data_dir keeps, MiB: new jobs are refused (507) with less, and a running job is stopped (its tools ended, its scratch removed) when it falls below.", None),
     ("fetch", "webhook", "URL that receives each job's final JSON (POST); yours, so it may be on your LAN. Default: none.", Some("\"https://example.org/hook\"")),
     ("fetch", "ytdlp", "The yt-dlp to run. Default: the project's virtual environment, else PATH.", Some("\"/opt/streamedge/venv/bin/yt-dlp\"")),
-    ("api", "listen", "The sidecar's control API, on loopback; nginx proxies /api/ to it. Default \"127.0.0.1:8089\".", None),
-    ("nginx", "supervise", "`streamedge run` starts nginx and keeps it running. Default true.", None),
-    ("nginx", "binary", "Default \"/usr/sbin/nginx\".", None),
-    ("nginx", "prefix", "nginx's prefix: logs, pid file, temporary files. Default: this folder.", None),
-    ("nginx", "conf", "The nginx.conf streamedge renders (do not edit it: edit this file). Default \"nginx.conf\".", None),
+    ("api", "listen", "The sidecar's control API, on loopback; nginx proxies /api/ to it.", None),
+    ("nginx", "supervise", "`streamedge run` starts nginx and keeps it running.", None),
+    ("nginx", "binary", "The nginx to run.", None),
+    ("nginx", "prefix", "nginx's prefix: logs, pid file, temporary files.", None),
+    ("nginx", "conf", "The nginx.conf streamedge renders (do not edit it: edit this file).", None),
     ("nginx", "module", "The streamedge nginx module.", None),
-    ("nginx", "rtmp_module", "nginx-rtmp. Default \"/usr/lib/nginx/modules/ngx_rtmp_module.so\".", None),
+    ("nginx", "rtmp_module", "nginx-rtmp.", None),
     ("nginx", "web_root", "The web player's files.", None),
-    ("nginx", "user", "User of nginx's workers when it starts as root. Default \"www-data\".", Some("\"www-data\"")),
-    ("nginx", "worker_processes", "Default \"auto\".", None),
+    ("nginx", "user", "User of nginx's workers when it starts as root; unset: \"www-data\".", Some("\"www-data\"")),
+    ("nginx", "worker_processes", "nginx's worker processes: a number, or \"auto\" for one per core.", None),
 ];
 
 const SECTIONS: &[&str] = &[
@@ -83,12 +83,39 @@ fn comment(out: &mut String, text: &str, indent: &str) {
     out.push_str(&format!("{indent}# {line}\n"));
 }
 
+/// Every section's defaults, as `config.rs` defines them: the only place they are written.
+fn defaults() -> toml::Table {
+    use crate::config::{Acme, Api, Ddns, Fetch, Nginx, Ports, Publish};
+    fn table<T: serde::Serialize>(v: T) -> toml::Value {
+        toml::Value::Table(toml::Table::try_from(v).expect("the defaults serialize"))
+    }
+    toml::Table::from_iter([
+        ("ports".to_string(), table(Ports::default())),
+        ("publish".to_string(), table(Publish::default())),
+        ("acme".to_string(), table(Acme::default())),
+        ("ddns".to_string(), table(Ddns::default())),
+        ("fetch".to_string(), table(Fetch::default())),
+        ("api".to_string(), table(Api::default())),
+        ("nginx".to_string(), table(Nginx::default())),
+    ])
+}
+
+/// Options a section needs set: their empty defaults are no defaults to show.
+const REQUIRED: &[(&str, &str)] = &[("ddns", "domains")];
+
+/// The default of `section.key`, if it has one (options without one are unset).
+fn default_of<'a>(defaults: &'a toml::Table, section: &str, key: &str) -> Option<&'a toml::Value> {
+    if REQUIRED.contains(&(section, key)) {
+        return None;
+    }
+    defaults.get(section)?.as_table()?.get(key)
+}
+
 /// The whole file.
 pub fn render(config: &Config) -> String {
     let table = toml::Table::try_from(config).expect("a configuration always serializes");
     // Sections that are off are shown with their defaults, commented out.
-    let ddns_defaults =
-        toml::Table::try_from(crate::config::Ddns::default()).expect("the defaults serialize");
+    let defaults = defaults();
     let mut out = String::from(
         "# streamedge configuration. `streamedge run` renders nginx.conf from this file:\n\
          # change settings here, not there. Relative paths are relative to this file's folder.\n",
@@ -108,9 +135,12 @@ pub fn render(config: &Config) -> String {
             }
         }
         for (_, key, text, example) in DOCS.iter().filter(|d| d.0 == *section) {
-            comment(&mut out, text, "");
+            match default_of(&defaults, section, key) {
+                Some(d) => comment(&mut out, &format!("{text} Default {d}."), ""),
+                None => comment(&mut out, text, ""),
+            }
             let default = (*section == "ddns")
-                .then(|| ddns_defaults.get(*key))
+                .then(|| default_of(&defaults, section, key))
                 .flatten();
             match (values.and_then(|t| t.get(*key)), default) {
                 (Some(v), _) if !(section.is_empty() && v.is_table()) => {
@@ -143,6 +173,54 @@ mod tests {
                 "docs/configuration.md does not describe {name}"
             );
         }
+    }
+
+    /// Defaults are written once, in `config.rs`: the file's comments take them from there,
+    /// and docs/configuration.md says the same (each default cell that is one literal).
+    #[test]
+    fn defaults_are_written_once() {
+        let defaults = defaults();
+        for (section, key, text, _) in DOCS {
+            if default_of(&defaults, section, key).is_some() {
+                assert!(
+                    !text.contains("Default"),
+                    "{section}.{key} repeats its default"
+                );
+            }
+        }
+        let reference = include_str!("../../docs/configuration.md");
+        let (mut checked, mut wrong) = (0, Vec::new());
+        for row in reference.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let keys: Vec<&str> = cells[0].trim_start_matches("| ").split(", ").collect();
+            let values: Vec<&str> = cells[1].split(", ").collect();
+            for (i, key) in keys.iter().enumerate() {
+                let Some((section, key)) = key.trim_matches('`').split_once('.') else {
+                    continue;
+                };
+                let (Some(d), Some(cell)) = (default_of(&defaults, section, key), values.get(i))
+                else {
+                    continue;
+                };
+                // A cell such as `8080` or `"10m"`, possibly followed by words in brackets.
+                let Some(literal) = cell
+                    .strip_prefix('`')
+                    .and_then(|c| c.split_once('`'))
+                    .map(|(l, _)| l)
+                else {
+                    continue;
+                };
+                if d.is_array() && literal != "[]" {
+                    continue;
+                }
+                if literal != d.to_string() {
+                    wrong.push(format!("{section}.{key}: `{literal}`, not `{d}`"));
+                }
+                checked += 1;
+            }
+        }
+        assert!(wrong.is_empty(), "docs/configuration.md: {wrong:#?}");
+        assert!(checked >= 25, "only {checked} defaults compared");
     }
 
     /// Every option of the configuration is documented, and the file reads back as written.

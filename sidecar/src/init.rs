@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::config::{Config, Nginx, Ports};
 use crate::fsutil::write_atomic;
-use crate::render;
+use crate::nginx::render;
 
 /// Options of `streamedge init`, all with home-server defaults.
 #[derive(Debug, Clone, clap::Args)]
@@ -14,17 +14,17 @@ pub struct InitArgs {
     /// Folder to write the configuration into.
     #[arg(long)]
     pub dir: PathBuf,
-    #[arg(long, default_value_t = 8080)]
+    #[arg(long, default_value_t = Ports::default().http)]
     pub http_port: u16,
-    #[arg(long, default_value_t = 4433)]
+    #[arg(long, default_value_t = Ports::default().https)]
     pub https_port: u16,
-    #[arg(long, default_value_t = 1935)]
+    #[arg(long, default_value_t = Ports::default().rtmp)]
     pub rtmp_port: u16,
     /// nginx's loopback-only port for this machine's own requests (callbacks, checks).
-    #[arg(long, default_value_t = 8088)]
+    #[arg(long, default_value_t = Ports::default().internal)]
     pub internal_port: u16,
     /// Address nginx listens on.
-    #[arg(long, default_value = "0.0.0.0")]
+    #[arg(long, default_value_t = Ports::default().bind)]
     pub bind: String,
     /// Data directory [default: DIR/data].
     #[arg(long)]
@@ -52,12 +52,12 @@ pub struct InitArgs {
     /// modules folder].
     #[arg(long)]
     pub module: Option<PathBuf>,
-    #[arg(long, default_value = "/usr/sbin/nginx")]
+    #[arg(long, default_value_os_t = Nginx::default().binary)]
     pub nginx: PathBuf,
     /// nginx's prefix: its logs, pid file and temporary files [default: DIR].
     #[arg(long)]
     pub nginx_prefix: Option<PathBuf>,
-    #[arg(long, default_value = "auto")]
+    #[arg(long, default_value_t = Nginx::default().worker_processes)]
     pub worker_processes: String,
     /// Replace an existing configuration (keys and data are kept).
     #[arg(long)]
@@ -73,16 +73,15 @@ fn default_web_root() -> PathBuf {
         .ok()
         .and_then(|exe| Some(exe.parent()?.join("web")))
         .filter(|p| p.join("index.html").exists())
-        .unwrap_or_else(|| PathBuf::from("/usr/share/streamedge/web"))
+        .unwrap_or_else(|| Nginx::default().web_root)
 }
 
 fn default_module() -> PathBuf {
-    let installed = PathBuf::from("/usr/lib/nginx/modules/ngx_http_streamedge_module.so");
     std::env::current_exe()
         .ok()
         .and_then(|exe| Some(exe.parent()?.join("libngx_http_streamedge_module.so")))
         .filter(|p| p.exists())
-        .unwrap_or(installed)
+        .unwrap_or_else(|| Nginx::default().module)
 }
 
 /// This machine's first private IPv4 address, what another device on the LAN would use.
@@ -170,7 +169,12 @@ pub fn init(args: &InitArgs) -> Result<Config> {
         },
     };
     // Write, then read back: the file is checked exactly as `run` will check it.
-    write_atomic(&path, stored.to_toml().as_bytes(), 0o644, None)?;
+    write_atomic(
+        &path,
+        crate::config_file::render(&stored).as_bytes(),
+        0o644,
+        None,
+    )?;
     let config = Config::load(&path)?;
     let user = crate::workers::worker_user(&config)?;
     crate::setup::prepare(&config, user.as_ref())?;

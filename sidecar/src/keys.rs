@@ -38,10 +38,10 @@ struct Locked {
 }
 
 fn lock(config: &Config) -> Result<Locked> {
-    let lock = crate::fsutil::lock(&config.data_dir.join(".keys.lock"))?;
+    let lock = crate::fsutil::lock(&config.layout().keys_lock())?;
     Ok(Locked {
         _lock: lock,
-        file: load(&config.keys_file())?,
+        file: load(&config.layout().keys_file())?,
     })
 }
 
@@ -59,7 +59,12 @@ pub fn load(path: &Path) -> Result<KeyFile> {
 fn save(config: &Config, file: &KeyFile) -> Result<()> {
     // Readable by its owner only: nginx's worker user when nginx runs as root.
     let owner = worker_user(config)?.map(|u| u.owner);
-    write_atomic(&config.keys_file(), file.to_toml().as_bytes(), 0o600, owner)
+    write_atomic(
+        &config.layout().keys_file(),
+        file.to_toml().as_bytes(),
+        0o600,
+        owner,
+    )
 }
 
 /// A new secret: 24 random bytes, URL-safe base64 (stream keys, the API token).
@@ -153,7 +158,7 @@ pub fn set_private(config: &Config, name: &str, private: bool) -> Result<()> {
 
 /// `keys list`.
 pub fn list(config: &Config) -> Result<Vec<KeyInfo>> {
-    Ok(load(&config.keys_file())?
+    Ok(load(&config.layout().keys_file())?
         .keys
         .into_iter()
         .map(|k| KeyInfo {

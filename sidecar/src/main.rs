@@ -1,28 +1,36 @@
 //! `streamedge`: the sidecar daemon and command line of a streamedge home server.
 
-mod address;
+// Three layers; a module imports only from its own layer or those below it, and never in a
+// circle (`layers` checks it):
+//
+// The command line and the daemon.
 mod api;
-mod certs;
 mod cli;
 mod client;
-mod clock;
-mod config;
-mod config_file;
+mod init;
+mod run;
+mod setup;
+mod status;
+// The services.
+mod certs;
 mod ddns;
 mod fetch;
-mod fsutil;
-mod init;
 mod keys;
 mod library;
 mod nginx;
-mod proc;
-mod render;
-mod run;
-mod setup;
 mod sign;
-mod status;
+// The base: configuration, the data directory, errors, file, process and address helpers.
+mod address;
+mod clock;
+mod config;
+mod config_file;
+mod error;
+mod fsutil;
+mod proc;
 mod workers;
 
+#[cfg(test)]
+mod layers;
 #[cfg(test)]
 mod props;
 

@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use crate::config::Config;
 use crate::fsutil::Owner;
 use crate::library::transcode::{parse_probe, Meta};
-use crate::render::{fill, nginx_values, render_nginx_conf};
+use crate::nginx::render::{fill, nginx_values, render_nginx_conf};
 use crate::workers::WorkerUser;
 
 /// What ends a directive, opens or closes a block, starts a comment or a variable.

@@ -8,8 +8,8 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
 use crate::config::Config;
+use crate::nginx::render;
 use crate::nginx::{self, Order};
-use crate::render;
 
 pub async fn run(config: &Config) -> Result<()> {
     let user = crate::workers::worker_user(config)?;
@@ -41,10 +41,8 @@ pub async fn run(config: &Config) -> Result<()> {
         // Certificates need nginx to answer the CA's challenges: the loop starts once it does.
         let config = config.clone();
         tasks.push(tokio::spawn(async move {
-            while crate::status::streams(&config).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            crate::certs::run_loop(config).await
+            nginx::wait_answering(&config, None).await;
+            crate::certs::run_loop(config, nginx::reload_running).await
         }));
     }
     let stop_tasks = |tasks: &[tokio::task::JoinHandle<()>]| tasks.iter().for_each(|t| t.abort());
@@ -82,19 +80,16 @@ pub async fn run(config: &Config) -> Result<()> {
 /// Prints where to publish and watch once nginx answers.
 fn announce_when_ready(config: Config) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        for _ in 0..100 {
-            if crate::status::streams(&config).await.is_ok() {
-                tracing::info!(
-                    "ready: web player {}/ (from this machine also {}/); OBS server {} with a stream key; \
-                     fetching from the web page needs the API token in {}",
-                    config.watch_url(),
-                    config.local_http(),
-                    config.rtmp_url(),
-                    config.api_token_file().display()
-                );
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        if nginx::wait_answering(&config, Some(Duration::from_secs(10))).await {
+            tracing::info!(
+                "ready: web player {}/ (from this machine also {}/); OBS server {} with a stream key; \
+                 fetching from the web page needs the API token in {}",
+                config.watch_url(),
+                config.local_http(),
+                config.rtmp_url(),
+                config.layout().api_token_file().display()
+            );
+            return;
         }
         tracing::warn!("nginx does not answer on {} yet", config.internal_http());
     })

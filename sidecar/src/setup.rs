@@ -2,31 +2,24 @@
 //! `run`): the data directory's folders with their owners, nginx's own folders, the signing
 //! secrets, the API token and the placeholder certificate. `render` only renders.
 
-use std::path::PathBuf;
-
 use anyhow::{Context, Result};
+use streamedge_formats::layout::Layout;
 
 use crate::config::Config;
 use crate::fsutil::{ensure_dir, write_atomic};
 use crate::workers::WorkerUser;
 
-/// Paths of the placeholder certificate nginx uses until a real one exists.
-pub fn placeholder_cert(config: &Config) -> (PathBuf, PathBuf) {
-    let dir = config.data_dir.join("certs/placeholder");
-    (dir.join("fullchain.pem"), dir.join("privkey.pem"))
-}
-
 /// Writes a self-signed certificate for `public_host` so HTTPS always starts.
 fn ensure_placeholder_cert(config: &Config) -> Result<()> {
-    let (cert_path, key_path) = placeholder_cert(config);
+    let dir = config.layout().placeholder_cert();
+    let (cert_path, key_path) = Layout::cert_pair(&dir);
     if cert_path.exists() && key_path.exists() {
         return Ok(());
     }
     let names = vec![config.public_host.clone(), "localhost".to_string()];
     let cert = rcgen::generate_simple_self_signed(names)
         .context("cannot make a placeholder certificate")?;
-    let dir = cert_path.parent().expect("has a parent");
-    ensure_dir(dir, 0o700, None)?;
+    ensure_dir(&dir, 0o700, None)?;
     write_atomic(
         &key_path,
         cert.signing_key.serialize_pem().as_bytes(),
@@ -40,27 +33,26 @@ fn ensure_placeholder_cert(config: &Config) -> Result<()> {
 /// Creates the data directory layout of ARCHITECTURE.md and nginx's own folders.
 pub fn prepare(config: &Config, user: Option<&WorkerUser>) -> Result<()> {
     let owner = user.map(|u| u.owner);
-    let data = &config.data_dir;
-    ensure_dir(data, 0o755, None)?;
+    let data = config.layout();
+    ensure_dir(data.root(), 0o755, None)?;
     // Written by nginx workers (HLS) or read by them (library, keys): owned by the worker user.
-    for sub in ["live", "vod"] {
-        ensure_dir(&data.join(sub), 0o755, owner)?;
+    for dir in [data.live(), data.vod()] {
+        ensure_dir(&dir, 0o755, owner)?;
     }
     // Read by nginx's master only, which runs as the sidecar's user.
-    ensure_dir(&data.join("certs"), 0o755, None)?;
+    ensure_dir(&data.certs(), 0o755, None)?;
     // The sidecar's own: scratch space, job records, DNS state.
-    for sub in [".work", "jobs", "ddns"] {
-        ensure_dir(&data.join(sub), 0o700, None)?;
+    for dir in [data.work(), data.jobs(), data.ddns()] {
+        ensure_dir(&dir, 0o700, None)?;
     }
-    // ACME: the account stays private, but nginx's workers must reach the challenge files.
-    ensure_dir(&data.join("acme"), 0o711, None)?;
-    ensure_dir(
-        &data.join("acme/challenge/.well-known/acme-challenge"),
-        0o755,
-        None,
-    )?;
-    for sub in ["acme/challenge", "acme/challenge/.well-known"] {
-        ensure_dir(&data.join(sub), 0o755, None)?;
+    // ACME: the account stays private, but nginx's workers must reach the challenge files
+    // (`/.well-known/acme-challenge/` below the challenge root).
+    ensure_dir(&data.acme(), 0o711, None)?;
+    let mut dir = data.acme_challenge_root();
+    ensure_dir(&dir, 0o755, None)?;
+    for sub in [".well-known", "acme-challenge"] {
+        dir.push(sub);
+        ensure_dir(&dir, 0o755, None)?;
     }
     let prefix = &config.nginx.prefix;
     ensure_dir(prefix, 0o755, None)?;

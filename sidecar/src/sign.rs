@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
+use streamedge_formats::layout::{LIVE_PLAYLIST, VOD_PLAYLIST};
 use streamedge_formats::name::check_name;
 use streamedge_formats::token::{self, Secrets, SECRET_LEN};
 
@@ -28,7 +29,7 @@ pub struct Signed {
 
 /// Reads the secrets, newest first.
 fn secrets(config: &Config) -> Result<Vec<Vec<u8>>> {
-    let path = config.secrets_file();
+    let path = config.layout().secrets_file();
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
     Secrets::parse(&text).map_err(|e| anyhow::anyhow!("invalid {}: {e}", path.display()))
@@ -40,7 +41,7 @@ fn new_secret() -> Result<[u8; SECRET_LEN]> {
 
 /// Creates the secrets file if it is missing (by `init` and `run`).
 pub fn ensure_secrets(config: &Config) -> Result<()> {
-    let path = config.secrets_file();
+    let path = config.layout().secrets_file();
     if path.exists() {
         return Ok(());
     }
@@ -49,13 +50,17 @@ pub fn ensure_secrets(config: &Config) -> Result<()> {
 }
 
 /// A new signing secret; the previous one keeps verifying until the next rotation. nginx
-/// reads secrets when it loads its configuration, so it is reloaded if it runs.
-pub fn rotate(config: &Config) -> Result<bool> {
+/// reads secrets when it loads its configuration: reload it afterwards.
+pub fn rotate(config: &Config) -> Result<()> {
     let old = secrets(config)?;
     let new = new_secret()?;
     let text = Secrets::render(&[&new, &old[0]]);
-    write_atomic(&config.secrets_file(), text.as_bytes(), 0o600, None)?;
-    crate::nginx::reload_running(config)
+    write_atomic(
+        &config.layout().secrets_file(),
+        text.as_bytes(),
+        0o600,
+        None,
+    )
 }
 
 /// Splits `/live/NAME[/...]` or `/vod/ID[/...]` into the signed scope and the file to open.
@@ -66,8 +71,8 @@ fn scope(path: &str) -> Result<(String, String)> {
         _ => bail!("cannot sign \"{path}\": expected /live/NAME or /vod/ID"),
     };
     let default_file = match kind {
-        "live" => "index.m3u8",
-        "vod" => "master.m3u8",
+        "live" => LIVE_PLAYLIST,
+        "vod" => VOD_PLAYLIST,
         _ => bail!("cannot sign \"{path}\": expected /live/NAME or /vod/ID"),
     };
     check_name(name.as_bytes()).map_err(|e| anyhow::anyhow!("cannot sign \"{path}\": {e}"))?;

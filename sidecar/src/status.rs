@@ -1,19 +1,10 @@
 //! `streamedge status`: is nginx up, who is live, how many keys.
 
-use std::time::Duration;
-
-use anyhow::{Context, Result};
-use serde::{Deserialize, Serialize};
+use anyhow::Result;
+use serde::Serialize;
+use streamedge_formats::streams::Stream;
 
 use crate::config::Config;
-
-/// One stream as `/api/streams` reports it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Stream {
-    pub name: String,
-    pub live: bool,
-    pub since: Option<String>,
-}
 
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -40,35 +31,16 @@ pub struct KeyCounts {
     pub revoked: usize,
 }
 
-/// Asks nginx (through the module's `/api/streams`) who is live.
-pub async fn streams(config: &Config) -> Result<Vec<Stream>> {
-    let url = format!("{}/api/streams", config.internal_http());
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .build()?;
-    let resp = client
-        .get(&url)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let resp = resp
-        .error_for_status()
-        .with_context(|| format!("bad answer from {url}"))?;
-    resp.json()
-        .await
-        .with_context(|| format!("unexpected answer from {url}"))
-}
-
 pub async fn gather(config: &Config) -> Result<Status> {
     let pid = crate::nginx::running_pid(config);
-    let keys = crate::keys::load(&config.keys_file())?;
+    let keys = crate::keys::load(&config.layout().keys_file())?;
     let active = keys
         .keys
         .iter()
         .filter(|k| k.state == streamedge_formats::keys::KeyState::Active)
         .count();
     let streams = match pid {
-        Some(_) => streams(config).await.unwrap_or_else(|e| {
+        Some(_) => crate::nginx::streams(config).await.unwrap_or_else(|e| {
             tracing::warn!("{e:#}");
             Vec::new()
         }),
@@ -85,7 +57,7 @@ pub async fn gather(config: &Config) -> Result<Status> {
             revoked: keys.keys.len() - active,
         },
         web: format!("{}/", config.watch_url()),
-        api_token_file: config.api_token_file(),
+        api_token_file: config.layout().api_token_file(),
         warnings: crate::certs::expiry_warning(config).into_iter().collect(),
     })
 }

@@ -18,6 +18,10 @@ pub struct Seen {
 pub struct StandinState {
     /// IP echo answers by path (`/v4/a` ...): status and body.
     pub echo: std::collections::HashMap<String, (u16, String)>,
+    /// An echo answer that changes: after this many requests to the path, this body.
+    pub echo_then: std::collections::HashMap<String, (usize, String)>,
+    /// Requests each echo path has had.
+    pub echo_hits: std::collections::HashMap<String, usize>,
     /// IONOS zones: (id, name), and records: (id, zone id, name, type, content).
     pub zones: Vec<(String, String)>,
     pub records: Vec<(String, String, String, String, String)>,
@@ -84,6 +88,13 @@ impl Standin {
             .insert(path.into(), (status, body.into()));
     }
 
+    /// Echo `first` for `after` requests to `path`, then `then`: an address that changes.
+    pub fn set_echo_change(&self, path: &str, first: &str, after: usize, then: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.echo.insert(path.into(), (200, first.into()));
+        s.echo_then.insert(path.into(), (after, then.into()));
+    }
+
     /// IONOS requests seen so far.
     pub fn calls(&self) -> Vec<Seen> {
         self.state.lock().unwrap().seen.clone()
@@ -98,8 +109,18 @@ fn answer(
     let mut s = state.lock().unwrap();
     let url = req.url().to_string();
     let path = url.split('?').next().unwrap_or("").to_string();
-    if let Some((status, text)) = s.echo.get(&path) {
-        return (*status, text.clone());
+    if let Some((status, text)) = s.echo.get(&path).cloned() {
+        let hits = s.echo_hits.entry(path.clone()).or_default();
+        *hits += 1;
+        let hits = *hits;
+        return match s.echo_then.get(&path) {
+            Some((after, then)) if hits > *after => (status, then.clone()),
+            _ => (status, text),
+        };
+    }
+    // The stand-in's own endpoint, not IONOS's: how many IONOS requests it has had.
+    if path == "/_calls" {
+        return (200, s.seen.len().to_string());
     }
     let key = req
         .headers()

@@ -402,7 +402,7 @@ fn init_for_a_domain_with_ionos_dns_writes_a_documented_file() {
     // Commented: each option says what it does.
     assert!(
         text.contains(
-            "# Names that follow this home's address.\ndomains = [\"media.example.org\"]"
+            "# Names that follow this home's address (at least one).\ndomains = [\"media.example.org\"]"
         ),
         "{text}"
     );

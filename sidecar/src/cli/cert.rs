@@ -50,12 +50,15 @@ impl Cert {
                 })?
             }
             Cert::Renew { force } => match certs::renew(&c, force).await? {
-                certs::Outcome::Renewed(info) => println!(
-                    "new certificate for {} (serial {}), valid until {}",
-                    info.names.join(", "),
-                    info.serial,
-                    crate::clock::rfc3339(info.not_after)
-                ),
+                certs::Outcome::Renewed(info) => {
+                    certs::serve(&c, &info, crate::nginx::reload_running).await?;
+                    println!(
+                        "new certificate for {} (serial {}), valid until {}",
+                        info.names.join(", "),
+                        info.serial,
+                        crate::clock::rfc3339(info.not_after)
+                    )
+                }
                 certs::Outcome::NotDue { not_after, renew_at } => println!(
                     "the certificate is valid until {}; renewal is due from {} (--force renews now)",
                     crate::clock::rfc3339(not_after),

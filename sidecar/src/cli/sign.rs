@@ -30,7 +30,8 @@ impl Sign {
     pub fn run(self, ctx: &Ctx) -> Result<ExitCode> {
         let c = ctx.load()?;
         if self.rotate_secret {
-            let reloaded = sign::rotate(&c)?;
+            sign::rotate(&c)?;
+            let reloaded = crate::nginx::reload_running(&c)?;
             println!("new signing secret in use; links signed before keep working until the next rotation");
             if !reloaded {
                 println!("nginx is not running: it reads the new secret when it starts");

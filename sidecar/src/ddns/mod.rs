@@ -158,7 +158,7 @@ pub struct Report {
 }
 
 fn state_path(config: &Config) -> PathBuf {
-    config.data_dir.join("ddns/state.json")
+    config.layout().ddns_state()
 }
 
 fn load(config: &Config) -> Result<State> {
@@ -177,7 +177,7 @@ fn save(config: &Config, state: &State) -> Result<()> {
 
 /// One check at a time per data directory (the daemon, the command line).
 fn lock(config: &Config) -> Result<nix::fcntl::Flock<std::fs::File>> {
-    let dir = config.data_dir.join("ddns");
+    let dir = config.layout().ddns();
     crate::fsutil::ensure_dir(&dir, 0o700, None)?;
     crate::fsutil::lock(&dir.join(".lock"))
 }

@@ -20,7 +20,10 @@ use tokio::process::Command;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use streamedge_formats::layout::META_JSON;
+
 use crate::config::Config;
+use crate::error::Error;
 use crate::fsutil::write_atomic;
 use crate::library::transcode::{self, Cancelled, Segments};
 use crate::proc::{self, Exit};
@@ -196,22 +199,6 @@ pub struct NewJob {
     pub webhook: Option<String>,
 }
 
-/// Why a request was refused, with the HTTP status that says so.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refused {
-    pub status: u16,
-    pub message: String,
-}
-
-impl Refused {
-    pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Refused {
-            status,
-            message: message.into(),
-        }
-    }
-}
-
 fn now() -> String {
     crate::clock::now_rfc3339()
 }
@@ -234,7 +221,7 @@ impl Manager {
     /// Reads the records; jobs that were running when the sidecar stopped are queued again
     /// (their completed download kept), or fail when interrupted too often.
     pub fn open(config: &Config) -> Result<Manager> {
-        let dir = config.data_dir.join("jobs");
+        let dir = config.layout().jobs();
         let mut records = BTreeMap::new();
         let entries =
             std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
@@ -313,13 +300,12 @@ impl Manager {
     }
 
     /// Checks a request and queues the job. Nothing runs for a refused request.
-    pub async fn submit(&self, new: NewJob) -> Result<Job, Refused> {
+    pub async fn submit(&self, new: NewJob) -> Result<Job, Error> {
         let config = &self.0.config;
-        let u = url::check(new.url.trim()).map_err(|e| Refused::new(400, e.to_string()))?;
-        let preset =
-            Preset::try_from(new.preset.unwrap_or_default()).map_err(|e| Refused::new(400, e))?;
+        let u = url::check(new.url.trim()).map_err(|e| Error::Invalid(e.to_string()))?;
+        let preset = Preset::try_from(new.preset.unwrap_or_default()).map_err(Error::Invalid)?;
         if let Some(w) = &new.webhook {
-            let webhook = |e: anyhow::Error| Refused::new(400, format!("webhook: {e}"));
+            let webhook = |e: anyhow::Error| Error::Invalid(format!("webhook: {e}"));
             let wu = url::check(w).map_err(webhook)?;
             if self.0.webhooks.is_checked(w) {
                 url::check_addresses(&wu).await.map_err(webhook)?;
@@ -328,14 +314,14 @@ impl Manager {
         if !config.fetch.allow_private_addresses {
             url::check_addresses(&u)
                 .await
-                .map_err(|e| Refused::new(400, e.to_string()))?;
+                .map_err(|e| Error::Invalid(e.to_string()))?;
         }
         let title = new
             .title
             .map(|t| t.chars().filter(|c| !c.is_control()).take(200).collect())
             .filter(|t: &String| !t.trim().is_empty());
         if let Some(why) = self.0.floor.check() {
-            return Err(Refused::new(507, why));
+            return Err(Error::NoSpace(why));
         }
         let url = u.to_string();
         let job = {
@@ -344,12 +330,12 @@ impl Manager {
                 .values()
                 .find(|r| !r.job.state.is_final() && r.job.url == url && r.job.kind == new.kind)
             {
-                return Err(Refused::new(
-                    409,
-                    format!("this URL is already being fetched by job {}", r.job.id),
-                ));
+                return Err(Error::Conflict(format!(
+                    "this URL is already being fetched by job {}",
+                    r.job.id
+                )));
             }
-            let id = transcode::new_id().map_err(|e| Refused::new(500, e.to_string()))?;
+            let id = transcode::new_id()?;
             let job = Job::queued(id.clone(), url, new.kind, preset, title);
             records.insert(
                 id,
@@ -370,15 +356,15 @@ impl Manager {
 
     /// Stops a job (SIGINT to its tools, SIGKILL after a grace period) and waits until it has
     /// stopped and its scratch folder is gone.
-    pub async fn cancel(&self, id: &str) -> Result<Job, Refused> {
+    pub async fn cancel(&self, id: &str) -> Result<Job, Error> {
         let Some(job) = self.get(id) else {
-            return Err(Refused::new(404, format!("no job \"{id}\"")));
+            return Err(Error::NotFound(format!("no job \"{id}\"")));
         };
         if job.state.is_final() {
-            return Err(Refused::new(
-                409,
-                format!("job {id} has already ended ({})", job.state.as_str()),
-            ));
+            return Err(Error::Conflict(format!(
+                "job {id} has already ended ({})",
+                job.state.as_str()
+            )));
         }
         if let Some(token) = self.0.cancels.lock().expect("not poisoned").get(id) {
             token.cancel();
@@ -388,7 +374,7 @@ impl Manager {
             match self.get(id) {
                 Some(j) if j.state.is_final() => return Ok(j),
                 _ if tokio::time::Instant::now() > deadline => {
-                    return Err(Refused::new(500, format!("job {id} does not stop")))
+                    return Err(anyhow::anyhow!("job {id} does not stop").into())
                 }
                 _ => tokio::time::sleep(Duration::from_millis(50)).await,
             }
@@ -396,11 +382,7 @@ impl Manager {
     }
 
     fn scratch(&self, id: &str) -> PathBuf {
-        self.0
-            .config
-            .data_dir
-            .join(".work")
-            .join(format!("job-{id}"))
+        self.0.config.layout().scratch(&format!("job-{id}"))
     }
 
     fn record(&self, id: &str) -> Option<Record> {
@@ -451,12 +433,7 @@ impl Manager {
     /// Writes a record (0600: it may hold a webhook token). A failure to record is logged:
     /// the job itself goes on.
     fn save(&self, r: &Record) {
-        let path = self
-            .0
-            .config
-            .data_dir
-            .join("jobs")
-            .join(format!("{}.json", r.job.id));
+        let path = self.0.config.layout().job(&r.job.id);
         let text = serde_json::to_string_pretty(r).expect("a record serializes") + "\n";
         if let Err(e) = write_atomic(&path, text.as_bytes(), 0o600, None) {
             tracing::warn!("job {}: cannot record its state: {e:#}", r.job.id);
@@ -474,13 +451,7 @@ impl Manager {
         let excess = finished.len().saturating_sub(KEEP_FINISHED);
         for id in finished.into_iter().take(excess) {
             records.remove(&id);
-            let _ = std::fs::remove_file(
-                self.0
-                    .config
-                    .data_dir
-                    .join("jobs")
-                    .join(format!("{id}.json")),
-            );
+            let _ = std::fs::remove_file(self.0.config.layout().job(&id));
         }
     }
 
@@ -554,8 +525,8 @@ impl Manager {
         };
         self.update(id, true, |r| r.attempts += 1);
         let config = &self.0.config;
-        let dest = config.data_dir.join("vod").join(id);
-        if dest.join("meta.json").exists() {
+        let dest = config.layout().item(id);
+        if dest.join(META_JSON).exists() {
             // Published just before a restart: nothing is left to do.
             return Ok(());
         }

@@ -4,7 +4,7 @@
 //! for download. The item is built in a scratch folder and moved into `DATA/vod/<id>/` only
 //! when complete, `meta.json` included, so the library never shows half an item.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 
 use anyhow::{bail, Context, Result};
@@ -341,28 +341,7 @@ pub fn explain(stderr: &str) -> String {
     tail.into_iter().rev().collect::<Vec<_>>().join(" / ")
 }
 
-/// `meta.json` of an item.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Meta {
-    pub id: String,
-    pub title: String,
-    pub source: String,
-    pub kind: String,
-    pub duration: f64,
-    /// What ffprobe found in the source: codecs ("h264", "aac"), size in bytes, frame size.
-    #[serde(default)]
-    pub codecs: Vec<String>,
-    #[serde(default)]
-    pub source_size: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_resolution: Option<String>,
-    pub renditions: Vec<String>,
-    pub poster: Option<String>,
-    pub download: Option<String>,
-    pub created: String,
-    #[serde(default)]
-    pub private: bool,
-}
+pub use streamedge_formats::library::Meta;
 
 /// ffmpeg's `-progress` output: the position reached, in seconds.
 pub fn progress_position(line: &str) -> Option<f64> {
@@ -496,7 +475,12 @@ pub async fn build_item(
             private: opts.private,
         };
         let text = serde_json::to_string_pretty(&meta)? + "\n";
-        crate::fsutil::write_atomic(&work.join("meta.json"), text.as_bytes(), 0o644, None)?;
+        crate::fsutil::write_atomic(
+            &work.join(streamedge_formats::layout::META_JSON),
+            text.as_bytes(),
+            0o644,
+            None,
+        )?;
         Ok(meta)
     }
     .await;
@@ -524,11 +508,6 @@ pub fn new_id() -> Result<String> {
         "{t:x}-{:02x}{:02x}{:02x}{:02x}",
         r[0], r[1], r[2], r[3]
     ))
-}
-
-/// Where items are built before they are published.
-pub fn work_dir(data: &Path, id: &str) -> PathBuf {
-    data.join(".work").join(id)
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use crate::config::Config;
 use crate::fsutil::write_atomic;
 use crate::workers::WorkerUser;
 
-const NGINX_CONF: &str = include_str!("../../nginx-conf/nginx.conf.in");
-const SITE_CONF: &str = include_str!("../../nginx-conf/site.conf.in");
+const NGINX_CONF: &str = include_str!("../../../nginx-conf/nginx.conf.in");
+const SITE_CONF: &str = include_str!("../../../nginx-conf/site.conf.in");
 
 /// Fills `{{name}}` placeholders; a placeholder without a value is an error, not a blank.
 pub fn fill(template: &str, values: &[(&str, String)]) -> Result<String> {
@@ -71,7 +71,8 @@ pub(crate) fn nginx_values(
         b if b.contains(':') => format!("[{b}]:{port}"),
         b => format!("{b}:{port}"),
     };
-    let (cert, key) = crate::certs::nginx_pair(config);
+    let layout = config.layout();
+    let (cert, key) = layout.served_cert(config.acme.domains.first().map(String::as_str));
     let (files, connections) = descriptor_limits();
     let conf_dir = config.nginx.conf.parent().unwrap_or(Path::new("/"));
     vec![
@@ -96,7 +97,12 @@ pub(crate) fn nginx_values(
         ("publish_ban", config.publish.ban_parameters()),
         ("prefix", config.nginx.prefix.display().to_string()),
         ("conf_dir", conf_dir.display().to_string()),
-        ("data_dir", config.data_dir.display().to_string()),
+        ("data_dir", layout.root().display().to_string()),
+        ("live_dir", layout.live().display().to_string()),
+        (
+            "acme_challenge_root",
+            layout.acme_challenge_root().display().to_string(),
+        ),
         ("http_listen", listen(config.ports.http)),
         ("https_listen", listen(config.ports.https)),
         ("rtmp_listen", listen(config.ports.rtmp)),
@@ -119,7 +125,7 @@ pub(crate) fn nginx_values(
             },
         ),
         ("ssl_certificate", cert.display().to_string()),
-        ("secrets_file", config.secrets_file().display().to_string()),
+        ("secrets_file", layout.secrets_file().display().to_string()),
         ("ssl_certificate_key", key.display().to_string()),
     ]
 }

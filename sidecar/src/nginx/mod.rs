@@ -1,4 +1,7 @@
-//! Starting, checking, reloading and stopping nginx, and keeping it running.
+//! nginx control: rendering its configuration (`render`), starting, checking, reloading and
+//! stopping it, and keeping it running.
+
+pub mod render;
 
 use std::path::Path;
 use std::process::Stdio;
@@ -9,6 +12,8 @@ use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
+
+use streamedge_formats::streams::Stream;
 
 use crate::config::Config;
 
@@ -49,6 +54,38 @@ pub async fn test_config(config: &Config) -> Result<()> {
         bail!("nginx rejected its configuration:\n{}", lines.join("\n"));
     }
     Ok(())
+}
+
+/// Asks nginx (through the module's `/api/streams`) who is live.
+pub async fn streams(config: &Config) -> Result<Vec<Stream>> {
+    let url = format!("{}/api/streams", config.internal_http());
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()?;
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let resp = resp
+        .error_for_status()
+        .with_context(|| format!("bad answer from {url}"))?;
+    resp.json()
+        .await
+        .with_context(|| format!("unexpected answer from {url}"))
+}
+
+/// Waits until nginx answers on its internal port, at most `limit` (for ever without one);
+/// false if it did not.
+pub async fn wait_answering(config: &Config, limit: Option<Duration>) -> bool {
+    let start = Instant::now();
+    while streams(config).await.is_err() {
+        if limit.is_some_and(|l| start.elapsed() >= l) {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    true
 }
 
 /// Asks a running nginx (started with this configuration) to reload; false if none runs.
@@ -150,7 +187,7 @@ pub async fn supervise(config: &Config, mut orders: mpsc::Receiver<Order>) -> Re
 }
 
 async fn reload(config: &Config, pid: Pid) -> Result<()> {
-    crate::render::write_nginx_conf(config, crate::workers::worker_user(config)?.as_ref())?;
+    render::write_nginx_conf(config, crate::workers::worker_user(config)?.as_ref())?;
     test_config(config).await?;
     kill(pid, Signal::SIGHUP).context("cannot signal nginx")?;
     Ok(())

@@ -1,0 +1,56 @@
+//! `GET /api/streams`: the streams nginx knows, as the module answers it and the web page,
+//! the sidecar and the tests read it.
+//!
+//! ```json
+//! [{"name":"alice","live":true,"since":"2026-12-02T06:50:00Z"},
+//!  {"name":"bob","live":false,"since":null}]
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+/// One stream name with a key, or one that has been live since nginx started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stream {
+    pub name: String,
+    /// Playing now.
+    pub live: bool,
+    /// When it went live, or last went live; null if never since nginx started.
+    pub since: Option<String>,
+}
+
+/// The answer: live streams first, then by name; one line.
+pub fn to_json(streams: &mut [Stream]) -> String {
+    streams.sort_by(|a, b| b.live.cmp(&a.live).then_with(|| a.name.cmp(&b.name)));
+    let mut out = serde_json::to_string(streams).expect("plain data serializes");
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_first_then_by_name_and_back() {
+        let s = |name: &str, live, since: Option<&str>| Stream {
+            name: name.into(),
+            live,
+            since: since.map(Into::into),
+        };
+        let mut list = vec![
+            s("zed", false, None),
+            s("bob", false, Some("1970-01-01T00:00:00Z")),
+            s("yan", true, Some("2025-11-21T20:00:00Z")),
+        ];
+        let text = to_json(&mut list);
+        assert_eq!(
+            text,
+            "[{\"name\":\"yan\",\"live\":true,\"since\":\"2025-11-21T20:00:00Z\"},\
+             {\"name\":\"bob\",\"live\":false,\"since\":\"1970-01-01T00:00:00Z\"},\
+             {\"name\":\"zed\",\"live\":false,\"since\":null}]\n"
+        );
+        let back: Vec<Stream> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, list);
+        assert_eq!(to_json(&mut []), "[]\n");
+    }
+}
