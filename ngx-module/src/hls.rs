@@ -40,6 +40,7 @@ use streamedge_formats::layout::Layout;
 use streamedge_formats::token::{Secrets, Token};
 use streamedge_policy::hls::{self, Kind, Mode, PathError};
 use streamedge_policy::library::{AccessCache, Item};
+use streamedge_policy::registry::playlist_is_current;
 
 use crate::ffi;
 
@@ -235,7 +236,14 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     let target = hls::parse_path(mode, inner).map_err(refuse)?;
     let (private, offline) = match mode {
         Mode::Live => match crate::stream_state(r, target.name) {
-            Some((true, private)) => (private, false),
+            // A playlist the current broadcast has not written yet (none, or the previous
+            // broadcast's) is not served: the stream is not playable yet.
+            Some(k) if k.live && target.kind == Kind::Playlist => {
+                let data = crate::data_dir(r).ok_or(500u16)?;
+                let file = Layout::new(data).live().join(target.name).join(target.file);
+                (k.private, !playlist_is_current(&file, k.since))
+            }
+            Some(k) if k.live => (k.private, false),
             // Not live: whether it exists (and is private) is the keys file's to say.
             _ => match crate::stream_key(r, target.name) {
                 Some(private) => (private, true),

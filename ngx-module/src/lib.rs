@@ -76,12 +76,12 @@ use crate::ffi::{
     add_variable, args, command, now_ms, parse_time_ms, send, set_variable, DUPLICATE, JSON, TEXT,
 };
 use crate::shm::ZoneSpec;
-use streamedge_formats::layout::Layout;
+use streamedge_formats::layout::{Layout, LIVE_PLAYLIST};
 use streamedge_formats::streams::{self, Stream};
 use streamedge_formats::time::rfc3339_secs;
 use streamedge_policy::conns::OwnerSlot;
 use streamedge_policy::keycache::{KeyCache, Refresh};
-use streamedge_policy::registry::Now;
+use streamedge_policy::registry::{playlist_is_current, Known, Now};
 use streamedge_policy::registry::{Registry, StreamSlot};
 
 // ---------------------------------------------------------------------------------------
@@ -250,7 +250,7 @@ pub(crate) fn data_dir(r: &Request) -> Option<&'static std::path::Path> {
 }
 
 /// Whether a stream is live and private, from the registry; `None` if it was never seen.
-pub(crate) fn stream_state(r: &Request, name: &str) -> Option<(bool, bool)> {
+pub(crate) fn stream_state(r: &Request, name: &str) -> Option<Known> {
     let mcf = StreamedgeModule::main_conf(r)?;
     // SAFETY: the registry zone was registered with `add_zone::<StreamSlot>`.
     let shared = unsafe { shm::shared::<StreamSlot>(mcf.zone) }?;
@@ -267,13 +267,13 @@ pub(crate) fn stream_key(r: &Request, name: &str) -> Option<bool> {
     (entry.state == streamedge_formats::keys::KeyState::Active).then_some(entry.private)
 }
 
-/// The registry's clocks: monotonic milliseconds and wall-clock seconds.
+/// The registry's clocks: monotonic and wall-clock milliseconds.
 fn now(mcf: &MainConf) -> Now {
     // SAFETY: `ngx_cached_time` always points at a valid slot of this process.
-    let wall = unsafe { (*ngx_cached_time).sec };
+    let wall_ms = unsafe { (*ngx_cached_time).sec * 1000 + (*ngx_cached_time).msec as i64 };
     Now {
         mono: now_ms(),
-        wall,
+        wall_ms,
         live_timeout: mcf.live_timeout.flatten(),
         conn_open: conn::rtmp_open,
     }
@@ -519,14 +519,22 @@ http_request_handler!(streams_handler, |r: &mut Request| {
         return send(r, 500, TEXT, b"internal error\n");
     };
     let keys = mcf.keys.borrow();
+    let live_dir = mcf.data_dir.as_ref().map(|d| Layout::new(d).live());
+    // Live means playable: the broadcast has written its playlist. Until then a viewer
+    // would get a 404 (or the previous broadcast's playlist) for it.
+    let playable = |name: &str, since: i64| {
+        live_dir
+            .as_ref()
+            .is_some_and(|live| playlist_is_current(&live.join(name).join(LIVE_PLAYLIST), since))
+    };
     // Private streams are nobody's business: they are not listed.
     let mut list: Vec<Stream> = known
         .iter()
         .filter(|(_, _, _, private)| !private)
         .map(|(name, live, since, _)| Stream {
             name: name.as_str().to_owned(),
-            live: *live,
-            since: Some(rfc3339_secs(*since)),
+            live: *live && playable(name.as_str(), *since),
+            since: Some(rfc3339_secs(since / 1000)),
         })
         .collect();
     // Names with an active key are known even before their first stream.

@@ -148,7 +148,7 @@ fn play(
         Some(false) => Decision::new(200),
         Some(true) => {
             let scope = format!("/live/{}", cb.name);
-            let wall = set.now.wall.max(0) as u64;
+            let wall = set.now.wall_ms.max(0) as u64 / 1000;
             let verdict = match cb.token.as_deref().and_then(Token::parse) {
                 None => Err(Refusal::Malformed),
                 Some(t) => t.verify(set.secrets, &scope, wall, Some(cb.addr)),
@@ -288,7 +288,7 @@ mod tests {
                 secrets: &self.secrets,
                 now: Now {
                     mono,
-                    wall: 1_700_000_000,
+                    wall_ms: 1_700_000_000_000,
                     live_timeout: None,
                     conn_open: crate::registry::unknown_conn,
                 },

@@ -152,7 +152,7 @@ proptest! {
     fn any_callback_gets_a_decision_that_never_logs_the_key(
         bodies in proptest::collection::vec(body(), 1..6),
         mono in any::<u64>(),
-        wall in any::<i64>(),
+        wall_ms in any::<i64>(),
         keys_usable in any::<bool>(),
     ) {
         let keys = world_keys();
@@ -163,7 +163,7 @@ proptest! {
             let set = Settings {
                 keys: keys_usable.then_some(&keys),
                 secrets: &secrets,
-                now: Now { mono, wall, live_timeout: Some(10_000), conn_open: unknown_conn },
+                now: Now { mono, wall_ms, live_timeout: Some(10_000), conn_open: unknown_conn },
             };
             let d = match Callback::parse(body) {
                 (Ok(cb), _) => {

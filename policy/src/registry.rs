@@ -55,7 +55,7 @@ pub struct StreamState {
     pub private: bool,
     /// nginx-rtmp's connection number of the current publisher.
     pub clientid: u64,
-    /// Wall-clock seconds when the stream went live, or offline.
+    /// Wall-clock milliseconds when the stream went live, or offline.
     pub since: i64,
     /// Monotonic milliseconds of the last publish or update.
     pub seen: u64,
@@ -77,8 +77,8 @@ pub fn unknown_conn(_clientid: u64) -> Option<bool> {
 pub struct Now {
     /// Monotonic milliseconds, the same clock in every worker.
     pub mono: u64,
-    /// Wall-clock seconds since the epoch.
-    pub wall: i64,
+    /// Wall-clock milliseconds since the epoch.
+    pub wall_ms: i64,
     /// Without a sign of life for this long a stream whose connection is unknown is
     /// offline; `None`: no heartbeat.
     pub live_timeout: Option<u64>,
@@ -136,7 +136,7 @@ impl Registry<'_> {
             live: true,
             private,
             clientid,
-            since: now.wall,
+            since: now.wall_ms,
             seen: now.mono,
         };
         match how {
@@ -182,7 +182,7 @@ impl Registry<'_> {
             return false;
         }
         s.live = false;
-        s.since = now.wall;
+        s.since = now.wall_ms;
         true
     }
 }
@@ -196,12 +196,38 @@ pub fn list(slots: &[StreamSlot], now: &Now) -> Vec<(NameKey, bool, i64, bool)> 
         .collect()
 }
 
-/// Whether `name` is live now, and whether it is private; `None` if never seen.
-pub fn lookup(slots: &[StreamSlot], seed: [u64; 2], name: &str, now: &Now) -> Option<(bool, bool)> {
+/// What the registry knows of one name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known {
+    pub live: bool,
+    pub private: bool,
+    /// Wall-clock milliseconds when it went live (or last went offline).
+    pub since: i64,
+}
+
+/// Whether `name` is live now, whether it is private, and since when; `None` if never seen.
+pub fn lookup(slots: &[StreamSlot], seed: [u64; 2], name: &str, now: &Now) -> Option<Known> {
     let key = NameKey::new(name)?;
     let i = table::find(slots, table::hash(seed, name.as_bytes()), &key)?;
     let s = &slots[i].value;
-    Some((now.is_live(s), s.private))
+    Some(Known {
+        live: now.is_live(s),
+        private: s.private,
+        since: s.since,
+    })
+}
+
+/// Whether a live stream's playlist belongs to the broadcast that started at `since_ms`: a
+/// playlist written before it is the previous broadcast's, left until nginx-rtmp writes
+/// the first one of this broadcast (a fragment later). Only a current playlist plays.
+/// Milliseconds: a publisher that reconnects at once does so within the second its last
+/// playlist was written.
+pub fn playlist_is_current(playlist: &std::path::Path, since_ms: i64) -> bool {
+    std::fs::metadata(playlist)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .is_some_and(|t| t.as_millis() as i64 >= since_ms)
 }
 
 #[cfg(test)]
@@ -211,7 +237,7 @@ mod tests {
     fn now(mono: u64, timeout: Option<u64>) -> Now {
         Now {
             mono,
-            wall: 1_700_000_000 + (mono / 1000) as i64,
+            wall_ms: 1_700_000_000_000 + mono as i64,
             live_timeout: timeout,
             conn_open: unknown_conn,
         }
@@ -288,7 +314,7 @@ mod tests {
         assert!(live_names(&r, &now(5000, None)).is_empty());
         let all = list(r.slots, &now(5000, None));
         assert_eq!(all.len(), 1);
-        assert_eq!(all[0].2, 1_700_000_004);
+        assert_eq!(all[0].2, 1_700_000_004_000);
         assert_eq!(r.publish(&alice, 9, false, &now(6000, None)), Publish::Live);
     }
 
@@ -314,16 +340,34 @@ mod tests {
         r.update(&c, 5, None, &now(100, None));
         assert_eq!(live_names(&r, &now(200, None)), ["carol"]);
         // Seen again without knowing its key: private until an update says otherwise.
-        assert_eq!(
-            lookup(r.slots, r.seed, "carol", &now(200, None)),
-            Some((true, true))
-        );
+        let known = |r: &Registry<'_>, t| {
+            lookup(r.slots, r.seed, "carol", &now(t, None)).map(|k| (k.live, k.private))
+        };
+        assert_eq!(known(&r, 200), Some((true, true)));
         r.update(&c, 5, Some(false), &now(300, None));
-        assert_eq!(
-            lookup(r.slots, r.seed, "carol", &now(300, None)),
-            Some((true, false))
-        );
+        assert_eq!(known(&r, 300), Some((true, false)));
         assert_eq!(lookup(r.slots, r.seed, "nobody", &now(300, None)), None);
+    }
+
+    #[test]
+    fn only_a_playlist_written_since_the_publish_is_current() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("index.m3u8");
+        assert!(!playlist_is_current(&p, 0), "no playlist yet");
+        std::fs::write(&p, "#EXTM3U\n").unwrap();
+        let written = std::fs::metadata(&p)
+            .unwrap()
+            .modified()
+            .unwrap()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64;
+        assert!(playlist_is_current(&p, written));
+        assert!(playlist_is_current(&p, written - 60_000));
+        assert!(
+            !playlist_is_current(&p, written + 1),
+            "the previous broadcast's"
+        );
     }
 
     #[test]

@@ -64,6 +64,19 @@ fn pair_matches(s: &Server) -> bool {
     cert.contains("BEGIN PUBLIC KEY") && cert == key
 }
 
+/// Waits until nginx serves the leaf of `chain`: the daemon reloads it once the certificate is
+/// issued and installed, and a reload takes a moment on a busy machine.
+fn wait_served(s: &Server, chain: &str) {
+    wait_for(
+        "nginx to serve the certificate",
+        Duration::from_secs(20),
+        || {
+            (served_certificate(s.https, DOMAIN).as_deref() == Some(leaf(chain).as_str()))
+                .then_some(())
+        },
+    );
+}
+
 fn wait_issued(s: &Server) -> serde_json::Value {
     wait_for("a certificate", Duration::from_secs(90), || {
         let st = status(s);
@@ -111,14 +124,7 @@ fn first_certificate_is_issued_verified_and_served() {
     .contains(DOMAIN));
 
     // nginx serves it on the HTTPS port for that name.
-    wait_for(
-        "nginx to serve the new certificate",
-        Duration::from_secs(20),
-        || {
-            (served_certificate(s.https, DOMAIN).as_deref() == Some(leaf(&chain).as_str()))
-                .then_some(())
-        },
-    );
+    wait_served(&s, &chain);
     assert!(pair_matches(&s));
     let key = s.data(&format!("certs/{DOMAIN}/privkey.pem"));
     assert_eq!(
@@ -218,6 +224,7 @@ fn an_unreachable_ca_keeps_the_old_certificate_and_schedules_a_retry() {
     s.run();
     let serial = wait_issued(&s)["serial"].as_str().unwrap().to_string();
     let chain = std::fs::read_to_string(s.data(&format!("certs/{DOMAIN}/fullchain.pem"))).unwrap();
+    wait_served(&s, &chain);
     pebble.stop();
 
     let out = s.cli(&["cert", "renew", "--force"]);

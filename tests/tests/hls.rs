@@ -575,3 +575,70 @@ fn privacy_of_a_name_can_change_and_applies_to_new_viewers_at_once() {
     );
     assert_eq!(s.streams(), vec![("erin".to_string(), false)]);
 }
+
+/// A stream is listed as live only once it plays: a page that waits for "live" and then
+/// loads the playlist gets it at once, never the 404 that hls.js takes as fatal. Before
+/// that, the playlist answers 404 from the module itself: nginx never tries to open a
+/// playlist that is not there (no "open() failed" line per poll in the error log).
+#[test]
+fn a_stream_is_listed_live_only_once_its_playlist_plays() {
+    let s = Server::start(Options::default());
+    let key = s.key("add", "alice");
+    let _p = Publisher::start(&key.url(), 30);
+    let mut early = Vec::new();
+    let playlist = wait_for("alice to be listed live", Duration::from_secs(30), || {
+        if s.is_live("alice") {
+            let r = http_get(&s.url("/live/alice/index.m3u8")).unwrap();
+            assert_eq!(
+                r.status, 200,
+                "listed live, yet the playlist is {}",
+                r.status
+            );
+            return Some(r.text());
+        }
+        early.push(http_get(&s.url("/live/alice/index.m3u8")).unwrap().status);
+        None
+    });
+    assert!(early.iter().all(|&st| st == 404), "{early:?}");
+    let segments = lines(&playlist);
+    assert!(!segments.is_empty(), "{playlist}");
+    let r = http_get(&s.url(&format!("/live/alice/{}", segments[0]))).unwrap();
+    assert_eq!(r.status, 200);
+    let logs = s.all_logs();
+    assert!(!logs.contains("index.m3u8\" failed"), "{logs}");
+}
+
+/// A name published again serves only the new broadcast: never the previous one's playlist
+/// (left on disk until nginx-rtmp writes the new one), nor its segments in the new one.
+#[test]
+fn a_republished_name_never_serves_the_previous_broadcast() {
+    let s = Server::start(Options::default());
+    let key = s.key("add", "alice");
+    let first = Publisher::start(&key.url(), 6);
+    let (ok, err) = first.finish(Duration::from_secs(30));
+    assert!(ok, "{err}");
+    let old_playlist = std::fs::read_to_string(s.data("live/alice/index.m3u8")).unwrap();
+    let old: std::collections::HashSet<String> =
+        lines(&old_playlist).into_iter().map(String::from).collect();
+    assert!(!old.is_empty(), "{old_playlist}");
+    s.wait_live("alice", false);
+    let _second = Publisher::start(&key.url(), 30);
+    let mut served = 0;
+    wait_for("the new broadcast to play", Duration::from_secs(30), || {
+        let r = http_get(&s.url("/live/alice/index.m3u8")).unwrap();
+        if r.status != 200 {
+            return None;
+        }
+        served += 1;
+        let text = r.text();
+        let stale: Vec<&str> = lines(&text)
+            .into_iter()
+            .filter(|seg| old.contains(*seg))
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "the previous broadcast's {stale:?} in\n{text}"
+        );
+        (served >= 3 && s.is_live("alice")).then_some(())
+    });
+}

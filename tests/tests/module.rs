@@ -1,8 +1,9 @@
 //! The module inside real nginx: configuration errors and hostile callbacks.
 
 use std::process::Command;
+use std::time::Duration;
 
-use streamedge_tests::{callback, module_path, raw_request, Options, Server};
+use streamedge_tests::{callback, module_path, raw_request, wait_for, Options, Server};
 
 /// Runs `nginx -t` on an http block around `directives`; returns (ok, stderr, config path).
 fn nginx_t(http: &str) -> (bool, String, String) {
@@ -294,7 +295,12 @@ fn hostile_callbacks_never_crash_a_worker() {
     assert!(s.crashes().is_empty(), "{:?}", s.crashes());
     let ok = format!("addr=127.0.0.1&clientid=1&call=publish&name=alice&key={secret}");
     assert_eq!(callback(s.internal, ok.as_bytes()), Some(200));
-    assert!(s.is_live("alice"));
+    // Listed live once the broadcast writes its playlist, as nginx-rtmp does every fragment.
+    std::fs::create_dir_all(s.data("live/alice")).unwrap();
+    wait_for("alice to be listed live", Duration::from_secs(10), || {
+        std::fs::write(s.data("live/alice/index.m3u8"), "#EXTM3U\n").unwrap();
+        s.is_live("alice").then_some(())
+    });
     // What was logged names the problem, never a key.
     let log = s.read("logs/error.log");
     assert!(
