@@ -104,7 +104,7 @@ function watchLive(name) {
   refreshLive();
 }
 
-// A signed link opens a private stream or item: /#play=/s/TOKEN/live/NAME/index.m3u8
+// A signed link opens a private stream or item: /#play=/s/TOKEN/live/NAME/
 // (the part after # never reaches the server, so it is never logged). Links of the older
 // form, /live/NAME/index.m3u8?st=TOKEN, still open: the server redirects them.
 function openFromHash() {
@@ -155,7 +155,8 @@ async function refreshLive() {
     const s = streams.find((x) => x.name === cur.name);
     if (s && s.live && state.playingLive !== cur.name) {
       state.playingLive = cur.name;
-      play(`/live/${cur.name}/index.m3u8`, cur.name, true);
+      // The stream's entry: its adaptive ladder when one runs, else the source.
+      play(`/live/${cur.name}/`, cur.name, true);
     } else if (!s || !s.live) {
       if (state.playingLive === cur.name) stop();
       state.playingLive = null;

@@ -19,8 +19,10 @@ use std::path::{Path, PathBuf};
 
 /// A library item's description, beside its playlists.
 pub const META_JSON: &str = "meta.json";
-/// The playlist nginx-rtmp writes for a live stream.
+/// The playlist nginx-rtmp writes for a live stream: its source rendition.
 pub const LIVE_PLAYLIST: &str = "index.m3u8";
+/// The live ladder's master playlist, beside it: the source and the encoded rungs.
+pub const LIVE_MASTER: &str = "master.m3u8";
 /// A library item's top playlist.
 pub const VOD_PLAYLIST: &str = "master.m3u8";
 /// The certificate chain and key file names of every pair in `certs/`.

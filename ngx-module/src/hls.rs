@@ -36,7 +36,7 @@ use ngx::http::{
     NgxHttpCoreModule, Request,
 };
 use ngx::{ngx_conf_log_error, ngx_log_error, ngx_string};
-use streamedge_formats::layout::Layout;
+use streamedge_formats::layout::{Layout, LIVE_MASTER, LIVE_PLAYLIST};
 use streamedge_formats::token::{Secrets, Token};
 use streamedge_policy::hls::{self, Kind, Mode, PathError};
 use streamedge_policy::library::{AccessCache, Item};
@@ -99,6 +99,8 @@ enum Answer {
     Offline(String),
     /// A link of the older form, to its signed path.
     Moved(String),
+    /// `/live/NAME/`: the playlist that plays the stream now, relative to it.
+    Entry(&'static str),
 }
 
 // ---------------------------------------------------------------------------------------
@@ -234,14 +236,24 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     };
     let inner = &uri_bytes[inner_start..];
     let target = hls::parse_path(mode, inner).map_err(refuse)?;
+    let mut entry = None;
     let (private, offline) = match mode {
         Mode::Live => match crate::stream_state(r, target.name) {
             // A playlist the current broadcast has not written yet (none, or the previous
             // broadcast's) is not served: the stream is not playable yet.
             Some(k) if k.live && target.kind == Kind::Playlist => {
                 let data = crate::data_dir(r).ok_or(500u16)?;
-                let file = Layout::new(data).live().join(target.name).join(target.file);
-                (k.private, !playlist_is_current(&file, k.since))
+                let dir = Layout::new(data).live().join(target.name);
+                let current = |file: &str| playlist_is_current(&dir.join(file), k.since);
+                if target.file.is_empty() {
+                    // The ladder's master playlist once it runs, else nginx-rtmp's own.
+                    entry = [LIVE_MASTER, LIVE_PLAYLIST]
+                        .into_iter()
+                        .find(|f| current(f));
+                    (k.private, entry.is_none())
+                } else {
+                    (k.private, !current(target.file))
+                }
             }
             Some(k) if k.live => (k.private, false),
             // Not live: whether it exists (and is private) is the keys file's to say.
@@ -269,8 +281,23 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     if private || path_token.is_some() {
         check_token(r, &target.scope(mode), path_token.or(query_token))?;
     }
+    if inner_start > 0 {
+        // From here on the request is for the public path: the static module maps
+        // `/live/NAME/FILE` below the location's root, the data directory, and whatever is
+        // answered, the access log records the path without the token.
+        // SAFETY: the URI stays within the request's own buffer.
+        unsafe {
+            (*raw).uri.data = (*raw).uri.data.add(inner_start);
+            (*raw).uri.len -= inner_start;
+        }
+    }
     if offline {
         return Ok(Some(Answer::Offline(target.name.to_string())));
+    }
+    if let Some(file) = entry {
+        // Relative: a signed path stays signed, and the playlist's own relative URIs
+        // resolve below the stream's folder.
+        return Ok(Some(Answer::Entry(file)));
     }
     if let (true, None, Some(token), Kind::Playlist) =
         (private, path_token, query_token, target.kind)
@@ -282,15 +309,6 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     }
     set_content_type(raw, target.kind.content_type());
     r.add_header_out("Cache-Control", target.kind.cache_control(mode, private));
-    if inner_start > 0 {
-        // From here on the request is for the public path: the static module maps
-        // `/live/NAME/FILE` below the location's root, the data directory.
-        // SAFETY: the URI stays within the request's own buffer.
-        unsafe {
-            (*raw).uri.data = (*raw).uri.data.add(inner_start);
-            (*raw).uri.len -= inner_start;
-        }
-    }
     Ok(None)
 }
 
@@ -381,6 +399,16 @@ extern "C" fn hls_answer_handler(raw: *mut ngx_http_request_t) -> ngx_int_t {
             let body = format!("{{\"name\":\"{name}\",\"live\":false}}\n");
             r.add_header_out("Cache-Control", "no-cache");
             ffi::send(r, 404, ffi::JSON, body.as_bytes())
+        }
+        Answer::Entry(file) => {
+            r.add_header_out("Location", file);
+            r.add_header_out("Cache-Control", "no-cache");
+            ffi::send(
+                r,
+                302,
+                ffi::TEXT,
+                b"the stream plays from the playlist in Location\n",
+            )
         }
         Answer::Moved(path) => {
             let path = path.clone();

@@ -160,7 +160,7 @@ static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 8] = [
     ),
     command(
         ngx_string!("streamedge_streams"),
-        NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
         ngx_http_streamedge_streams,
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
@@ -494,7 +494,11 @@ fn answer_callback(r: &mut Request, body: &[u8]) -> Status {
     send(r, decision.status, TEXT, body)
 }
 
-http_request_handler!(streams_handler, |r: &mut Request| {
+http_request_handler!(streams_handler, |r: &mut Request| streams(r, false));
+http_request_handler!(streams_all_handler, |r: &mut Request| streams(r, true));
+
+/// The streams list; `all` adds private names (for this machine's own requests only).
+fn streams(r: &mut Request, all: bool) -> Status {
     let raw: *mut ngx_http_request_t = r.into();
     // SAFETY: `raw` is the request nginx passed to this content handler.
     let method = unsafe { (*raw).method } as u32;
@@ -527,10 +531,10 @@ http_request_handler!(streams_handler, |r: &mut Request| {
             .as_ref()
             .is_some_and(|live| playlist_is_current(&live.join(name).join(LIVE_PLAYLIST), since))
     };
-    // Private streams are nobody's business: they are not listed.
+    // Private streams are nobody's business: they are not listed (but to this machine).
     let mut list: Vec<Stream> = known
         .iter()
-        .filter(|(_, _, _, private)| !private)
+        .filter(|(_, _, _, private)| all || !private)
         .map(|(name, live, since, _)| Stream {
             name: name.as_str().to_owned(),
             live: *live && playable(name.as_str(), *since),
@@ -546,7 +550,8 @@ http_request_handler!(streams_handler, |r: &mut Request| {
     {
         let active = k.state == streamedge_formats::keys::KeyState::Active;
         let listed = list.iter().any(|s| s.name == k.name);
-        if active && !k.private && !listed && !known.iter().any(|(n, ..)| n.as_str() == k.name) {
+        let shown = all || !k.private;
+        if active && shown && !listed && !known.iter().any(|(n, ..)| n.as_str() == k.name) {
             list.push(Stream {
                 name: k.name.clone(),
                 live: false,
@@ -557,7 +562,7 @@ http_request_handler!(streams_handler, |r: &mut Request| {
     let json = streams::to_json(&mut list);
     r.add_header_out("Cache-Control", "no-cache");
     send(r, 200, JSON, json.as_bytes())
-});
+}
 
 http_request_handler!(json_error_handler, |r: &mut Request| {
     let raw: *mut ngx_http_request_t = r.into();
@@ -880,5 +885,20 @@ extern "C" fn ngx_http_streamedge_streams(
     _cmd: *mut ngx_command_t,
     _conf: *mut c_void,
 ) -> *mut c_char {
-    set_content_handler(cf, "streamedge_streams", streams_handler)
+    // SAFETY: nginx passes the directive's arguments in `cf->args` while parsing it.
+    let args = unsafe { ffi::args(cf) };
+    let handler = match args.first().map(|a| a.as_bytes()) {
+        None => streams_handler,
+        Some(b"all") => streams_all_handler,
+        Some(_) => {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "invalid parameter \"{}\": \"streamedge_streams\" takes none or \"all\"",
+                args[0]
+            );
+            return NGX_CONF_ERROR;
+        }
+    };
+    set_content_handler(cf, "streamedge_streams", handler)
 }

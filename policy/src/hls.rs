@@ -129,8 +129,17 @@ pub fn parse_path(mode: Mode, uri: &[u8]) -> Result<Target<'_>, PathError> {
     }
     let (name, file) = rest.split_once('/').ok_or(PathError::NotFound)?;
     check_name(name.as_bytes()).map_err(|_| PathError::BadRequest)?;
+    if file.is_empty() && mode == Mode::Live {
+        // `/live/NAME/`: the stream itself, whichever playlist plays it.
+        return Ok(Target {
+            name,
+            file,
+            kind: Kind::Playlist,
+        });
+    }
     let depth = match mode {
-        Mode::Live => 1,
+        // index.m3u8 and nginx-rtmp's fragments; 720p/index.m3u8 and the ladder's segments.
+        Mode::Live => 2,
         // master.m3u8, 720p/index.m3u8, 720p/seg_001.m4s: a little room for layouts.
         Mode::Vod => 3,
     };
@@ -214,9 +223,23 @@ mod tests {
             parse_path(Mode::Live, b"/live/alice/12.ts").unwrap().kind,
             Kind::TsSegment
         );
+        // The ladder's rungs, one level below; nothing deeper.
         assert_eq!(
-            parse_path(Mode::Live, b"/live/alice/a/b.ts"),
+            parse_path(Mode::Live, b"/live/alice/360p/1.ts")
+                .unwrap()
+                .file,
+            "360p/1.ts"
+        );
+        assert_eq!(
+            parse_path(Mode::Live, b"/live/alice/a/b/c.ts"),
             Err(PathError::NotFound)
+        );
+        // The stream itself.
+        let t = parse_path(Mode::Live, b"/live/alice/").unwrap();
+        assert_eq!((t.name, t.file, t.kind), ("alice", "", Kind::Playlist));
+        assert_eq!(
+            parse_path(Mode::Vod, b"/vod/x1/"),
+            Err(PathError::BadRequest)
         );
         assert_eq!(
             parse_path(Mode::Live, b"/live/alice/index.html"),

@@ -29,11 +29,73 @@ pub struct Config {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ddns: Option<Ddns>,
     #[serde(default)]
+    pub live: Live,
+    #[serde(default)]
     pub fetch: Fetch,
     #[serde(default)]
     pub api: Api,
     #[serde(default)]
     pub nginx: Nginx,
+}
+
+/// The live pipeline: what the sidecar does with a stream while it is live.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Live {
+    /// An adaptive-bitrate ladder beside nginx-rtmp's source rendition.
+    pub transcode: Switch,
+    /// The encoded rungs' heights, top down; only those below the source's height are made.
+    pub ladder: Vec<u32>,
+    /// Other ladders for some stream names (`alice = [480]`); `[]` for none.
+    pub ladders: std::collections::BTreeMap<String, Vec<u32>>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            transcode: Switch::On,
+            ladder: vec![720, 480, 360],
+            ladders: Default::default(),
+        }
+    }
+}
+
+impl Live {
+    /// The encoded rungs' heights for stream `name`.
+    pub fn ladder_for(&self, name: &str) -> &[u32] {
+        self.ladders.get(name).unwrap_or(&self.ladder)
+    }
+
+    fn check(&self) -> Result<()> {
+        for (what, ladder) in std::iter::once(("live.ladder".to_string(), &self.ladder)).chain(
+            self.ladders
+                .iter()
+                .map(|(name, l)| (format!("live.ladders.{name}"), l)),
+        ) {
+            if let Some(h) = ladder
+                .iter()
+                .find(|h| !(144..=2160).contains(*h) || *h % 2 == 1)
+            {
+                bail!("{what}: {h} is not an even height from 144 to 2160");
+            }
+            if ladder.len() > 4 {
+                bail!("{what}: at most 4 rungs");
+            }
+        }
+        for name in self.ladders.keys() {
+            streamedge_formats::name::check_name(name.as_bytes())
+                .map_err(|e| anyhow::anyhow!("live.ladders: \"{name}\": {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// A feature that is on or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Switch {
+    On,
+    Off,
 }
 
 /// Fetch jobs: media from the web into the library.
@@ -563,6 +625,7 @@ impl Config {
                 self.api.listen
             ),
         }
+        self.live.check()?;
         if self.fetch.concurrency == 0 {
             bail!("fetch.concurrency must be at least 1");
         }

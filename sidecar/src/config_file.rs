@@ -46,6 +46,9 @@ const DOCS: &[Doc] = &[
     ("ddns", "cooldown", "After an update, how long DNS gets to show it.", None),
     ("ddns", "requests_per_minute", "IONOS's limit, never exceeded.", None),
     ("ddns", "ttl", "TTL of records in records mode.", None),
+    ("live", "transcode", "\"on\": while a stream is live, one ffmpeg makes an adaptive-bitrate ladder beside the source rendition, and /live/NAME/ plays it; \"off\": the source only.", None),
+    ("live", "ladder", "Heights of the encoded rungs; only those below the source's are made.", None),
+    ("live", "ladders", "Other ladders for some stream names.", Some("{ alice = [480] }")),
     ("fetch", "concurrency", "Fetch jobs that run at once; the rest queue.", None),
     ("fetch", "allow_private_addresses", "Allow fetch and job webhook URLs on this machine, its LAN or link-local addresses.", None),
     ("fetch", "min_free_mb", "Free space data_dir keeps, MiB: new jobs are refused (507) with less, and a running job is stopped (its tools ended, its scratch removed) when it falls below.", None),
@@ -64,7 +67,7 @@ const DOCS: &[Doc] = &[
 ];
 
 const SECTIONS: &[&str] = &[
-    "", "ports", "publish", "acme", "ddns", "fetch", "api", "nginx",
+    "", "ports", "publish", "acme", "ddns", "live", "fetch", "api", "nginx",
 ];
 
 fn comment(out: &mut String, text: &str, indent: &str) {
@@ -85,7 +88,7 @@ fn comment(out: &mut String, text: &str, indent: &str) {
 
 /// Every section's defaults, as `config.rs` defines them: the only place they are written.
 fn defaults() -> toml::Table {
-    use crate::config::{Acme, Api, Ddns, Fetch, Nginx, Ports, Publish};
+    use crate::config::{Acme, Api, Ddns, Fetch, Live, Nginx, Ports, Publish};
     fn table<T: serde::Serialize>(v: T) -> toml::Value {
         toml::Value::Table(toml::Table::try_from(v).expect("the defaults serialize"))
     }
@@ -94,6 +97,7 @@ fn defaults() -> toml::Table {
         ("publish".to_string(), table(Publish::default())),
         ("acme".to_string(), table(Acme::default())),
         ("ddns".to_string(), table(Ddns::default())),
+        ("live".to_string(), table(Live::default())),
         ("fetch".to_string(), table(Fetch::default())),
         ("api".to_string(), table(Api::default())),
         ("nginx".to_string(), table(Nginx::default())),

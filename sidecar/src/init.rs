@@ -148,6 +148,7 @@ pub fn init(args: &InitArgs) -> Result<Config> {
             api_key_file: Some(IONOS_KEY_FILE.into()),
             ..Default::default()
         }),
+        live: Default::default(),
         fetch: Default::default(),
         api: Default::default(),
         acme: crate::config::Acme {

@@ -180,7 +180,7 @@ pub fn describe(config: &Config, k: &NewKey) -> String {
          \x20 Stream Key: {key}\n\
          \n\
          ffmpeg: ffmpeg -re -i INPUT -c:v libx264 -c:a aac -f flv \"{server}/{key}\"\n\
-         Watch:  {https}/ (the web player), or {https}/live/{name}/index.m3u8 in any HLS player\n",
+         Watch:  {https}/ (the web player), or {https}/live/{name}/ in any HLS player\n",
         name = k.name,
         server = k.server_url,
         key = k.stream_key,

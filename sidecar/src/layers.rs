@@ -8,7 +8,9 @@ use std::path::Path;
 const TOP: &[&str] = &[
     "main", "cli", "run", "api", "client", "status", "init", "setup", "props", "layers",
 ];
-const SERVICES: &[&str] = &["nginx", "certs", "ddns", "fetch", "library", "keys", "sign"];
+const SERVICES: &[&str] = &[
+    "nginx", "certs", "ddns", "fetch", "library", "live", "keys", "sign",
+];
 const BASE: &[&str] = &[
     "config",
     "config_file",

@@ -17,6 +17,7 @@ mod ddns;
 mod fetch;
 mod keys;
 mod library;
+mod live;
 mod nginx;
 mod sign;
 // The base: configuration, the data directory, errors, file, process and address helpers.

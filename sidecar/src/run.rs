@@ -34,6 +34,8 @@ pub async fn run(config: &Config) -> Result<()> {
             }
         }));
     }
+    // The live pipeline, beside nginx-rtmp (nothing runs with live.transcode = "off").
+    tasks.push(tokio::spawn(crate::live::run_loop(config.clone())));
     if config.ddns.is_some() {
         tasks.push(tokio::spawn(crate::ddns::run_loop(config.clone())));
     }

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use streamedge_formats::layout::{LIVE_PLAYLIST, VOD_PLAYLIST};
+use streamedge_formats::layout::VOD_PLAYLIST;
 use streamedge_formats::name::check_name;
 use streamedge_formats::token::{self, Secrets, SECRET_LEN};
 
@@ -71,7 +71,8 @@ fn scope(path: &str) -> Result<(String, String)> {
         _ => bail!("cannot sign \"{path}\": expected /live/NAME or /vod/ID"),
     };
     let default_file = match kind {
-        "live" => LIVE_PLAYLIST,
+        // The stream itself: its ladder when one runs, else nginx-rtmp's playlist.
+        "live" => "",
         "vod" => VOD_PLAYLIST,
         _ => bail!("cannot sign \"{path}\": expected /live/NAME or /vod/ID"),
     };
@@ -118,10 +119,10 @@ mod tests {
     fn scopes() {
         assert_eq!(
             scope("/live/alice").unwrap(),
-            ("/live/alice".into(), "index.m3u8".into())
+            ("/live/alice".into(), "".into())
         );
         assert_eq!(
-            scope("live/alice/").unwrap(),
+            scope("live/alice/index.m3u8").unwrap(),
             ("/live/alice".into(), "index.m3u8".into())
         );
         assert_eq!(

@@ -26,9 +26,20 @@ impl Response {
     }
 }
 
+/// A GET that follows redirects, as players do.
 pub fn http_get(url: &str) -> reqwest::Result<Response> {
+    get(url, reqwest::redirect::Policy::default())
+}
+
+/// A GET that returns a redirect as it is.
+pub fn http_get_once(url: &str) -> reqwest::Result<Response> {
+    get(url, reqwest::redirect::Policy::none())
+}
+
+fn get(url: &str, redirects: reqwest::redirect::Policy) -> reqwest::Result<Response> {
     let r = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(5))
+        .redirect(redirects)
         .build()?
         .get(url)
         .send()?;

@@ -23,7 +23,9 @@ mod wait;
 
 pub use dns::TestDns;
 pub use hooks::HookReceiver;
-pub use http::{callback, http_get, raw_exchange, raw_get, raw_request, statuses, Response};
+pub use http::{
+    callback, http_get, http_get_once, raw_exchange, raw_get, raw_request, statuses, Response,
+};
 pub use ionos::{Seen, Standin, StandinState};
 pub use media::{ffmpeg_decodes, ffprobe_streams, make_vod_item, media_dir, MediaServer};
 pub use netns::Netns;

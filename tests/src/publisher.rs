@@ -12,9 +12,19 @@ pub struct Publisher(Child);
 impl Publisher {
     /// Publishes a small test pattern with sound for `secs` seconds, in real time.
     pub fn start(url: &str, secs: u32) -> Publisher {
+        Publisher::start_sized(url, secs, "160x120", 15)
+    }
+
+    /// The same in another frame size and rate, a keyframe every second.
+    pub fn start_sized(url: &str, secs: u32, size: &str, fps: u32) -> Publisher {
         let child = Command::new("ffmpeg")
             .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-            .args(["-f", "lavfi", "-i", "testsrc=size=160x120:rate=15"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                &format!("testsrc=size={size}:rate={fps}"),
+            ])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
             .args(["-t", &secs.to_string()])
             .args([
@@ -25,7 +35,7 @@ impl Publisher {
                 "-tune",
                 "zerolatency",
                 "-g",
-                "15",
+                &fps.to_string(),
             ])
             .args([
                 "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "64k", "-f", "flv", url,

@@ -23,6 +23,9 @@ pub struct Options {
     pub ban_time: &'static str,
     /// `fetch.allow_private_addresses`: the tests' media servers are on loopback.
     pub allow_private_addresses: bool,
+    /// `live.transcode`: off unless a test is about the ladder, so the other tests do not
+    /// spend this machine's two cores encoding.
+    pub transcode: bool,
 }
 
 impl Default for Options {
@@ -33,6 +36,7 @@ impl Default for Options {
             ban_window: "10m",
             ban_time: "15m",
             allow_private_addresses: true,
+            transcode: false,
         }
     }
 }
@@ -130,6 +134,13 @@ impl Server {
                 .insert(
                     "allow_private_addresses".into(),
                     opts.allow_private_addresses.into(),
+                );
+            c["live"]
+                .as_table_mut()
+                .expect("init writes [live]")
+                .insert(
+                    "transcode".into(),
+                    if opts.transcode { "on" } else { "off" }.into(),
                 );
         });
         s

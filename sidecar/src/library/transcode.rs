@@ -176,6 +176,14 @@ pub async fn probe(input: &Path) -> Result<Probe> {
 /// The ffmpeg arguments (after `-i INPUT`) for the video ladder, written into the current
 /// folder: `<height>p/index.m3u8` and fMP4 segments per rung, `master.m3u8`.
 pub fn video_args(rungs: &[Rung], fps: f64, has_audio: bool, segments: Segments) -> Vec<String> {
+    let (mut a, map) = encode_args(rungs, fps, has_audio);
+    a.extend(hls_output(&map, segments));
+    a
+}
+
+/// The ladder's encoding (decode once, scale once per rung, keyframes at the same instants
+/// in every rung) and the matching `-var_stream_map`, each rung named `<height>p`.
+pub fn encode_args(rungs: &[Rung], fps: f64, has_audio: bool) -> (Vec<String>, String) {
     let gop = ((fps.clamp(1.0, 120.0) * f64::from(SEGMENT_SECONDS)).round() as u32).max(1);
     let n = rungs.len();
     let mut filter = format!("[0:v]split={n}");
@@ -246,8 +254,7 @@ pub fn video_args(rungs: &[Rung], fps: f64, has_audio: bool, segments: Segments)
             }
         })
         .collect();
-    a.extend(hls_output(&map.join(" "), segments));
-    a
+    (a, map.join(" "))
 }
 
 /// The ffmpeg arguments (after `-i INPUT`) for an audio item: AAC HLS in `audio/` and

@@ -58,7 +58,16 @@ pub async fn test_config(config: &Config) -> Result<()> {
 
 /// Asks nginx (through the module's `/api/streams`) who is live.
 pub async fn streams(config: &Config) -> Result<Vec<Stream>> {
-    let url = format!("{}/api/streams", config.internal_http());
+    list_streams(config, "/api/streams").await
+}
+
+/// The same with private names, for this machine's own work on live streams.
+pub async fn streams_all(config: &Config) -> Result<Vec<Stream>> {
+    list_streams(config, "/api/streams/all").await
+}
+
+async fn list_streams(config: &Config, path: &str) -> Result<Vec<Stream>> {
+    let url = format!("{}{path}", config.internal_http());
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()?;

@@ -1,0 +1,419 @@
+//! The live ladder: ONE ffmpeg per live stream reads nginx-rtmp's source rendition
+//! (`DATA/live/NAME/index.m3u8`), decodes it once, scales it once per rung and writes each
+//! rung beside it (`DATA/live/NAME/<height>p/index.m3u8`, 2 s MPEG-TS segments with
+//! keyframes at the same instants in every rung). `master.m3u8` names the source, copied as
+//! nginx-rtmp wrote it, and the rungs; it is written once every rung has a playlist and
+//! rewritten every few seconds (nginx-rtmp's cleanup removes playlists that stop changing),
+//! and removed when the stream ends.
+//!
+//! The ladder fits the source and the machine: no rung as tall as the source, and when
+//! ffmpeg runs below real time for `SLOW_FOR`, the top rung is dropped and the ladder starts
+//! again without it, with a log line that says so. A ladder that dies is started again with
+//! backoff (1 s doubling to 30 s); viewers meanwhile have the source.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use streamedge_formats::layout::{LIVE_MASTER, LIVE_PLAYLIST};
+use tokio::process::Command;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::library::transcode::{self, Rung, LADDER, SEGMENT_SECONDS};
+use crate::proc::{self, Exit};
+
+/// Below real time for this long, the top rung goes.
+const SLOW_FOR: Duration = Duration::from_secs(10);
+/// What counts as below real time: ffmpeg's `speed`, which wobbles around 1.0 when it keeps up.
+const SLOW_SPEED: f64 = 0.95;
+/// ffmpeg's first seconds (probing, the first segment) say nothing about its speed.
+const WARM_UP: Duration = Duration::from_secs(5);
+/// Segments each rung's playlist lists: as long as the source's (12 s).
+const LIST_SIZE: u32 = 6;
+/// How often the master playlist is written again while the ladder runs.
+const MASTER_EVERY: Duration = Duration::from_secs(2);
+
+/// How one run of the ladder ended.
+enum Ended {
+    Stopped,
+    TooSlow(f64),
+    /// The source is no taller than any rung: the source alone plays.
+    NothingToEncode,
+}
+
+/// Runs the ladder of stream `name` until `stop` fires, then removes its master playlist.
+pub async fn supervise(config: Config, name: String, stop: CancellationToken) {
+    let dir = config.layout().live().join(&name);
+    let mut dropped = 0;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = Instant::now();
+        match run(&config, &name, &dir, dropped, &stop).await {
+            Ok(Ended::Stopped) => break,
+            Ok(Ended::TooSlow(speed)) => {
+                dropped += 1;
+                tracing::warn!(
+                    "live \"{name}\": the ladder ran at {speed:.2}x real time for {}s, so its \
+                     top rung is dropped",
+                    SLOW_FOR.as_secs()
+                );
+            }
+            Ok(Ended::NothingToEncode) => {
+                tracing::info!(
+                    "live \"{name}\": no rung below the source's height: the source plays alone"
+                );
+                stop.cancelled().await;
+                break;
+            }
+            Err(e) => {
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff = Duration::from_secs(1);
+                }
+                tracing::error!(
+                    "live \"{name}\": the ladder stopped: {e:#}; starting it again in {}s",
+                    backoff.as_secs()
+                );
+                remove_master(&dir);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+    remove_master(&dir);
+}
+
+fn remove_master(dir: &Path) {
+    match std::fs::remove_file(dir.join(LIVE_MASTER)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot remove {}: {e}", dir.join(LIVE_MASTER).display()),
+    }
+}
+
+/// What the source rendition is, from its newest segment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Source {
+    width: u32,
+    height: u32,
+    fps: f64,
+    has_audio: bool,
+}
+
+async fn run(
+    config: &Config,
+    name: &str,
+    dir: &Path,
+    dropped: usize,
+    stop: &CancellationToken,
+) -> Result<Ended> {
+    let source = probe_source(dir).await?;
+    let rungs = rungs_for(config.live.ladder_for(name), source.height, dropped);
+    if rungs.is_empty() {
+        return Ok(Ended::NothingToEncode);
+    }
+    for r in &rungs {
+        crate::fsutil::ensure_dir(&dir.join(rung_name(r)), 0o755, None)?;
+    }
+    let mut cmd = Command::new("ffmpeg");
+    proc::prepare(&mut cmd, nix::sys::signal::Signal::SIGKILL);
+    cmd.current_dir(dir)
+        .args(["-nostdin", "-hide_banner", "-nostats", "-v", "error"])
+        .args(["-progress", "pipe:1"])
+        // From the newest segment: the ladder is as close to the live edge as the source.
+        .args(["-live_start_index", "-1", "-i", LIVE_PLAYLIST])
+        .args(args(&rungs, source));
+    let run_stop = stop.child_token();
+    let mut watch = SpeedWatch::new(Instant::now());
+    let mut slow = None;
+    let ffmpeg = proc::run(cmd, "ffmpeg", &run_stop, |line| {
+        if let Some(speed) = speed(line) {
+            if watch.observe(speed, Instant::now()) && slow.is_none() {
+                slow = Some(speed);
+                run_stop.cancel();
+            }
+        }
+    });
+    let exit = tokio::select! {
+        exit = ffmpeg => exit?,
+        e = keep_master(dir, &rungs, source) => return Err(e),
+    };
+    match exit {
+        Exit::Cancelled if stop.is_cancelled() => Ok(Ended::Stopped),
+        Exit::Cancelled => Ok(Ended::TooSlow(slow.unwrap_or(0.0))),
+        Exit::Success => bail!("ffmpeg ended"),
+        Exit::Failed(stderr) => bail!("{}", transcode::explain(&stderr)),
+    }
+}
+
+/// Waits for the source's first segment and asks ffprobe what it is.
+async fn probe_source(dir: &Path) -> Result<Source> {
+    let playlist = std::fs::read_to_string(dir.join(LIVE_PLAYLIST))
+        .with_context(|| format!("cannot read {}", dir.join(LIVE_PLAYLIST).display()))?;
+    let newest = segments(&playlist)
+        .last()
+        .map(|(file, _)| dir.join(file))
+        .context("the source playlist has no segment yet")?;
+    let p = transcode::probe(&newest).await?;
+    let (Some(width), Some(height)) = (p.width, p.height) else {
+        bail!("the source has no video");
+    };
+    Ok(Source {
+        width,
+        height,
+        fps: p.fps.unwrap_or(30.0),
+        has_audio: p.audio_codec.is_some(),
+    })
+}
+
+/// The segments of a media playlist, with their durations.
+fn segments(playlist: &str) -> Vec<(&str, f64)> {
+    let mut out = Vec::new();
+    let mut duration = None;
+    for line in playlist.lines().map(str::trim) {
+        if let Some(d) = line.strip_prefix("#EXTINF:") {
+            duration = d.split(',').next().and_then(|d| d.parse::<f64>().ok());
+        } else if !line.is_empty() && !line.starts_with('#') {
+            out.push((line, duration.take().unwrap_or(0.0)));
+        }
+    }
+    out
+}
+
+/// The rung name, and its folder: `720p`.
+fn rung_name(r: &Rung) -> String {
+    format!("{}p", r.height)
+}
+
+/// The encoded rungs for a source `source_height` tall: the configured heights below it,
+/// top down, without the `dropped` tallest; bitrates as for the library's ladder.
+fn rungs_for(heights: &[u32], source_height: u32, dropped: usize) -> Vec<Rung> {
+    let mut heights: Vec<u32> = heights
+        .iter()
+        .copied()
+        .filter(|h| *h < source_height)
+        .collect();
+    heights.sort_unstable_by(|a, b| b.cmp(a));
+    heights.dedup();
+    heights
+        .into_iter()
+        .skip(dropped)
+        .map(|height| {
+            // The library rung of that height, or the nearest below it.
+            let like = LADDER
+                .iter()
+                .find(|r| r.height <= height)
+                .unwrap_or(&LADDER[LADDER.len() - 1]);
+            Rung { height, ..*like }
+        })
+        .collect()
+}
+
+/// ffmpeg's arguments after the input: the ladder's encoding and a live HLS output per rung.
+fn args(rungs: &[Rung], source: Source) -> Vec<String> {
+    let (mut a, map) = transcode::encode_args(rungs, source.fps, source.has_audio);
+    // No look-ahead or B-frame delay: the ladder keeps to the source's live edge.
+    a.extend(["-tune", "zerolatency"].map(String::from));
+    let time = SEGMENT_SECONDS.to_string();
+    let size = LIST_SIZE.to_string();
+    a.extend(
+        [
+            "-f",
+            "hls",
+            "-hls_time",
+            &time,
+            "-hls_list_size",
+            &size,
+            "-hls_flags",
+            "delete_segments+independent_segments+temp_file",
+            // Segment numbers from the clock: a name is never used twice, across restarts.
+            "-hls_start_number_source",
+            "epoch_us",
+            "-hls_segment_type",
+            "mpegts",
+            "-hls_segment_filename",
+            "%v/%d.ts",
+            "-var_stream_map",
+            &map,
+            "%v/index.m3u8",
+        ]
+        .map(String::from),
+    );
+    a
+}
+
+/// Writes `master.m3u8` once every rung has a playlist, then again every `MASTER_EVERY`.
+/// Returns only on an error.
+async fn keep_master(dir: &Path, rungs: &[Rung], source: Source) -> anyhow::Error {
+    let path = dir.join(LIVE_MASTER);
+    loop {
+        let ready = rungs
+            .iter()
+            .all(|r| dir.join(rung_name(r)).join("index.m3u8").exists());
+        if ready {
+            let text = master(source, source_bandwidth(dir), rungs);
+            if let Err(e) = crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644, None) {
+                return e;
+            }
+        }
+        tokio::time::sleep(if ready {
+            MASTER_EVERY
+        } else {
+            Duration::from_millis(200)
+        })
+        .await;
+    }
+}
+
+/// The source's bits per second, from the sizes of the segments its playlist lists.
+fn source_bandwidth(dir: &Path) -> Option<u64> {
+    let playlist = std::fs::read_to_string(dir.join(LIVE_PLAYLIST)).ok()?;
+    let (mut bytes, mut seconds) = (0u64, 0f64);
+    for (file, duration) in segments(&playlist) {
+        bytes += std::fs::metadata(dir.join(file)).ok()?.len();
+        seconds += duration;
+    }
+    (seconds > 0.5).then(|| (bytes as f64 * 8.0 / seconds) as u64)
+}
+
+/// The master playlist: the source first (as nginx-rtmp writes it), then the rungs.
+fn master(source: Source, source_bps: Option<u64>, rungs: &[Rung]) -> String {
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n");
+    let top = rungs
+        .first()
+        .map(|r| r.video_kbps + r.audio_kbps)
+        .unwrap_or(0);
+    // Without segment sizes yet, the source counts as half again the top rung.
+    let bps = source_bps.unwrap_or(u64::from(top) * 1500);
+    out.push_str(&format!(
+        "#EXT-X-STREAM-INF:BANDWIDTH={bps},RESOLUTION={}x{},NAME=\"source\"\n{LIVE_PLAYLIST}\n",
+        source.width, source.height
+    ));
+    for r in rungs {
+        let width =
+            (u64::from(source.width) * u64::from(r.height) / u64::from(source.height.max(1)) + 1)
+                & !1;
+        // The peak an encoder at this rate reaches (maxrate is 107% of it), with the audio.
+        let bps = u64::from(r.video_kbps * 107 / 100 + r.audio_kbps) * 1000;
+        out.push_str(&format!(
+            "#EXT-X-STREAM-INF:BANDWIDTH={bps},RESOLUTION={width}x{},NAME=\"{}\"\n{}/index.m3u8\n",
+            r.height,
+            rung_name(r),
+            rung_name(r)
+        ));
+    }
+    out
+}
+
+/// ffmpeg's `-progress` speed: `speed=0.98x`.
+fn speed(line: &str) -> Option<f64> {
+    let v: f64 = line
+        .strip_prefix("speed=")?
+        .trim()
+        .strip_suffix('x')?
+        .parse()
+        .ok()?;
+    v.is_finite().then_some(v)
+}
+
+/// Tells when ffmpeg has been below real time for `SLOW_FOR`, after its warm-up.
+struct SpeedWatch {
+    started: Instant,
+    slow_since: Option<Instant>,
+}
+
+impl SpeedWatch {
+    fn new(started: Instant) -> Self {
+        SpeedWatch {
+            started,
+            slow_since: None,
+        }
+    }
+
+    /// True once the speed has stayed below `SLOW_SPEED` for `SLOW_FOR`.
+    fn observe(&mut self, speed: f64, now: Instant) -> bool {
+        if now.duration_since(self.started) < WARM_UP || speed >= SLOW_SPEED {
+            self.slow_since = None;
+            return false;
+        }
+        let since = *self.slow_since.get_or_insert(now);
+        now.duration_since(since) >= SLOW_FOR
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rungs_fit_the_source_and_drop_from_the_top() {
+        let heights = |r: Vec<Rung>| r.iter().map(|r| r.height).collect::<Vec<_>>();
+        assert_eq!(
+            heights(rungs_for(&[720, 480, 360], 1080, 0)),
+            [720, 480, 360]
+        );
+        assert_eq!(heights(rungs_for(&[720, 480, 360], 720, 0)), [480, 360]);
+        assert_eq!(heights(rungs_for(&[360, 720, 480], 480, 0)), [360]);
+        assert_eq!(heights(rungs_for(&[720, 480, 360], 1080, 1)), [480, 360]);
+        assert!(rungs_for(&[720, 480, 360], 360, 0).is_empty());
+        assert!(rungs_for(&[], 1080, 0).is_empty());
+        // Bitrates of the library's rung of that height, or the one below.
+        assert_eq!(rungs_for(&[540], 720, 0)[0].video_kbps, 1400);
+    }
+
+    #[test]
+    fn the_master_lists_the_source_then_the_rungs() {
+        let source = Source {
+            width: 854,
+            height: 480,
+            fps: 30.0,
+            has_audio: true,
+        };
+        let text = master(source, Some(2_000_000), &rungs_for(&[360], 480, 0));
+        assert_eq!(
+            text,
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=2000000,RESOLUTION=854x480,NAME=\"source\"\nindex.m3u8\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=952000,RESOLUTION=640x360,NAME=\"360p\"\n360p/index.m3u8\n"
+        );
+    }
+
+    #[test]
+    fn one_ffmpeg_writes_every_rung_as_live_hls() {
+        let source = Source {
+            width: 1920,
+            height: 1080,
+            fps: 30.0,
+            has_audio: true,
+        };
+        let a = args(&rungs_for(&[720, 480], 1080, 0), source).join(" ");
+        assert!(a.contains("split=2"), "{a}");
+        assert!(
+            a.contains("-var_stream_map v:0,a:0,name:720p v:1,a:1,name:480p"),
+            "{a}"
+        );
+        assert!(a.contains("-hls_list_size 6") && !a.contains("vod"), "{a}");
+        assert!(a.ends_with("%v/index.m3u8"), "{a}");
+    }
+
+    #[test]
+    fn playlists_speeds_and_slowness() {
+        let p = "#EXTM3U\n#EXTINF:2.000,\n1.ts\n#EXTINF:1.5,\n2.ts\n";
+        assert_eq!(segments(p), [("1.ts", 2.0), ("2.ts", 1.5)]);
+        assert_eq!(speed("speed=0.98x"), Some(0.98));
+        assert_eq!(speed("speed=N/A"), None);
+        assert_eq!(speed("fps=30"), None);
+        let t0 = Instant::now();
+        let mut w = SpeedWatch::new(t0);
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert!(!w.observe(0.5, at(1)), "warming up");
+        assert!(!w.observe(0.5, at(6)));
+        assert!(!w.observe(1.0, at(10)), "caught up: the clock starts again");
+        assert!(!w.observe(0.8, at(11)));
+        assert!(!w.observe(0.8, at(20)));
+        assert!(w.observe(0.8, at(21)));
+    }
+}

@@ -1,0 +1,224 @@
+//! The live pipeline: an adaptive-bitrate ladder beside nginx-rtmp's source rendition, made
+//! by one ffmpeg per live stream. Real nginx-rtmp, a real ffmpeg publisher, ffprobe on the
+//! rungs.
+
+use std::time::Duration;
+
+use streamedge_tests::{http_get, http_get_once, wait_for, Options, Publisher, Server};
+
+fn ladder_server() -> Server {
+    Server::start(Options {
+        transcode: true,
+        ..Options::default()
+    })
+}
+
+/// The media lines of a playlist.
+fn lines(playlist: &str) -> Vec<&str> {
+    playlist
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect()
+}
+
+/// Follows `/live/NAME/` (or its signed form) until it answers with the ladder's master
+/// playlist; returns the master's URL path.
+fn wait_master(s: &Server, entry: &str) -> String {
+    wait_for(
+        "the ladder's master playlist",
+        Duration::from_secs(60),
+        || {
+            let r = http_get_once(&s.url(entry)).unwrap();
+            (r.status == 302 && r.header("location") == Some("master.m3u8"))
+                .then(|| format!("{entry}master.m3u8"))
+        },
+    )
+}
+
+/// The ladder processes (ffmpeg with a stream map) working in stream `name`'s folder.
+fn ladders_in(s: &Server, name: &str) -> Vec<i32> {
+    let dir = s.data(&format!("live/{name}"));
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let cwd = std::fs::read_link(e.path().join("cwd")).unwrap_or_default();
+            cwd == dir && String::from_utf8_lossy(&cmd).contains("-var_stream_map")
+        })
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
+}
+
+/// The height ffprobe finds in a segment served at `path`.
+fn served_height(s: &Server, path: &str) -> u32 {
+    let r = http_get(&s.url(path)).unwrap();
+    assert_eq!(r.status, 200, "{path}");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &r.body).unwrap();
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=height", "-of", "csv=p=0"])
+        .arg(file.path())
+        .output()
+        .unwrap();
+    // MPEG-TS lists the stream under its program too: the first line is enough.
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("no video height in {path}"))
+}
+
+/// A 480p stream gets the source and a 360p rung (the 720p and 480p rungs would not be
+/// below the source), each playable; `/live/NAME/` points at the master playlist while the
+/// ladder runs, and at nothing once the publisher leaves.
+#[test]
+fn a_live_stream_gets_a_ladder_that_fits_its_source() {
+    let s = ladder_server();
+    let key = s.key("add", "alice");
+    let publisher = Publisher::start_sized(&key.url(), 120, "854x480", 25);
+    // Before the ladder, the stream's entry is nginx-rtmp's own playlist.
+    let first = wait_for("alice to play", Duration::from_secs(30), || {
+        let r = http_get_once(&s.url("/live/alice/")).unwrap();
+        (r.status == 302).then(|| r.header("location").unwrap().to_string())
+    });
+    assert!(first == "index.m3u8" || first == "master.m3u8", "{first}");
+    let master_path = wait_master(&s, "/live/alice/");
+    let r = http_get(&s.url(&master_path)).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.apple.mpegurl")
+    );
+    let master = r.text();
+    assert_eq!(
+        lines(&master),
+        ["index.m3u8", "360p/index.m3u8"],
+        "{master}"
+    );
+    assert!(master.contains("RESOLUTION=854x480") && master.contains("RESOLUTION=640x360"));
+    for variant in lines(&master) {
+        let r = http_get(&s.url(&format!("/live/alice/{variant}"))).unwrap();
+        assert_eq!(r.status, 200, "{variant}");
+        let playlist = r.text();
+        let segment = lines(&playlist)
+            .last()
+            .copied()
+            .unwrap_or_else(|| panic!("no segment in {variant}: {playlist}"));
+        let dir = variant.trim_end_matches("index.m3u8");
+        let height = served_height(&s, &format!("/live/alice/{dir}{segment}"));
+        assert_eq!(height, if dir.is_empty() { 480 } else { 360 }, "{variant}");
+    }
+    // One ffmpeg for the whole ladder; killed, it is started again and the ladder goes on.
+    let pids = ladders_in(&s, "alice");
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pids[0]),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_for("a new ladder", Duration::from_secs(30), || {
+        let now = ladders_in(&s, "alice");
+        (now.len() == 1 && now[0] != pids[0]).then_some(())
+    });
+    wait_master(&s, "/live/alice/");
+    let log = s.read("run.log");
+    assert!(
+        log.contains("live \"alice\": the ladder stopped")
+            && log.contains("starting it again in 1s"),
+        "{log}"
+    );
+
+    drop(publisher);
+    wait_for("the ladder to stop", Duration::from_secs(30), || {
+        let gone = !s.data("live/alice/master.m3u8").exists()
+            && http_get_once(&s.url("/live/alice/")).unwrap().status == 404;
+        (gone && ladders_in(&s, "alice").is_empty()).then_some(())
+    });
+}
+
+/// A private stream's ladder plays only through a signed link, and the link's token reaches
+/// every rung: the master's relative URIs stay below the signed path.
+#[test]
+fn a_private_ladder_plays_only_with_the_token() {
+    let s = ladder_server();
+    let out = s.cli(&["keys", "add", "carol", "--private", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let url = format!(
+        "{}/{}",
+        v["server_url"].as_str().unwrap(),
+        v["stream_key"].as_str().unwrap()
+    );
+    let _p = Publisher::start_sized(&url, 120, "854x480", 25);
+    let out = s.cli(&["sign", "/live/carol", "--ttl", "10m", "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let signed = v["path"].as_str().unwrap();
+    let entry = signed.trim_end_matches("index.m3u8");
+    let master_path = wait_master(&s, entry);
+    let master = http_get(&s.url(&master_path)).unwrap().text();
+    let rung = format!("{entry}360p/index.m3u8");
+    assert!(lines(&master).contains(&"360p/index.m3u8"), "{master}");
+    let playlist = http_get(&s.url(&rung)).unwrap();
+    assert_eq!(playlist.status, 200);
+    let segment = lines(&playlist.text()).last().unwrap().to_string();
+    assert_eq!(served_height(&s, &format!("{entry}360p/{segment}")), 360);
+    // Without the token: answered like a name that does not exist.
+    let unknown = http_get(&s.url("/live/nosuchname/index.m3u8")).unwrap();
+    for path in [
+        "/live/carol/".to_string(),
+        "/live/carol/master.m3u8".to_string(),
+        "/live/carol/360p/index.m3u8".to_string(),
+        format!("/live/carol/360p/{segment}"),
+    ] {
+        let r = http_get(&s.url(&path)).unwrap();
+        assert_eq!(
+            (r.status, r.text()),
+            (unknown.status, unknown.text()),
+            "{path}"
+        );
+    }
+}
+
+/// hls.js in Chromium plays the ladder through the web page and switches between its
+/// renditions when told to: each forced level shows its own height and keeps playing.
+#[test]
+fn hls_js_plays_the_ladder_and_switches_renditions() {
+    let s = ladder_server();
+    let key = s.key("add", "cam");
+    let _p = Publisher::start_sized(&key.url(), 180, "854x480", 25);
+    wait_master(&s, "/live/cam/");
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    let out = std::process::Command::new("node")
+        .arg(web.join("test/ladder.mjs"))
+        .current_dir(&web)
+        .env("BASE", s.url(""))
+        .env("STREAM", "cam")
+        .output()
+        .expect("run node (make deps installs it)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    let found: serde_json::Value = serde_json::from_str(report.lines().last().unwrap_or(""))
+        .unwrap_or_else(|_| {
+            panic!(
+                "no report: {report} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    assert!(out.status.success() && found["error"].is_null(), "{found}");
+    // hls.js orders levels by bitrate, which for a test pattern says little: the set counts.
+    let mut levels: Vec<u64> = found["levels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h.as_u64().unwrap())
+        .collect();
+    levels.sort_unstable();
+    assert_eq!(levels, [360, 480], "{found}");
+    assert_eq!(found["switched"], found["levels"], "{found}");
+    assert_eq!(found["fatal"], serde_json::json!([]), "{found}");
+    assert_eq!(found["failed"], serde_json::json!([]), "{found}");
+}
