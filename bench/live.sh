@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The live ladder: a 1080p30 stream published with ffmpeg into a real streamedge server.
+#  1. Publish -> first playable source playlist and first playable master playlist (the
+#     stream's entry /live/NAME/ answering index.m3u8, then master.m3u8).
+#  2. CPU of the ladder (ONE ffmpeg: decode once, 720/480/360) over a window of the stream,
+#     against one ffmpeg per rendition on the same live input with the same encoder settings
+#     (the usual nginx-rtmp exec recipe), measured the same way in the same run. Prints the
+#     ratio (goal: ladder / per-rendition <= 0.8).
+source "$(dirname "$0")/lib.sh"
+SECS=${LIVE_SECONDS:-70}
+FROM=${WINDOW_FROM:-20} TO=${WINDOW_TO:-50}
+
+now_ms() { date +%s%3N; }
+# CPU seconds (user + sys) of the processes PIDS..., from /proc.
+cpu_of() {
+  local total=0 p
+  for p in "$@"; do
+    read -r -a f <"/proc/$p/stat" || continue
+    total=$((total + f[13] + f[14]))
+  done
+  awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
+}
+publish() { # url
+  ffmpeg -hide_banner -nostdin -loglevel error -re -f lavfi -i "testsrc2=size=1920x1080:rate=30" \
+    -f lavfi -i "sine=frequency=440:sample_rate=48000" -t "$SECS" -c:v libx264 -preset ultrafast \
+    -tune zerolatency -g 60 -b:v 6M -pix_fmt yuv420p -c:a aac -b:a 128k -f flv "$1" &
+  pids+=($!)
+  publisher=$!
+}
+entry() { curl -s -o /dev/null -w "%{http_code} %{redirect_url}" "http://127.0.0.1:$http/live/cam/"; }
+
+start_server
+key=$("$bin" --config "$cfg" keys add cam --json | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["server_url"] + "/" + v["stream_key"])')
+
+echo "ladder: publishing ${SECS} s of 1080p30"
+t0=$(now_ms); publish "$key"
+source_ms="" master_ms=""
+while [ -z "$master_ms" ] && [ $(( $(now_ms) - t0 )) -lt 30000 ]; do
+  e=$(entry)
+  [ -z "$source_ms" ] && [[ $e == 302* ]] && source_ms=$(( $(now_ms) - t0 ))
+  [[ $e == *master.m3u8 ]] && master_ms=$(( $(now_ms) - t0 ))
+  sleep 0.05
+done
+[ -n "$master_ms" ] || { echo "no master playlist within 30 s" >&2; tail "$work/run.log" >&2; exit 1; }
+ladder=$(pgrep -f -- "-var_stream_map" | head -n1)
+sleep $((FROM - master_ms / 1000)); a=$(cpu_of "$ladder")
+sleep $((TO - FROM)); b=$(cpu_of "$ladder")
+ladder_cpu=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b - a }')
+rungs=$(grep -c STREAM-INF "$work/srv/data/live/cam/master.m3u8")
+wait "$publisher" 2>/dev/null || true
+for _ in $(seq 100); do [ -z "$(pgrep -f -- "-var_stream_map")" ] && break; sleep 0.1; done
+
+echo "per rendition: the same stream, one ffmpeg per rung on the same live input"
+sed -i 's/^transcode = .*/transcode = "off"/' "$cfg"
+kill "${pids[0]}"; wait "${pids[0]}" 2>/dev/null || true
+"$bin" --config "$cfg" run >"$work/run2.log" 2>&1 &
+pids[0]=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$internal/api/streams" >/dev/null && break; sleep 0.1; done
+t0=$(now_ms); publish "$key"
+until [[ $(entry) == 302* ]]; do sleep 0.05; done
+started=$(( $(now_ms) - t0 ))
+dir=$work/srv/data/live/cam
+per=()
+for spec in 720:2800:128 480:1400:96 360:800:96; do
+  IFS=: read -r h kbps akbps <<<"$spec"
+  mkdir -p "$work/per/${h}p"
+  (cd "$dir" && exec ffmpeg -nostdin -v error -live_start_index -1 -i index.m3u8 -vf "scale=-2:$h" \
+    -c:v libx264 -preset veryfast -profile:v main -pix_fmt yuv420p -sc_threshold 0 \
+    -g 60 -keyint_min 60 -force_key_frames "expr:gte(t,n_forced*2)" -tune zerolatency \
+    -b:v "${kbps}k" -maxrate "$((kbps * 107 / 100))k" -bufsize "$((kbps * 3 / 2))k" \
+    -c:a aac -ac 2 -ar 48000 -b:a "${akbps}k" -f hls -hls_time 2 -hls_list_size 6 \
+    -hls_flags delete_segments -hls_segment_filename "$work/per/${h}p/%d.ts" "$work/per/${h}p/index.m3u8") &
+  per+=($!)
+  pids+=($!)
+done
+sleep 1
+workers=()
+for p in "${per[@]}"; do workers+=($(pgrep -P "$p" || echo "$p")); done
+sleep $((FROM - started / 1000 - 1)); a=$(cpu_of "${workers[@]}")
+sleep $((TO - FROM)); b=$(cpu_of "${workers[@]}")
+per_cpu=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b - a }')
+
+awk -v s="$source_ms" -v m="$master_ms" -v l="$ladder_cpu" -v p="$per_cpu" -v w="$((TO - FROM))" -v r="$rungs" 'BEGIN {
+  printf "publish -> source playable : %5.2f s\n", s / 1000
+  printf "publish -> master playable : %5.2f s (goal <= 2 s)  %d variants\n", m / 1000, r
+  printf "ladder        : %6.2f CPU s over %d s of stream (%.2f cores)\n", l, w, l / w
+  printf "per rendition : %6.2f CPU s over %d s of stream (%.2f cores)\n", p, w, p / w
+  printf "CPU ratio ladder/per-rendition: %.2f (goal <= 0.80)\n", l / p
+}'
