@@ -141,7 +141,10 @@ async function refreshLive() {
         el(
           "button",
           { class: "play", type: "button", onclick: () => watchLive(s.name) },
-          el("span", { class: "noposter", "aria-hidden": "true" }, s.live ? "●" : "○"),
+          s.thumbnail
+            ? // A new picture every 10 s, as the server makes them.
+              el("img", { src: `${s.thumbnail}?v=${Math.floor(Date.now() / 10000)}`, alt: "" })
+            : el("span", { class: "noposter", "aria-hidden": "true" }, s.live ? "●" : "○"),
           el("span", { class: "title" }, badge, s.name),
           el("span", { class: "meta" }, meta),
         ),

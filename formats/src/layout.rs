@@ -23,6 +23,8 @@ pub const META_JSON: &str = "meta.json";
 pub const LIVE_PLAYLIST: &str = "index.m3u8";
 /// The live ladder's master playlist, beside it: the source and the encoded rungs.
 pub const LIVE_MASTER: &str = "master.m3u8";
+/// A live stream's thumbnail, beside its playlists.
+pub const LIVE_THUMBNAIL: &str = "thumb.jpg";
 /// A library item's top playlist.
 pub const VOD_PLAYLIST: &str = "master.m3u8";
 /// The certificate chain and key file names of every pair in `certs/`.

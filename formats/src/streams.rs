@@ -16,6 +16,9 @@ pub struct Stream {
     pub live: bool,
     /// When it went live, or last went live; null if never since nginx started.
     pub since: Option<String>,
+    /// While live, once the sidecar has made one: the path of its thumbnail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<String>,
 }
 
 /// The answer: live streams first, then by name; one line.
@@ -36,6 +39,7 @@ mod tests {
             name: name.into(),
             live,
             since: since.map(Into::into),
+            thumbnail: None,
         };
         let mut list = vec![
             s("zed", false, None),
@@ -51,6 +55,11 @@ mod tests {
         );
         let back: Vec<Stream> = serde_json::from_str(&text).unwrap();
         assert_eq!(back, list);
+        list[0].thumbnail = Some("/live/yan/thumb.jpg".into());
+        assert!(to_json(&mut list).starts_with(
+            "[{\"name\":\"yan\",\"live\":true,\"since\":\"2025-11-21T20:00:00Z\",\
+             \"thumbnail\":\"/live/yan/thumb.jpg\"}"
+        ));
         assert_eq!(to_json(&mut []), "[]\n");
     }
 }

@@ -76,7 +76,7 @@ use crate::ffi::{
     add_variable, args, command, now_ms, parse_time_ms, send, set_variable, DUPLICATE, JSON, TEXT,
 };
 use crate::shm::ZoneSpec;
-use streamedge_formats::layout::{Layout, LIVE_PLAYLIST};
+use streamedge_formats::layout::{Layout, LIVE_PLAYLIST, LIVE_THUMBNAIL};
 use streamedge_formats::streams::{self, Stream};
 use streamedge_formats::time::rfc3339_secs;
 use streamedge_policy::conns::OwnerSlot;
@@ -526,19 +526,25 @@ fn streams(r: &mut Request, all: bool) -> Status {
     let live_dir = mcf.data_dir.as_ref().map(|d| Layout::new(d).live());
     // Live means playable: the broadcast has written its playlist. Until then a viewer
     // would get a 404 (or the previous broadcast's playlist) for it.
-    let playable = |name: &str, since: i64| {
+    let current = |name: &str, file: &str, since: i64| {
         live_dir
             .as_ref()
-            .is_some_and(|live| playlist_is_current(&live.join(name).join(LIVE_PLAYLIST), since))
+            .is_some_and(|live| playlist_is_current(&live.join(name).join(file), since))
     };
     // Private streams are nobody's business: they are not listed (but to this machine).
     let mut list: Vec<Stream> = known
         .iter()
         .filter(|(_, _, _, private)| all || !private)
-        .map(|(name, live, since, _)| Stream {
-            name: name.as_str().to_owned(),
-            live: *live && playable(name.as_str(), *since),
-            since: Some(rfc3339_secs(since / 1000)),
+        .map(|(name, live, since, _)| {
+            let name = name.as_str();
+            let live = *live && current(name, LIVE_PLAYLIST, *since);
+            Stream {
+                name: name.to_owned(),
+                live,
+                since: Some(rfc3339_secs(since / 1000)),
+                thumbnail: (live && current(name, LIVE_THUMBNAIL, *since))
+                    .then(|| format!("/live/{name}/{LIVE_THUMBNAIL}")),
+            }
         })
         .collect();
     // Names with an active key are known even before their first stream.
@@ -556,6 +562,7 @@ fn streams(r: &mut Request, all: bool) -> Status {
                 name: k.name.clone(),
                 live: false,
                 since: None,
+                thumbnail: None,
             });
         }
     }

@@ -217,7 +217,7 @@ pub fn lookup(slots: &[StreamSlot], seed: [u64; 2], name: &str, now: &Now) -> Op
     })
 }
 
-/// Whether a live stream's playlist belongs to the broadcast that started at `since_ms`: a
+/// Whether a live stream's playlist (or thumbnail) belongs to the broadcast that started at `since_ms`: a
 /// playlist written before it is the previous broadcast's, left until nginx-rtmp writes
 /// the first one of this broadcast (a fragment later). Only a current playlist plays.
 /// Milliseconds: a publisher that reconnects at once does so within the second its last

@@ -173,6 +173,7 @@ fn a_private_ladder_plays_only_with_the_token() {
         "/live/carol/".to_string(),
         "/live/carol/master.m3u8".to_string(),
         "/live/carol/360p/index.m3u8".to_string(),
+        "/live/carol/thumb.jpg".to_string(),
         format!("/live/carol/360p/{segment}"),
     ] {
         let r = http_get(&s.url(&path)).unwrap();
@@ -221,4 +222,42 @@ fn hls_js_plays_the_ladder_and_switches_renditions() {
     assert_eq!(found["switched"], found["levels"], "{found}");
     assert_eq!(found["fatal"], serde_json::json!([]), "{found}");
     assert_eq!(found["failed"], serde_json::json!([]), "{found}");
+}
+
+/// A live stream has a thumbnail, listed in `/api/streams` once it exists, made again from
+/// newer segments about every 10 s, and gone when the stream ends. With or without a ladder.
+#[test]
+fn a_live_stream_has_a_thumbnail_that_follows_it() {
+    let s = Server::start(Options::default());
+    let key = s.key("add", "alice");
+    let publisher = Publisher::start_sized(&key.url(), 120, "640x360", 25);
+    let listed = || -> Option<String> {
+        let r = http_get(&s.url("/api/streams")).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        v.as_array()?
+            .iter()
+            .find(|x| x["name"] == "alice")?
+            .get("thumbnail")?
+            .as_str()
+            .map(String::from)
+    };
+    let path = wait_for(
+        "a thumbnail in /api/streams",
+        Duration::from_secs(40),
+        listed,
+    );
+    assert_eq!(path, "/live/alice/thumb.jpg");
+    let r = http_get(&s.url(&path)).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("image/jpeg"));
+    assert_eq!(&r.body[..2], [0xFF, 0xD8], "a JPEG");
+    assert_eq!(served_height(&s, &path), 240);
+    let first = r.body;
+    wait_for("a newer thumbnail", Duration::from_secs(40), || {
+        (http_get(&s.url(&path)).unwrap().body != first).then_some(())
+    });
+    drop(publisher);
+    wait_for("the thumbnail to go", Duration::from_secs(30), || {
+        (http_get(&s.url(&path)).unwrap().status == 404 && listed().is_none()).then_some(())
+    });
 }

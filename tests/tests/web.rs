@@ -94,6 +94,7 @@ fn the_player_plays_live_and_library_and_fetches() {
         found["live_meta"].as_str().unwrap().starts_with("for "),
         "{found}"
     );
+    assert_eq!(found["live_thumbnail"], true, "{found}");
     assert_eq!(found["item_title"], "Test clip");
     assert_eq!(found["item_poster"], true);
     assert_eq!(found["unsigned_status"], 404, "{found}");

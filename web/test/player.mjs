@@ -87,6 +87,23 @@ try {
   await waitPlaying(page, "the live stream", 45000);
   found.live_time = await page.evaluate(() => document.getElementById("video").currentTime);
   found.live_meta = await page.locator(`[data-stream="${STREAM}"] .meta`).textContent();
+  // The live tile shows the stream's thumbnail once the server has made one.
+  found.live_thumbnail = await page
+    .waitForFunction(
+      (name) => {
+        const img = document.querySelector(`[data-stream="${name}"] img`);
+        return img && img.complete && img.naturalWidth > 0;
+      },
+      STREAM,
+      { timeout: 30000, polling: 250 },
+    )
+    .then(
+      () => true,
+      async () => page.evaluate(async () => ({
+        streams: await (await fetch("/api/streams")).json(),
+        tile: document.querySelector(".card")?.outerHTML,
+      })),
+    );
 
   // Library, with the keyboard only.
   const item = page.locator(`[data-item="${ITEM}"] button.play`);

@@ -43,13 +43,13 @@ enum Ended {
 }
 
 /// Runs the ladder of stream `name` until `stop` fires, then removes its master playlist.
-pub async fn supervise(config: Config, name: String, stop: CancellationToken) {
-    let dir = config.layout().live().join(&name);
+pub async fn supervise(config: &Config, name: &str, stop: &CancellationToken) {
+    let dir = config.layout().live().join(name);
     let mut dropped = 0;
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = Instant::now();
-        match run(&config, &name, &dir, dropped, &stop).await {
+        match run(config, name, &dir, dropped, stop).await {
             Ok(Ended::Stopped) => break,
             Ok(Ended::TooSlow(speed)) => {
                 dropped += 1;
@@ -170,7 +170,7 @@ async fn probe_source(dir: &Path) -> Result<Source> {
 }
 
 /// The segments of a media playlist, with their durations.
-fn segments(playlist: &str) -> Vec<(&str, f64)> {
+pub(super) fn segments(playlist: &str) -> Vec<(&str, f64)> {
     let mut out = Vec::new();
     let mut duration = None;
     for line in playlist.lines().map(str::trim) {

@@ -3,9 +3,11 @@
 //! and never sits between nginx and a viewer: nginx-rtmp's source rendition plays whether or
 //! not anything here runs.
 //!
-//! Today: the adaptive-bitrate ladder (`ladder`), one ffmpeg per live stream.
+//! Per live stream: a thumbnail (`thumbnail`) and, with `live.transcode = "on"`, the
+//! adaptive-bitrate ladder (`ladder`), one ffmpeg.
 
 pub mod ladder;
+pub mod thumbnail;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -23,11 +25,8 @@ struct Running {
     task: JoinHandle<()>,
 }
 
-/// Keeps one ladder running per live stream, for as long as `streamedge run` runs.
+/// Keeps the pipeline running for every live stream, for as long as `streamedge run` runs.
 pub async fn run_loop(config: Config) {
-    if config.live.transcode == Switch::Off {
-        return;
-    }
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut unreachable = false;
     loop {
@@ -52,11 +51,7 @@ pub async fn run_loop(config: Config) {
                         continue;
                     }
                     let stop = CancellationToken::new();
-                    let task = tokio::spawn(ladder::supervise(
-                        config.clone(),
-                        name.clone(),
-                        stop.clone(),
-                    ));
+                    let task = tokio::spawn(stream(config.clone(), name.clone(), stop.clone()));
                     running.insert(name, Running { stop, task });
                 }
             }
@@ -67,5 +62,16 @@ pub async fn run_loop(config: Config) {
             Err(_) => {}
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// What runs for one live stream until `stop` fires.
+async fn stream(config: Config, name: String, stop: CancellationToken) {
+    let dir = config.layout().live().join(&name);
+    let thumbnail = thumbnail::keep(&dir, &name, &stop);
+    if config.live.transcode == Switch::On {
+        tokio::join!(thumbnail, ladder::supervise(&config, &name, &stop));
+    } else {
+        thumbnail.await;
     }
 }
