@@ -33,6 +33,7 @@ const LINK_TTL: Duration = Duration::from_secs(6 * 3600);
 struct Api {
     config: Config,
     jobs: Manager,
+    live: crate::live::Board,
     token: String,
 }
 
@@ -62,12 +63,18 @@ pub async fn bind(config: &Config) -> Result<tokio::net::TcpListener> {
         .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))
 }
 
-pub async fn serve(listener: tokio::net::TcpListener, config: Config, jobs: Manager) -> Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    jobs: Manager,
+    live: crate::live::Board,
+) -> Result<()> {
     let token = read_token(&config)?;
     tracing::info!("control API on {}", config.api.listen);
     let api = Arc::new(Api {
         config,
         jobs,
+        live,
         token,
     });
     axum::serve(listener, router(api))
@@ -81,6 +88,7 @@ fn router(api: Shared) -> Router {
         .route("/api/jobs", get(list_jobs).post(create_job))
         .route("/api/jobs/{id}", get(get_job).delete(cancel_job))
         .route("/api/library/{id}", delete(remove_item))
+        .route("/api/live", get(list_live))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
     Router::new()
         .route("/api/library", get(list_library))
@@ -135,6 +143,11 @@ fn ok<T: Serialize>(status: StatusCode, value: &T) -> Response {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+/// The live pipeline of every live stream, private ones too: the owner's.
+async fn list_live(State(api): State<Shared>) -> Response {
+    ok(StatusCode::OK, &api.live.snapshot())
 }
 
 async fn list_jobs(State(api): State<Shared>) -> Response {

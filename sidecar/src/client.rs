@@ -77,6 +77,12 @@ impl Client {
         Ok(serde_json::from_value(v)?)
     }
 
+    /// The live pipeline of every live stream (`GET /api/live`).
+    pub async fn live(&self) -> Result<Value> {
+        self.call(self.http.get(format!("{}/api/live", self.base)))
+            .await
+    }
+
     pub async fn cancel(&self, id: &str) -> Result<Job> {
         let v = self
             .call(self.http.delete(format!("{}/api/jobs/{id}", self.base)))

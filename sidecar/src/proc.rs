@@ -34,9 +34,20 @@ pub enum Exit {
 /// Runs `cmd`, calling `on_line` for each line of its stdout, until it exits or `cancel`
 /// fires.
 pub async fn run(
+    cmd: Command,
+    what: &str,
+    cancel: &CancellationToken,
+    on_line: impl FnMut(&str),
+) -> Result<Exit> {
+    run_watched(cmd, what, cancel, |_| {}, on_line).await
+}
+
+/// [`run`], telling `on_start` the process id once it runs (to watch what it costs).
+pub async fn run_watched(
     mut cmd: Command,
     what: &str,
     cancel: &CancellationToken,
+    on_start: impl FnOnce(u32),
     mut on_line: impl FnMut(&str),
 ) -> Result<Exit> {
     cmd.stdin(Stdio::null())
@@ -53,6 +64,7 @@ pub async fn run(
         .id()
         .map(|p| Pid::from_raw(p as i32))
         .context("the tool exited before it could be watched")?;
+    on_start(pgid.as_raw() as u32);
     let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
     let stderr = tokio::spawn(tail(child.stderr.take().expect("piped")));
 
@@ -86,6 +98,29 @@ pub async fn run(
     } else {
         Exit::Failed(stderr)
     })
+}
+
+/// What a running process has cost so far: CPU seconds (user + system) and its peak memory
+/// (resident, bytes), from `/proc`; `None` once it is gone.
+pub fn usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which may hold spaces, in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .unwrap_or(100) as f64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((ticks as f64 / hz, peak_kib * 1024))
 }
 
 /// Stops a program that leads its own process group: `polite` to the group (or to the
@@ -263,5 +298,12 @@ mod tests {
         // SIGINT stopped it, not the SIGKILL that follows after GRACE (which runs no trap).
         assert!(marker.exists(), "the tool's SIGINT trap did not run");
         blocked.thread_unblock().unwrap();
+    }
+
+    #[test]
+    fn usage_of_a_running_process() {
+        let (cpu, peak) = usage(std::process::id()).unwrap();
+        assert!(cpu >= 0.0 && peak > 1024 * 1024, "{cpu} {peak}");
+        assert_eq!(usage(u32::MAX), None);
     }
 }

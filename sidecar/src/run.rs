@@ -26,16 +26,18 @@ pub async fn run(config: &Config) -> Result<()> {
     let listener = crate::api::bind(config).await?;
     let jobs = crate::fetch::Manager::open(config)?;
     jobs.resume();
+    let board = crate::live::Board::default();
     {
-        let (config, jobs) = (config.clone(), jobs.clone());
+        let (config, jobs, board) = (config.clone(), jobs.clone(), board.clone());
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = crate::api::serve(listener, config, jobs).await {
+            if let Err(e) = crate::api::serve(listener, config, jobs, board).await {
                 tracing::error!("{e:#}");
             }
         }));
     }
-    // The live pipeline, beside nginx-rtmp (nothing runs with live.transcode = "off").
-    tasks.push(tokio::spawn(crate::live::run_loop(config.clone())));
+    // The live pipeline, beside nginx-rtmp: thumbnails, and ladders unless
+    // live.transcode = "off".
+    tasks.push(tokio::spawn(crate::live::run_loop(config.clone(), board)));
     if config.ddns.is_some() {
         tasks.push(tokio::spawn(crate::ddns::run_loop(config.clone())));
     }

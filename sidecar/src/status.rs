@@ -10,6 +10,9 @@ use crate::config::Config;
 pub struct Status {
     pub nginx: NginxStatus,
     pub streams: Vec<Stream>,
+    /// Each live stream's ladder and what it costs (from the daemon; empty if it is not
+    /// running).
+    pub live: serde_json::Map<String, serde_json::Value>,
     pub keys: KeyCounts,
     /// The web player.
     pub web: String,
@@ -46,7 +49,15 @@ pub async fn gather(config: &Config) -> Result<Status> {
         }),
         None => Vec::new(),
     };
+    let live = match crate::client::Client::new(config) {
+        Ok(c) => match c.live().await {
+            Ok(serde_json::Value::Object(m)) => m,
+            _ => Default::default(),
+        },
+        Err(_) => Default::default(),
+    };
     Ok(Status {
+        live,
         nginx: NginxStatus {
             running: pid.is_some(),
             pid,
@@ -78,6 +89,34 @@ pub fn describe(s: &Status) -> String {
                 x.since.as_deref().unwrap_or("?")
             ));
         }
+    }
+    for (name, l) in &s.live {
+        let number = |k: &str| l[k].as_f64();
+        let mut line = format!("ladder {name}: {}", l["state"].as_str().unwrap_or("?"));
+        let rungs: Vec<&str> = l["rungs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.as_str())
+            .collect();
+        if !rungs.is_empty() {
+            line += &format!(", {}", rungs.join(" "));
+        }
+        if let Some(x) = number("speed") {
+            line += &format!(" at {x:.2}x");
+        }
+        if let (Some(cpu), Some(mem)) = (number("cpu_seconds"), number("peak_memory_mib")) {
+            line += &format!(", CPU {cpu:.1} s, peak {mem:.0} MiB");
+        }
+        if let Some(d) = l["dropped"].as_array().filter(|d| !d.is_empty()) {
+            let d: Vec<&str> = d.iter().filter_map(|x| x.as_str()).collect();
+            line += &format!(", dropped {}", d.join(", "));
+        }
+        if let Some(e) = l["last_error"].as_str() {
+            line += &format!(" ({e})");
+        }
+        out.push_str(&line);
+        out.push('\n');
     }
     out.push_str(&format!(
         "keys: {} active, {} revoked\n",

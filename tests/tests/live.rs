@@ -125,6 +125,28 @@ fn a_live_stream_gets_a_ladder_that_fits_its_source() {
         (now.len() == 1 && now[0] != pids[0]).then_some(())
     });
     wait_master(&s, "/live/alice/");
+    // What the ladder does and costs: the API (the owner's) and `streamedge status`.
+    let live = wait_for(
+        "the ladder's speed and cost",
+        Duration::from_secs(30),
+        || {
+            let (status, v) = s.api("GET", "/api/live", None, true);
+            assert_eq!(status, 200, "{v}");
+            let a = v["alice"].clone();
+            (a["state"] == "running"
+                && a["speed"].as_f64().is_some()
+                && a["cpu_seconds"].as_f64() > Some(0.0))
+            .then_some(a)
+        },
+    );
+    assert_eq!(live["rungs"], serde_json::json!(["360p"]), "{live}");
+    assert_eq!(live["restarts"], 1, "{live}");
+    assert!(live["last_error"].as_str().is_some(), "{live}");
+    assert!(live["peak_memory_mib"].as_f64() > Some(5.0), "{live}");
+    assert_eq!(s.api("GET", "/api/live", None, false).0, 401);
+    let status = s.cli(&["status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("ladder alice: running, 360p at "), "{text}");
     let log = s.read("run.log");
     assert!(
         log.contains("live \"alice\": the ladder stopped")

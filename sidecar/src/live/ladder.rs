@@ -19,6 +19,7 @@ use streamedge_formats::layout::{LIVE_MASTER, LIVE_PLAYLIST};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use super::Board;
 use crate::config::Config;
 use crate::library::transcode::{self, Rung, LADDER, SEGMENT_SECONDS};
 use crate::proc::{self, Exit};
@@ -38,31 +39,40 @@ const MASTER_EVERY: Duration = Duration::from_secs(2);
 enum Ended {
     Stopped,
     TooSlow(f64),
-    /// The source is no taller than any rung: the source alone plays.
-    NothingToEncode,
+    /// No rung to make (the source is no taller than any, has no video, or every rung was
+    /// dropped): the source alone plays.
+    NothingToEncode(&'static str),
 }
 
 /// Runs the ladder of stream `name` until `stop` fires, then removes its master playlist.
-pub async fn supervise(config: &Config, name: &str, stop: &CancellationToken) {
+pub async fn supervise(config: &Config, board: &Board, name: &str, stop: &CancellationToken) {
     let dir = config.layout().live().join(name);
     let mut dropped = 0;
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = Instant::now();
-        match run(config, name, &dir, dropped, stop).await {
+        match run(config, board, name, &dir, dropped, stop).await {
             Ok(Ended::Stopped) => break,
             Ok(Ended::TooSlow(speed)) => {
                 dropped += 1;
+                board.update(name, |s| {
+                    if !s.rungs.is_empty() {
+                        let top = s.rungs.remove(0);
+                        s.dropped.push(format!("{top} (at {speed:.2}x)"));
+                    }
+                });
                 tracing::warn!(
                     "live \"{name}\": the ladder ran at {speed:.2}x real time for {}s, so its \
                      top rung is dropped",
                     SLOW_FOR.as_secs()
                 );
             }
-            Ok(Ended::NothingToEncode) => {
-                tracing::info!(
-                    "live \"{name}\": no rung below the source's height: the source plays alone"
-                );
+            Ok(Ended::NothingToEncode(why)) => {
+                tracing::info!("live \"{name}\": {why}: the source plays alone");
+                board.update(name, |s| {
+                    (s.state, s.pid, s.speed) = ("source only", None, None);
+                    s.last_error = Some(why.to_string());
+                });
                 stop.cancelled().await;
                 break;
             }
@@ -74,6 +84,11 @@ pub async fn supervise(config: &Config, name: &str, stop: &CancellationToken) {
                     "live \"{name}\": the ladder stopped: {e:#}; starting it again in {}s",
                     backoff.as_secs()
                 );
+                board.update(name, |s| {
+                    (s.state, s.pid, s.speed) = ("restarting", None, None);
+                    s.restarts += 1;
+                    s.last_error = Some(format!("{e:#}"));
+                });
                 remove_master(&dir);
                 tokio::select! {
                     _ = stop.cancelled() => break,
@@ -105,15 +120,22 @@ struct Source {
 
 async fn run(
     config: &Config,
+    board: &Board,
     name: &str,
     dir: &Path,
     dropped: usize,
     stop: &CancellationToken,
 ) -> Result<Ended> {
-    let source = probe_source(dir).await?;
+    let Some(source) = probe_source(dir).await? else {
+        return Ok(Ended::NothingToEncode("the source has no video"));
+    };
     let rungs = rungs_for(config.live.ladder_for(name), source.height, dropped);
     if rungs.is_empty() {
-        return Ok(Ended::NothingToEncode);
+        return Ok(Ended::NothingToEncode(if dropped > 0 {
+            "every rung was dropped"
+        } else {
+            "no rung below the source's height"
+        }));
     }
     for r in &rungs {
         crate::fsutil::ensure_dir(&dir.join(rung_name(r)), 0o755, None)?;
@@ -126,11 +148,22 @@ async fn run(
         // From the newest segment: the ladder is as close to the live edge as the source.
         .args(["-live_start_index", "-1", "-i", LIVE_PLAYLIST])
         .args(args(&rungs, source));
+    board.update(name, |s| {
+        s.rungs = rungs.iter().map(rung_name).collect();
+        s.state = "starting";
+    });
     let run_stop = stop.child_token();
     let mut watch = SpeedWatch::new(Instant::now());
     let mut slow = None;
-    let ffmpeg = proc::run(cmd, "ffmpeg", &run_stop, |line| {
+    let started = |pid| {
+        board.update(name, |s| {
+            (s.state, s.pid) = ("running", Some(pid));
+            s.started = Some(crate::clock::now_rfc3339());
+        })
+    };
+    let ffmpeg = proc::run_watched(cmd, "ffmpeg", &run_stop, started, |line| {
         if let Some(speed) = speed(line) {
+            board.update(name, |s| s.speed = Some(speed));
             if watch.observe(speed, Instant::now()) && slow.is_none() {
                 slow = Some(speed);
                 run_stop.cancel();
@@ -149,8 +182,9 @@ async fn run(
     }
 }
 
-/// Waits for the source's first segment and asks ffprobe what it is.
-async fn probe_source(dir: &Path) -> Result<Source> {
+/// What the source's newest segment is, as ffprobe says; `None` without video (an audio
+/// stream: nothing to scale).
+async fn probe_source(dir: &Path) -> Result<Option<Source>> {
     let playlist = std::fs::read_to_string(dir.join(LIVE_PLAYLIST))
         .with_context(|| format!("cannot read {}", dir.join(LIVE_PLAYLIST).display()))?;
     let newest = segments(&playlist)
@@ -159,14 +193,14 @@ async fn probe_source(dir: &Path) -> Result<Source> {
         .context("the source playlist has no segment yet")?;
     let p = transcode::probe(&newest).await?;
     let (Some(width), Some(height)) = (p.width, p.height) else {
-        bail!("the source has no video");
+        return Ok(None);
     };
-    Ok(Source {
+    Ok(Some(Source {
         width,
         height,
         fps: p.fps.unwrap_or(30.0),
         has_audio: p.audio_codec.is_some(),
-    })
+    }))
 }
 
 /// The segments of a media playlist, with their durations.

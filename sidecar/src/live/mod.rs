@@ -9,9 +9,11 @@
 pub mod ladder;
 pub mod thumbnail;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -20,13 +22,76 @@ use crate::config::{Config, Switch};
 /// How often the registry is asked who is live.
 const POLL: Duration = Duration::from_millis(500);
 
+/// What each live stream's ladder is doing and costing, for the API and `streamedge status`.
+#[derive(Clone, Default)]
+pub struct Board(Arc<Mutex<BTreeMap<String, LadderStatus>>>);
+
+/// One ladder, as `GET /api/live` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LadderStatus {
+    /// "starting", "running", "restarting" or "source only".
+    pub state: &'static str,
+    /// The rungs being made, top down ("720p").
+    pub rungs: Vec<String>,
+    /// Rungs dropped because the machine could not keep up, with the speed that did it.
+    pub dropped: Vec<String>,
+    /// ffmpeg's speed, × real time.
+    pub speed: Option<f64>,
+    pub restarts: u32,
+    /// Why it last stopped or why it makes nothing.
+    pub last_error: Option<String>,
+    /// When the running process started (RFC 3339).
+    pub started: Option<String>,
+    /// CPU seconds and peak memory of the running process.
+    pub cpu_seconds: Option<f64>,
+    pub peak_memory_mib: Option<f64>,
+    #[serde(skip)]
+    pub pid: Option<u32>,
+}
+
+impl Board {
+    /// Changes stream `name`'s entry (made if missing).
+    pub(crate) fn update(&self, name: &str, f: impl FnOnce(&mut LadderStatus)) {
+        let mut all = self.0.lock().expect("not poisoned");
+        let entry = all.entry(name.to_string()).or_insert_with(|| LadderStatus {
+            state: "starting",
+            rungs: Vec::new(),
+            dropped: Vec::new(),
+            speed: None,
+            restarts: 0,
+            last_error: None,
+            started: None,
+            cpu_seconds: None,
+            peak_memory_mib: None,
+            pid: None,
+        });
+        f(entry);
+    }
+
+    fn remove(&self, name: &str) {
+        self.0.lock().expect("not poisoned").remove(name);
+    }
+
+    /// Every ladder, with what its process has cost so far.
+    pub fn snapshot(&self) -> BTreeMap<String, LadderStatus> {
+        let mut all = self.0.lock().expect("not poisoned").clone();
+        for s in all.values_mut() {
+            if let Some((cpu, peak)) = s.pid.and_then(crate::proc::usage) {
+                s.cpu_seconds = Some((cpu * 100.0).round() / 100.0);
+                s.peak_memory_mib = Some((peak as f64 / 1048576.0 * 10.0).round() / 10.0);
+            }
+        }
+        all
+    }
+}
+
 struct Running {
     stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
 /// Keeps the pipeline running for every live stream, for as long as `streamedge run` runs.
-pub async fn run_loop(config: Config) {
+pub async fn run_loop(config: Config, board: Board) {
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut unreachable = false;
     loop {
@@ -51,7 +116,12 @@ pub async fn run_loop(config: Config) {
                         continue;
                     }
                     let stop = CancellationToken::new();
-                    let task = tokio::spawn(stream(config.clone(), name.clone(), stop.clone()));
+                    let task = tokio::spawn(stream(
+                        config.clone(),
+                        board.clone(),
+                        name.clone(),
+                        stop.clone(),
+                    ));
                     running.insert(name, Running { stop, task });
                 }
             }
@@ -66,11 +136,12 @@ pub async fn run_loop(config: Config) {
 }
 
 /// What runs for one live stream until `stop` fires.
-async fn stream(config: Config, name: String, stop: CancellationToken) {
+async fn stream(config: Config, board: Board, name: String, stop: CancellationToken) {
     let dir = config.layout().live().join(&name);
     let thumbnail = thumbnail::keep(&dir, &name, &stop);
     if config.live.transcode == Switch::On {
-        tokio::join!(thumbnail, ladder::supervise(&config, &name, &stop));
+        tokio::join!(thumbnail, ladder::supervise(&config, &board, &name, &stop));
+        board.remove(&name);
     } else {
         thumbnail.await;
     }
