@@ -126,6 +126,9 @@ pub struct KeyEntry {
     /// Its live stream plays only through signed links.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub private: bool,
+    /// Its live streams are recorded into the library.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record: bool,
 }
 
 /// The whole keys file.
@@ -253,6 +256,7 @@ mod tests {
                 created: "2026-11-21T00:00:00Z".into(),
                 state,
                 private: false,
+                record: false,
             }],
         }
     }

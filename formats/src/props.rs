@@ -45,6 +45,7 @@ fn entry() -> impl Strategy<Value = (KeyEntry, Vec<u8>)> {
                 created,
                 state,
                 private,
+                record: false,
             };
             (e, secret)
         })

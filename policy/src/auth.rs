@@ -257,6 +257,7 @@ mod tests {
                 created: String::new(),
                 state,
                 private: false,
+                record: false,
             };
             World {
                 streams: vec![StreamSlot::default(); 64],
@@ -266,6 +267,7 @@ mod tests {
                         entry("old", "OLD", KeyState::Revoked),
                         KeyEntry {
                             private: true,
+                            record: false,
                             ..entry("hidden", "H1DDEN", KeyState::Active)
                         },
                     ],

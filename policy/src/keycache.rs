@@ -122,6 +122,7 @@ mod tests {
                     created: String::new(),
                     state: KeyState::Active,
                     private: false,
+                    record: false,
                 })
                 .collect(),
         };

@@ -114,6 +114,7 @@ fn world_keys() -> KeyFile {
         created: String::new(),
         state,
         private,
+        record: false,
     };
     KeyFile {
         keys: vec![

@@ -48,6 +48,15 @@ pub struct Live {
     pub ladder: Vec<u32>,
     /// Other ladders for some stream names (`alice = [480]`); `[]` for none.
     pub ladders: std::collections::BTreeMap<String, Vec<u32>>,
+    /// Record every live stream into the library ("on"), or only names with
+    /// `keys record NAME on` ("off").
+    pub record: Switch,
+    /// A publisher back within this long continues the same recording.
+    #[serde(with = "humantime_serde")]
+    pub record_grace: Duration,
+    /// Free space, MiB, below which recordings pause (with a log line): they never fill the
+    /// disk.
+    pub record_min_free_mb: u64,
 }
 
 impl Default for Live {
@@ -56,6 +65,9 @@ impl Default for Live {
             transcode: Switch::On,
             ladder: vec![720, 480, 360],
             ladders: Default::default(),
+            record: Switch::Off,
+            record_grace: Duration::from_secs(60),
+            record_min_free_mb: 2048,
         }
     }
 }

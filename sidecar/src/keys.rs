@@ -87,7 +87,7 @@ fn issue(config: &Config, name: &str, secret: &str) -> NewKey {
 
 /// `keys add NAME`: a new name with a new secret; a private one plays only through signed
 /// links.
-pub fn add(config: &Config, name: &str, private: bool) -> Result<NewKey> {
+pub fn add(config: &Config, name: &str, private: bool, record: bool) -> Result<NewKey> {
     check(name)?;
     let mut keys = lock(config)?;
     if keys.file.get(name).is_some() {
@@ -100,6 +100,7 @@ pub fn add(config: &Config, name: &str, private: bool) -> Result<NewKey> {
         created: crate::clock::now_rfc3339(),
         state: KeyState::Active,
         private,
+        record,
     });
     save(config, &keys.file)?;
     Ok(issue(config, name, &secret))
@@ -153,6 +154,17 @@ pub fn set_private(config: &Config, name: &str, private: bool) -> Result<()> {
         bail!("unknown stream name \"{name}\"");
     };
     entry.private = private;
+    save(config, &keys.file)
+}
+
+/// `keys record NAME on|off`: whether the name's live streams are recorded into the library.
+pub fn set_record(config: &Config, name: &str, record: bool) -> Result<()> {
+    check(name)?;
+    let mut keys = lock(config)?;
+    let Some(entry) = keys.file.get_mut(name) else {
+        bail!("unknown stream name \"{name}\"");
+    };
+    entry.record = record;
     save(config, &keys.file)
 }
 

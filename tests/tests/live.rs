@@ -283,3 +283,123 @@ fn a_live_stream_has_a_thumbnail_that_follows_it() {
         (http_get(&s.url(&path)).unwrap().status == 404 && listed().is_none()).then_some(())
     });
 }
+
+/// The library items whose title starts with `prefix`, as the owner lists them.
+fn items_titled(s: &Server, prefix: &str) -> Vec<serde_json::Value> {
+    let (status, v) = s.api("GET", "/api/library", None, true);
+    assert_eq!(status, 200, "{v}");
+    v.as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["title"].as_str().is_some_and(|t| t.starts_with(prefix)))
+        .cloned()
+        .collect()
+}
+
+/// The recording folders in the scratch space.
+fn recordings(s: &Server) -> Vec<String> {
+    s.entries(".work")
+        .into_iter()
+        .filter(|e| e.starts_with("rec-"))
+        .collect()
+}
+
+fn recorded_key(s: &Server, name: &str) -> String {
+    let out = s.cli(&["keys", "add", name, "--record", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    format!(
+        "{}/{}",
+        v["server_url"].as_str().unwrap(),
+        v["stream_key"].as_str().unwrap()
+    )
+}
+
+/// A recorded stream becomes one private library item when it ends; a publisher back
+/// within the grace period continues the same recording.
+#[test]
+fn a_recorded_stream_and_its_reconnect_become_one_private_item() {
+    let mut s = Server::init(Options::default());
+    s.edit_config(|c| {
+        c["live"]
+            .as_table_mut()
+            .unwrap()
+            .insert("record_grace".into(), "8s".into());
+    });
+    s.run();
+    let url = recorded_key(&s, "alice");
+    for _ in 0..2 {
+        let (ok, err) = Publisher::start(&url, 6).finish(Duration::from_secs(30));
+        assert!(ok, "{err}");
+        s.wait_live("alice", false);
+    }
+    let items = wait_for(
+        "the recording in the library",
+        Duration::from_secs(120),
+        || {
+            let found = items_titled(&s, "alice, live ");
+            (!found.is_empty() && recordings(&s).is_empty()).then_some(found)
+        },
+    );
+    assert_eq!(items.len(), 1, "one item for both broadcasts: {items:?}");
+    let item = &items[0];
+    assert_eq!(item["private"], true, "{item}");
+    let duration = item["duration"].as_f64().unwrap();
+    assert!(
+        (9.0..=14.0).contains(&duration),
+        "two 6 s broadcasts: {duration}"
+    );
+    // Private: not in the public list.
+    let (_, public) = s.api("GET", "/api/library", None, false);
+    assert!(!public.to_string().contains("alice, live"), "{public}");
+}
+
+/// Killed with SIGKILL mid-stream, the sidecar takes the recording up at its next start:
+/// what was recorded until then is not lost.
+#[test]
+fn a_recording_survives_a_killed_sidecar() {
+    let mut s = Server::init(Options::default());
+    s.edit_config(|c| {
+        c["live"]
+            .as_table_mut()
+            .unwrap()
+            .insert("record_grace".into(), "2s".into());
+    });
+    s.run();
+    let url = recorded_key(&s, "bob");
+    let publisher = Publisher::start(&url, 60);
+    let folder = wait_for(
+        "fragments in the recording",
+        Duration::from_secs(40),
+        || {
+            let rec = recordings(&s);
+            let folder = rec.first()?.clone();
+            let n = s.entries(&format!(".work/{folder}")).len();
+            (n >= 3).then_some(folder)
+        },
+    );
+    s.kill_run();
+    drop(publisher);
+    assert!(s.data(&format!(".work/{folder}")).is_dir());
+    s.run();
+    let items = wait_for(
+        "the recording in the library",
+        Duration::from_secs(120),
+        || {
+            let found = items_titled(&s, "bob, live ");
+            (!found.is_empty() && recordings(&s).is_empty()).then_some(found)
+        },
+    );
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert!(
+        items[0]["duration"].as_f64().unwrap() >= 4.0,
+        "{:?}",
+        items[0]
+    );
+    let log = s.read("run.log");
+    assert!(log.contains("the recording is library item"), "{log}");
+}

@@ -15,8 +15,17 @@ pub enum Keys {
         /// The stream plays only through signed links (`streamedge sign`).
         #[arg(long)]
         private: bool,
+        /// Record its live streams into the library (private until you publish them).
+        #[arg(long)]
+        record: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Record a name's live streams into the library, or stop recording them.
+    Record {
+        name: String,
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
     },
     /// Let a name's stream play only through signed links.
     Private { name: String },
@@ -46,10 +55,20 @@ impl Keys {
             Keys::Add {
                 name,
                 private,
+                record,
                 json,
-            } => emit(json, &keys::add(&c, &name, private)?, |k| {
+            } => emit(json, &keys::add(&c, &name, private, record)?, |k| {
                 keys::describe(&c, k)
             })?,
+            Keys::Record { name, state } => {
+                let on = state == "on";
+                keys::set_record(&c, &name, on)?;
+                if on {
+                    println!("\"{name}\"'s live streams are recorded into the library from its next publish (private until `streamedge library public ID`)");
+                } else {
+                    println!("\"{name}\"'s live streams are no longer recorded");
+                }
+            }
             Keys::Rotate { name, json } => {
                 emit(json, &keys::rotate(&c, &name)?, |k| keys::describe(&c, k))?
             }

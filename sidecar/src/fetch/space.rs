@@ -66,7 +66,7 @@ impl Floor {
     }
 
     /// Bytes free for an unprivileged user; `None` when the file system cannot say.
-    fn free(&self) -> Option<u64> {
+    pub fn free(&self) -> Option<u64> {
         let s = nix::sys::statvfs::statvfs(&self.dir).ok()?;
         Some(s.blocks_available() as u64 * s.fragment_size() as u64)
     }

@@ -7,11 +7,13 @@
 //! adaptive-bitrate ladder (`ladder`), one ffmpeg.
 
 pub mod ladder;
+pub mod recorder;
 pub mod thumbnail;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use tokio::task::JoinHandle;
@@ -88,11 +90,33 @@ impl Board {
 struct Running {
     stop: CancellationToken,
     task: JoinHandle<()>,
+    /// The recording folder, when the stream is recorded.
+    recording: Option<PathBuf>,
+}
+
+/// Whether stream `name` is recorded: every stream with `live.record = "on"`, else names
+/// whose key says so.
+fn recorded(config: &Config, name: &str) -> bool {
+    config.live.record == Switch::On
+        || crate::keys::load(&config.layout().keys_file())
+            .ok()
+            .and_then(|f| f.get(name).map(|k| k.record))
+            .unwrap_or(false)
 }
 
 /// Keeps the pipeline running for every live stream, for as long as `streamedge run` runs.
 pub async fn run_loop(config: Config, board: Board) {
     let mut running: HashMap<String, Running> = HashMap::new();
+    // Recordings whose stream ended: continued by a republish before the deadline, else
+    // made into library items. A previous run's leftovers first.
+    let grace = config.live.record_grace;
+    let mut pending: HashMap<String, (PathBuf, Instant)> = HashMap::new();
+    for (name, folder) in recorder::leftovers(&config) {
+        if let Some((older, _)) = pending.insert(name.clone(), (folder, Instant::now() + grace)) {
+            let config = config.clone();
+            tokio::spawn(async move { recorder::finish(&config, &name, &older).await });
+        }
+    }
     let mut unreachable = false;
     loop {
         match crate::nginx::streams_all(&config).await {
@@ -109,20 +133,48 @@ pub async fn run_loop(config: Config, board: Board) {
                     if !live.contains(name) {
                         r.stop.cancel();
                     }
-                    !r.task.is_finished()
+                    let finished = r.task.is_finished();
+                    if finished {
+                        if let Some(folder) = r.recording.take() {
+                            pending.insert(name.clone(), (folder, Instant::now() + grace));
+                        }
+                    }
+                    !finished
+                });
+                pending.retain(|name, (folder, deadline)| {
+                    if live.contains(name) || Instant::now() < *deadline {
+                        return true;
+                    }
+                    let (config, name, folder) = (config.clone(), name.clone(), folder.clone());
+                    tokio::spawn(async move { recorder::finish(&config, &name, &folder).await });
+                    false
                 });
                 for name in live {
                     if running.contains_key(&name) {
                         continue;
                     }
                     let stop = CancellationToken::new();
+                    let recording = match pending.remove(&name) {
+                        Some((folder, _)) => Some(folder),
+                        None => {
+                            recorded(&config, &name).then(|| recorder::new_folder(&config, &name))
+                        }
+                    };
                     let task = tokio::spawn(stream(
                         config.clone(),
                         board.clone(),
                         name.clone(),
+                        recording.clone(),
                         stop.clone(),
                     ));
-                    running.insert(name, Running { stop, task });
+                    running.insert(
+                        name,
+                        Running {
+                            stop,
+                            task,
+                            recording,
+                        },
+                    );
                 }
             }
             Err(e) if !unreachable => {
@@ -136,13 +188,25 @@ pub async fn run_loop(config: Config, board: Board) {
 }
 
 /// What runs for one live stream until `stop` fires.
-async fn stream(config: Config, board: Board, name: String, stop: CancellationToken) {
+async fn stream(
+    config: Config,
+    board: Board,
+    name: String,
+    recording: Option<PathBuf>,
+    stop: CancellationToken,
+) {
     let dir = config.layout().live().join(&name);
     let thumbnail = thumbnail::keep(&dir, &name, &stop);
-    if config.live.transcode == Switch::On {
-        tokio::join!(thumbnail, ladder::supervise(&config, &board, &name, &stop));
-        board.remove(&name);
-    } else {
-        thumbnail.await;
-    }
+    let record = async {
+        if let Some(folder) = &recording {
+            recorder::record(&config, &name, folder, &stop).await;
+        }
+    };
+    let ladder = async {
+        if config.live.transcode == Switch::On {
+            ladder::supervise(&config, &board, &name, &stop).await;
+            board.remove(&name);
+        }
+    };
+    tokio::join!(thumbnail, record, ladder);
 }
