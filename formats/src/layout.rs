@@ -6,13 +6,14 @@
 //! DATA/keys.toml                 stream keys, hashed (0600, read by nginx's workers)
 //! DATA/sign.keys                 secrets of signed links (0600, read by nginx's master)
 //! DATA/api.token                 the control API's bearer token (0600)
-//! DATA/live/<name>/index.m3u8    live HLS, written by nginx-rtmp
+//! DATA/live/<name>/index.m3u8    live HLS, written by nginx-rtmp (the source rendition)
+//! DATA/live/<name>/master.m3u8   the sidecar's ladder, with <height>p/ rungs and thumb.jpg
 //! DATA/vod/<id>/master.m3u8      a library item, with meta.json beside it
 //! DATA/certs/<domain>/           the pair nginx serves; certs/placeholder until issued
 //! DATA/acme/                     the ACME account and challenge files
 //! DATA/jobs/<id>.json            fetch jobs
 //! DATA/ddns/state.json           what dynamic DNS last published
-//! DATA/.work/<id>/               scratch space of a job or an import
+//! DATA/.work/<id>/               scratch space of a job, an import or a recording
 //! ```
 
 use std::path::{Path, PathBuf};

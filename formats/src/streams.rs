@@ -14,7 +14,7 @@ pub struct Stream {
     pub name: String,
     /// Playing now.
     pub live: bool,
-    /// When it went live, or last went live; null if never since nginx started.
+    /// When it went live, or last went offline; null if never seen since nginx started.
     pub since: Option<String>,
     /// While live, once the sidecar has made one: the path of its thumbnail.
     #[serde(default, skip_serializing_if = "Option::is_none")]

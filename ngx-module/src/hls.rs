@@ -99,8 +99,9 @@ enum Answer {
     Offline(String),
     /// A link of the older form, to its signed path.
     Moved(String),
-    /// `/live/NAME/`: the playlist that plays the stream now, relative to it.
-    Entry(&'static str),
+    /// `/live/NAME/`: the playlist that plays the stream now, relative to it; whether the
+    /// stream is private.
+    Entry(&'static str, bool),
 }
 
 // ---------------------------------------------------------------------------------------
@@ -294,18 +295,18 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     if offline {
         return Ok(Some(Answer::Offline(target.name.to_string())));
     }
-    if let Some(file) = entry {
-        // Relative: a signed path stays signed, and the playlist's own relative URIs
-        // resolve below the stream's folder.
-        return Ok(Some(Answer::Entry(file)));
-    }
     if let (true, None, Some(token), Kind::Playlist) =
         (private, path_token, query_token, target.kind)
     {
-        // Older links: the playlist moves to its signed path, where relative URIs carry the
-        // token (segments of the older form keep working as they are).
+        // Older links (and `/live/NAME/?st=`): the playlist moves to its signed path, where
+        // relative URIs carry the token (segments of the older form keep working as they are).
         let inner = std::str::from_utf8(inner).map_err(|_| 400u16)?;
         return Ok(Some(Answer::Moved(hls::signed_path(token, inner))));
+    }
+    if let Some(file) = entry {
+        // Relative: a signed path stays signed, and the playlist's own relative URIs
+        // resolve below the stream's folder.
+        return Ok(Some(Answer::Entry(file, private)));
     }
     set_content_type(raw, target.kind.content_type());
     r.add_header_out("Cache-Control", target.kind.cache_control(mode, private));
@@ -400,9 +401,13 @@ extern "C" fn hls_answer_handler(raw: *mut ngx_http_request_t) -> ngx_int_t {
             r.add_header_out("Cache-Control", "no-cache");
             ffi::send(r, 404, ffi::JSON, body.as_bytes())
         }
-        Answer::Entry(file) => {
+        Answer::Entry(file, private) => {
+            let (file, private) = (*file, *private);
             r.add_header_out("Location", file);
-            r.add_header_out("Cache-Control", "no-cache");
+            r.add_header_out(
+                "Cache-Control",
+                Kind::Playlist.cache_control(Mode::Live, private),
+            );
             ffi::send(
                 r,
                 302,

@@ -37,7 +37,12 @@ pub async fn run(config: &Config) -> Result<()> {
     }
     // The live pipeline, beside nginx-rtmp: thumbnails, and ladders unless
     // live.transcode = "off".
-    tasks.push(tokio::spawn(crate::live::run_loop(config.clone(), board)));
+    let live = tokio_util::sync::CancellationToken::new();
+    tasks.push(tokio::spawn(crate::live::run_loop(
+        config.clone(),
+        board,
+        live.clone(),
+    )));
     if config.ddns.is_some() {
         tasks.push(tokio::spawn(crate::ddns::run_loop(config.clone())));
     }
@@ -58,6 +63,8 @@ pub async fn run(config: &Config) -> Result<()> {
             _ = int.recv() => {}
         }
         stop_tasks(&tasks);
+        live.cancel();
+        crate::live::clean_up(config);
         return Ok(());
     }
     let mut supervisor = {
@@ -68,6 +75,8 @@ pub async fn run(config: &Config) -> Result<()> {
         tokio::select! {
             done = &mut supervisor => {
                 stop_tasks(&tasks);
+                live.cancel();
+                crate::live::clean_up(config);
                 return done.context("nginx supervisor failed")?;
             }
             _ = hup.recv() => { let _ = tx.send(Order::Reload).await; }
@@ -76,6 +85,8 @@ pub async fn run(config: &Config) -> Result<()> {
         }
     }
     stop_tasks(&tasks);
+    live.cancel();
+    crate::live::clean_up(config);
     tracing::info!("stopping");
     let _ = tx.send(Order::Stop).await;
     supervisor.await.context("nginx supervisor failed")?

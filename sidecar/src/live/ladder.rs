@@ -44,18 +44,26 @@ enum Ended {
     NothingToEncode(&'static str),
 }
 
+/// Quick failures in a row after which the ladder gives up for this broadcast.
+const GIVE_UP_AFTER: u32 = 5;
+
 /// Runs the ladder of stream `name` until `stop` fires, then removes its master playlist.
 pub async fn supervise(config: &Config, board: &Board, name: &str, stop: &CancellationToken) {
     let dir = config.layout().live().join(name);
     let mut dropped = 0;
     let mut backoff = Duration::from_secs(1);
+    let mut quick_failures = 0;
     loop {
         let started = Instant::now();
+        // Whatever a previous run left must not be played: players go to the source until
+        // this run's rungs have playlists of their own.
+        remove_master(&dir);
         match run(config, board, name, &dir, dropped, stop).await {
             Ok(Ended::Stopped) => break,
             Ok(Ended::TooSlow(speed)) => {
                 dropped += 1;
                 board.update(name, |s| {
+                    s.pid = None;
                     if !s.rungs.is_empty() {
                         let top = s.rungs.remove(0);
                         s.dropped.push(format!("{top} (at {speed:.2}x)"));
@@ -79,6 +87,20 @@ pub async fn supervise(config: &Config, board: &Board, name: &str, stop: &Cancel
             Err(e) => {
                 if started.elapsed() > Duration::from_secs(60) {
                     backoff = Duration::from_secs(1);
+                    quick_failures = 0;
+                }
+                quick_failures += 1;
+                if quick_failures >= GIVE_UP_AFTER {
+                    tracing::error!(
+                        "live \"{name}\": the ladder failed {quick_failures} times in a row \
+                         ({e:#}): the source plays alone until the stream starts again"
+                    );
+                    board.update(name, |s| {
+                        (s.state, s.pid, s.speed) = ("source only", None, None);
+                        s.last_error = Some(format!("{e:#}"));
+                    });
+                    stop.cancelled().await;
+                    break;
                 }
                 tracing::error!(
                     "live \"{name}\": the ladder stopped: {e:#}; starting it again in {}s",
@@ -138,8 +160,12 @@ async fn run(
         }));
     }
     for r in &rungs {
-        crate::fsutil::ensure_dir(&dir.join(rung_name(r)), 0o755, None)?;
+        let rung = dir.join(rung_name(r));
+        crate::fsutil::ensure_dir(&rung, 0o755, None)?;
+        // A previous run's playlist would be listed before this run writes its own.
+        let _ = std::fs::remove_file(rung.join("index.m3u8"));
     }
+    let run_start = std::time::SystemTime::now();
     let mut cmd = Command::new("ffmpeg");
     proc::prepare(&mut cmd, nix::sys::signal::Signal::SIGKILL);
     cmd.current_dir(dir)
@@ -147,6 +173,8 @@ async fn run(
         .args(["-progress", "pipe:1"])
         // From the newest segment: the ladder is as close to the live edge as the source.
         .args(["-live_start_index", "-1", "-i", LIVE_PLAYLIST])
+        // The source's timestamps, so every rung's segments line up with the source's.
+        .arg("-copyts")
         .args(args(&rungs, source));
     board.update(name, |s| {
         s.rungs = rungs.iter().map(rung_name).collect();
@@ -154,6 +182,7 @@ async fn run(
     });
     let run_stop = stop.child_token();
     let mut watch = SpeedWatch::new(Instant::now());
+    let mut meter = RateMeter::default();
     let mut slow = None;
     let started = |pid| {
         board.update(name, |s| {
@@ -162,8 +191,8 @@ async fn run(
         })
     };
     let ffmpeg = proc::run_watched(cmd, "ffmpeg", &run_stop, started, |line| {
-        if let Some(speed) = speed(line) {
-            board.update(name, |s| s.speed = Some(speed));
+        if let Some(speed) = out_time(line).and_then(|t| meter.observe(t, Instant::now())) {
+            board.update(name, |s| s.speed = Some((speed * 100.0).round() / 100.0));
             if watch.observe(speed, Instant::now()) && slow.is_none() {
                 slow = Some(speed);
                 run_stop.cancel();
@@ -172,7 +201,7 @@ async fn run(
     });
     let exit = tokio::select! {
         exit = ffmpeg => exit?,
-        e = keep_master(dir, &rungs, source) => return Err(e),
+        e = keep_master(dir, &rungs, source, run_start, stop) => return Err(e),
     };
     match exit {
         Exit::Cancelled if stop.is_cancelled() => Ok(Ended::Stopped),
@@ -262,7 +291,9 @@ fn args(rungs: &[Rung], source: Source) -> Vec<String> {
             "-hls_list_size",
             &size,
             "-hls_flags",
-            "delete_segments+independent_segments+temp_file",
+            // No ENDLIST when ffmpeg stops: a restarted ladder goes on in the same playlist
+            // names, and players must not take the pause for the end of the stream.
+            "delete_segments+independent_segments+temp_file+omit_endlist",
             // Segment numbers from the clock: a name is never used twice, across restarts.
             "-hls_start_number_source",
             "epoch_us",
@@ -279,14 +310,24 @@ fn args(rungs: &[Rung], source: Source) -> Vec<String> {
     a
 }
 
-/// Writes `master.m3u8` once every rung has a playlist, then again every `MASTER_EVERY`.
-/// Returns only on an error.
-async fn keep_master(dir: &Path, rungs: &[Rung], source: Source) -> anyhow::Error {
+/// Writes `master.m3u8` once every rung has a playlist written by this run (after
+/// `run_start`), then again every `MASTER_EVERY`; never once `stop` has fired (ffmpeg may
+/// still be finishing). Returns only on an error.
+async fn keep_master(
+    dir: &Path,
+    rungs: &[Rung],
+    source: Source,
+    run_start: std::time::SystemTime,
+    stop: &CancellationToken,
+) -> anyhow::Error {
     let path = dir.join(LIVE_MASTER);
     loop {
-        let ready = rungs
-            .iter()
-            .all(|r| dir.join(rung_name(r)).join("index.m3u8").exists());
+        let ready = !stop.is_cancelled()
+            && rungs.iter().all(|r| {
+                std::fs::metadata(dir.join(rung_name(r)).join("index.m3u8"))
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t >= run_start)
+            });
         if ready {
             let text = master(source, source_bandwidth(dir), rungs);
             if let Err(e) = crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644, None) {
@@ -342,15 +383,33 @@ fn master(source: Source, source_bps: Option<u64>, rungs: &[Rung]) -> String {
     out
 }
 
-/// ffmpeg's `-progress` speed: `speed=0.98x`.
-fn speed(line: &str) -> Option<f64> {
-    let v: f64 = line
-        .strip_prefix("speed=")?
-        .trim()
-        .strip_suffix('x')?
-        .parse()
-        .ok()?;
-    v.is_finite().then_some(v)
+/// ffmpeg's `-progress` position in the output, seconds: `out_time_us=12345678`.
+fn out_time(line: &str) -> Option<f64> {
+    let us: i64 = line.strip_prefix("out_time_us=")?.trim().parse().ok()?;
+    (us >= 0).then(|| us as f64 / 1e6)
+}
+
+/// The speed of the last few seconds, × real time: ffmpeg's own `speed=` is the average since
+/// it started, which hides a slowdown after a long good run.
+#[derive(Default)]
+struct RateMeter {
+    last: Option<(Instant, f64)>,
+}
+
+impl RateMeter {
+    /// Media time `t` written by `now`; a speed once at least 2 s have passed since the last.
+    fn observe(&mut self, t: f64, now: Instant) -> Option<f64> {
+        let Some((at, was)) = self.last else {
+            self.last = Some((now, t));
+            return None;
+        };
+        let wall = now.duration_since(at).as_secs_f64();
+        if wall < 2.0 {
+            return None;
+        }
+        self.last = Some((now, t));
+        Some(((t - was) / wall).max(0.0))
+    }
 }
 
 /// Tells when ffmpeg has been below real time for `SLOW_FOR`, after its warm-up.
@@ -437,9 +496,19 @@ mod tests {
     fn playlists_speeds_and_slowness() {
         let p = "#EXTM3U\n#EXTINF:2.000,\n1.ts\n#EXTINF:1.5,\n2.ts\n";
         assert_eq!(segments(p), [("1.ts", 2.0), ("2.ts", 1.5)]);
-        assert_eq!(speed("speed=0.98x"), Some(0.98));
-        assert_eq!(speed("speed=N/A"), None);
-        assert_eq!(speed("fps=30"), None);
+        assert_eq!(out_time("out_time_us=1500000"), Some(1.5));
+        assert_eq!(out_time("out_time_us=N/A"), None);
+        assert_eq!(out_time("speed=1.0x"), None);
+        let t0 = Instant::now();
+        let mut m = RateMeter::default();
+        assert_eq!(m.observe(10.0, t0), None);
+        assert_eq!(
+            m.observe(10.5, t0 + Duration::from_secs(1)),
+            None,
+            "too soon"
+        );
+        let v = m.observe(11.6, t0 + Duration::from_secs(2)).unwrap();
+        assert!((v - 0.8).abs() < 1e-9, "{v}");
         let t0 = Instant::now();
         let mut w = SpeedWatch::new(t0);
         let at = |s: u64| t0 + Duration::from_secs(s);

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use streamedge_formats::layout::{LIVE_MASTER, LIVE_THUMBNAIL};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -105,7 +106,8 @@ fn recorded(config: &Config, name: &str) -> bool {
 }
 
 /// Keeps the pipeline running for every live stream, for as long as `streamedge run` runs.
-pub async fn run_loop(config: Config, board: Board) {
+/// `shutdown` stops every stream's pipeline (each cleans up after itself).
+pub async fn run_loop(config: Config, board: Board, shutdown: CancellationToken) {
     let mut running: HashMap<String, Running> = HashMap::new();
     // Recordings whose stream ended: continued by a republish before the deadline, else
     // made into library items. A previous run's leftovers first.
@@ -153,7 +155,7 @@ pub async fn run_loop(config: Config, board: Board) {
                     if running.contains_key(&name) {
                         continue;
                     }
-                    let stop = CancellationToken::new();
+                    let stop = shutdown.child_token();
                     let recording = match pending.remove(&name) {
                         Some((folder, _)) => Some(folder),
                         None => {
@@ -184,6 +186,19 @@ pub async fn run_loop(config: Config, board: Board) {
             Err(_) => {}
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+/// What the pipeline leaves in the live folders for players (master playlists, thumbnails):
+/// removed when `streamedge run` stops, so nothing points at rungs no process writes.
+pub fn clean_up(config: &Config) {
+    let Ok(entries) = std::fs::read_dir(config.layout().live()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        for file in [LIVE_MASTER, LIVE_THUMBNAIL] {
+            let _ = std::fs::remove_file(e.path().join(file));
+        }
     }
 }
 

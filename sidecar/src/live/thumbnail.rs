@@ -30,6 +30,7 @@ pub async fn keep(dir: &Path, name: &str, stop: &CancellationToken) {
             }
             // No segment yet: look again soon.
             Err(e) if e.downcast_ref::<NoSegment>().is_some() => Duration::from_millis(500),
+            Err(_) if stop.is_cancelled() => break,
             Err(e) => {
                 if !failing {
                     tracing::warn!("live \"{name}\": no thumbnail: {e:#}");
@@ -67,7 +68,11 @@ async fn make(dir: &Path, stop: &CancellationToken) -> Result<()> {
         .arg(format!("scale=-2:'min({HEIGHT},ih)'"))
         .args(["-q:v", "5", "-f", "mjpeg"])
         .arg(&part);
-    match proc::run(cmd, "ffmpeg", stop, |_| {}).await? {
+    let exit = proc::run(cmd, "ffmpeg", stop, |_| {}).await;
+    if !matches!(exit, Ok(Exit::Success)) {
+        let _ = std::fs::remove_file(&part);
+    }
+    match exit? {
         Exit::Success => {}
         Exit::Cancelled => bail!("stopped"),
         Exit::Failed(stderr) => bail!("{}", crate::library::transcode::explain(&stderr)),
