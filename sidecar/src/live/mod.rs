@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use streamedge_formats::layout::{LIVE_MASTER, LIVE_THUMBNAIL};
+use streamedge_formats::name::check_name;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -124,9 +125,10 @@ pub async fn run_loop(config: Config, board: Board, shutdown: CancellationToken)
         match crate::nginx::streams_all(&config).await {
             Ok(list) => {
                 unreachable = false;
+                // Names become folder names: only well-formed ones, whatever nginx says.
                 let live: HashSet<String> = list
                     .into_iter()
-                    .filter(|s| s.live)
+                    .filter(|s| s.live && check_name(s.name.as_bytes()).is_ok())
                     .map(|s| s.name)
                     .collect();
                 // A stream that ended is told to stop; its entry stays until it has cleaned
