@@ -424,3 +424,56 @@ fn a_recording_survives_a_killed_sidecar() {
     let log = s.read("run.log");
     assert!(log.contains("the recording is library item"), "{log}");
 }
+
+/// Recordings never fill the disk: below `live.record_min_free_mb` they pause with a log
+/// line that says why, the stream itself plays on, and no item is made of nothing. The data
+/// directory is on a small tmpfs (the tests run as root).
+#[test]
+fn a_recording_pauses_when_the_disk_is_nearly_full() {
+    let mut s = Server::init(Options::default());
+    let mount = s.path("small");
+    std::fs::create_dir_all(&mount).unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=32m,mode=755", "tmpfs"])
+        .arg(&mount)
+        .status()
+        .expect("run mount");
+    assert!(status.success(), "mount a tmpfs");
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(mount.clone());
+    let data = mount.join("data");
+    s.edit_config(|c| {
+        c.insert("data_dir".into(), data.display().to_string().into());
+        let live = c["live"].as_table_mut().unwrap();
+        live.insert("record_min_free_mb".into(), 100.into());
+        live.insert("record_grace".into(), "2s".into());
+    });
+    s.run();
+    let url = recorded_key(&s, "alice");
+    let publisher = Publisher::start(&url, 8);
+    wait_for("the pause in the log", Duration::from_secs(30), || {
+        s.read("run.log")
+            .contains("live \"alice\": recording paused: less than 100 MiB free")
+            .then_some(())
+    });
+    assert!(s.is_live("alice"), "the stream plays on");
+    let (ok, err) = publisher.finish(Duration::from_secs(30));
+    assert!(ok, "{err}");
+    // Nothing was kept, so nothing becomes an item, and the empty folder goes.
+    wait_for("the empty recording to go", Duration::from_secs(30), || {
+        let left = std::fs::read_dir(data.join(".work"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("rec-"));
+        (!left).then_some(())
+    });
+    assert!(items_titled(&s, "alice, live ").is_empty());
+}
