@@ -9,7 +9,8 @@
 //! The ladder fits the source and the machine: no rung as tall as the source, and when
 //! ffmpeg runs below real time for `SLOW_FOR`, the top rung is dropped and the ladder starts
 //! again without it, with a log line that says so. A ladder that dies is started again with
-//! backoff (1 s doubling to 30 s); viewers meanwhile have the source.
+//! backoff (1 s doubling to 30 s), and after five quick failures in a row gives up until the
+//! next broadcast; viewers meanwhile have the source.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -26,7 +27,8 @@ use crate::proc::{self, Exit};
 
 /// Below real time for this long, the top rung goes.
 const SLOW_FOR: Duration = Duration::from_secs(10);
-/// What counts as below real time: ffmpeg's `speed`, which wobbles around 1.0 when it keeps up.
+/// What counts as below real time: the speed of the last seconds (media time written per
+/// second of wall time), which wobbles around 1.0 when ffmpeg keeps up.
 const SLOW_SPEED: f64 = 0.95;
 /// ffmpeg's first seconds (probing, the first segment) say nothing about its speed.
 const WARM_UP: Duration = Duration::from_secs(5);
