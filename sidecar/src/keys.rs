@@ -148,23 +148,22 @@ pub fn remove(config: &Config, name: &str) -> Result<()> {
 /// `keys private NAME` / `keys public NAME`. A live stream follows within one update
 /// callback (10 seconds); new viewers at once.
 pub fn set_private(config: &Config, name: &str, private: bool) -> Result<()> {
-    check(name)?;
-    let mut keys = lock(config)?;
-    let Some(entry) = keys.file.get_mut(name) else {
-        bail!("unknown stream name \"{name}\"");
-    };
-    entry.private = private;
-    save(config, &keys.file)
+    change(config, name, |k| k.private = private)
 }
 
 /// `keys record NAME on|off`: whether the name's live streams are recorded into the library.
 pub fn set_record(config: &Config, name: &str, record: bool) -> Result<()> {
+    change(config, name, |k| k.record = record)
+}
+
+/// Changes an existing name's entry under the keys lock.
+fn change(config: &Config, name: &str, f: impl FnOnce(&mut KeyEntry)) -> Result<()> {
     check(name)?;
     let mut keys = lock(config)?;
     let Some(entry) = keys.file.get_mut(name) else {
         bail!("unknown stream name \"{name}\"");
     };
-    entry.record = record;
+    f(entry);
     save(config, &keys.file)
 }
 

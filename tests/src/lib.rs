@@ -5,6 +5,7 @@
 //! One file per stand-in or fixture; everything is re-exported here, so tests name it
 //! `streamedge_tests::X`.
 
+mod disk;
 mod dns;
 mod hooks;
 mod http;
@@ -21,6 +22,7 @@ mod publisher;
 mod server;
 mod wait;
 
+pub use disk::SmallDisk;
 pub use dns::TestDns;
 pub use hooks::HookReceiver;
 pub use http::{

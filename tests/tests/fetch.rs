@@ -454,25 +454,8 @@ fn a_job_interrupted_by_a_crash_finishes_after_the_restart() {
 fn a_full_disk_fails_the_job_cleanly() {
     let media = MediaServer::start();
     let mut s = Server::init(Options::default());
-    let mount = s.path("small");
-    std::fs::create_dir_all(&mount).unwrap();
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=6m,mode=755", "tmpfs"])
-        .arg(&mount)
-        .status()
-        .expect("run mount");
-    assert!(status.success(), "mount a tmpfs (the tests run as root)");
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(mount.clone());
-    let data = mount.join("data");
+    let disk = streamedge_tests::SmallDisk::mount(&s.path("small"), "6m");
+    let data = disk.path().join("data");
     let empty = |rel: &str| std::fs::read_dir(data.join(rel)).unwrap().next().is_none();
     s.edit_config(|c| {
         c.insert("data_dir".into(), data.display().to_string().into());

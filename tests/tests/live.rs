@@ -317,6 +317,16 @@ fn items_titled(s: &Server, prefix: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Sets `live.KEY` in the server's configuration.
+fn live_option(s: &Server, key: &str, value: impl Into<toml::Value>) {
+    s.edit_config(|c| {
+        c["live"]
+            .as_table_mut()
+            .expect("init writes [live]")
+            .insert(key.into(), value.into());
+    });
+}
+
 /// The recording folders in the scratch space.
 fn recordings(s: &Server) -> Vec<String> {
     s.entries(".work")
@@ -345,12 +355,7 @@ fn recorded_key(s: &Server, name: &str) -> String {
 #[test]
 fn a_recorded_stream_and_its_reconnect_become_one_private_item() {
     let mut s = Server::init(Options::default());
-    s.edit_config(|c| {
-        c["live"]
-            .as_table_mut()
-            .unwrap()
-            .insert("record_grace".into(), "8s".into());
-    });
+    live_option(&s, "record_grace", "8s");
     s.run();
     let url = recorded_key(&s, "alice");
     for _ in 0..2 {
@@ -384,12 +389,7 @@ fn a_recorded_stream_and_its_reconnect_become_one_private_item() {
 #[test]
 fn a_recording_survives_a_killed_sidecar() {
     let mut s = Server::init(Options::default());
-    s.edit_config(|c| {
-        c["live"]
-            .as_table_mut()
-            .unwrap()
-            .insert("record_grace".into(), "2s".into());
-    });
+    live_option(&s, "record_grace", "2s");
     s.run();
     let url = recorded_key(&s, "bob");
     let publisher = Publisher::start(&url, 60);
@@ -431,31 +431,13 @@ fn a_recording_survives_a_killed_sidecar() {
 #[test]
 fn a_recording_pauses_when_the_disk_is_nearly_full() {
     let mut s = Server::init(Options::default());
-    let mount = s.path("small");
-    std::fs::create_dir_all(&mount).unwrap();
-    let status = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=32m,mode=755", "tmpfs"])
-        .arg(&mount)
-        .status()
-        .expect("run mount");
-    assert!(status.success(), "mount a tmpfs");
-    struct Unmount(std::path::PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg("-l")
-                .arg(&self.0)
-                .status();
-        }
-    }
-    let _unmount = Unmount(mount.clone());
-    let data = mount.join("data");
+    let disk = streamedge_tests::SmallDisk::mount(&s.path("small"), "32m");
+    let data = disk.path().join("data");
     s.edit_config(|c| {
         c.insert("data_dir".into(), data.display().to_string().into());
-        let live = c["live"].as_table_mut().unwrap();
-        live.insert("record_min_free_mb".into(), 100.into());
-        live.insert("record_grace".into(), "2s".into());
     });
+    live_option(&s, "record_min_free_mb", 100);
+    live_option(&s, "record_grace", "2s");
     s.run();
     let url = recorded_key(&s, "alice");
     let publisher = Publisher::start(&url, 8);

@@ -29,6 +29,12 @@ impl Floor {
         }
     }
 
+    /// Whether the directory is below the floor (false when the file system cannot say).
+    pub fn below(&self) -> bool {
+        self.free()
+            .is_some_and(|f| f < self.min_mb.saturating_mul(MIB))
+    }
+
     /// Why a new job cannot start, if the directory is already below the floor.
     pub fn check(&self) -> Option<String> {
         let free = self.free()?;
@@ -66,7 +72,7 @@ impl Floor {
     }
 
     /// Bytes free for an unprivileged user; `None` when the file system cannot say.
-    pub fn free(&self) -> Option<u64> {
+    fn free(&self) -> Option<u64> {
         let s = nix::sys::statvfs::statvfs(&self.dir).ok()?;
         Some(s.blocks_available() as u64 * s.fragment_size() as u64)
     }

@@ -169,7 +169,6 @@ async fn run(
     }
     let run_start = std::time::SystemTime::now();
     let mut cmd = Command::new("ffmpeg");
-    proc::prepare(&mut cmd, nix::sys::signal::Signal::SIGKILL);
     cmd.current_dir(dir)
         .args(["-nostdin", "-hide_banner", "-nostats", "-v", "error"])
         .args(["-progress", "pipe:1"])

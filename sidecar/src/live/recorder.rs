@@ -83,9 +83,7 @@ pub async fn record(config: &Config, name: &str, folder: &Path, stop: &Cancellat
     let mut linked: HashSet<String> = existing(folder);
     let mut paused = false;
     loop {
-        let low = floor
-            .free()
-            .is_some_and(|f| f < config.live.record_min_free_mb.saturating_mul(1 << 20));
+        let low = floor.below();
         if low != paused {
             paused = low;
             if low {

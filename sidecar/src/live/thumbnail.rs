@@ -60,7 +60,6 @@ async fn make(dir: &Path, stop: &CancellationToken) -> Result<()> {
         .ok_or(NoSegment)?;
     let part = dir.join(format!(".{LIVE_THUMBNAIL}.part"));
     let mut cmd = Command::new("ffmpeg");
-    proc::prepare(&mut cmd, nix::sys::signal::Signal::SIGKILL);
     cmd.current_dir(dir)
         .args(["-nostdin", "-hide_banner", "-v", "error", "-y", "-i"])
         .arg(&newest)

@@ -67,10 +67,15 @@ pub async fn streams_all(config: &Config) -> Result<Vec<Stream>> {
 }
 
 async fn list_streams(config: &Config, path: &str) -> Result<Vec<Stream>> {
+    // One client for the daemon's polls (twice a second), its connections kept alive.
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(|| {
+        reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
+            .build()
+            .expect("a plain HTTP client builds")
+    });
     let url = format!("{}{path}", config.internal_http());
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(3))
-        .build()?;
     let resp = client
         .get(&url)
         .send()
