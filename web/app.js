@@ -219,6 +219,7 @@ async function refreshLibrary() {
           art,
           el("span", { class: "title" }, it.private ? el("span", { class: "badge offline" }, "private") : "", it.title),
           el("span", { class: "meta" }, `${it.kind} · ${clock(it.duration)}`),
+          it.description ? el("span", { class: "description" }, it.description) : "",
         ),
         actions,
       );

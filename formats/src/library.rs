@@ -13,6 +13,9 @@ pub struct Meta {
     /// The item's folder name in `DATA/vod/`.
     pub id: String,
     pub title: String,
+    /// Free text the owner gives the item (`library edit ID --description ...`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
     /// The file or URL it came from.
     pub source: String,
     /// "video" or "audio".
@@ -30,12 +33,23 @@ pub struct Meta {
     pub renditions: Vec<String>,
     /// File names in the item's folder.
     pub poster: Option<String>,
+    /// Stills taken at chosen times (`library thumbnails ID --at 5s,30s`), oldest time first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thumbnails: Vec<Thumbnail>,
     pub download: Option<String>,
     /// RFC 3339.
     pub created: String,
     /// Plays only through signed links.
     #[serde(default)]
     pub private: bool,
+}
+
+/// A still of a library item: `thumb-<ms>.jpg` beside its `meta.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Thumbnail {
+    /// Seconds into the item.
+    pub at: f64,
+    pub file: String,
 }
 
 /// What the module reads of `meta.json`: only `private`, so no other field can keep an item
@@ -72,6 +86,7 @@ mod tests {
         let meta = Meta {
             id: "x1".into(),
             title: "t".into(),
+            description: "two\nlines".into(),
             source: "https://example.org/v".into(),
             kind: "video".into(),
             duration: 1.5,
@@ -80,6 +95,10 @@ mod tests {
             source_resolution: None,
             renditions: vec!["720p".into()],
             poster: None,
+            thumbnails: vec![Thumbnail {
+                at: 30.0,
+                file: "thumb-30000.jpg".into(),
+            }],
             download: None,
             created: "2026-12-02T06:50:00Z".into(),
             private: true,

@@ -12,7 +12,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
@@ -87,7 +87,9 @@ fn router(api: Shared) -> Router {
     let owner = Router::new()
         .route("/api/jobs", get(list_jobs).post(create_job))
         .route("/api/jobs/{id}", get(get_job).delete(cancel_job))
-        .route("/api/library/{id}", delete(remove_item))
+        .route("/api/library/{id}", delete(remove_item).patch(edit_item))
+        .route("/api/library/{id}/thumbnails", post(take_thumbnails))
+        .route("/api/library/{id}/poster", post(set_poster))
         .route("/api/live", get(list_live))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
     Router::new()
@@ -161,22 +163,21 @@ async fn get_job(State(api): State<Shared>, Path(id): Path<String>) -> Response 
     }
 }
 
+/// A request body of at most `MAX_BODY` bytes, as JSON of type `T`; `example` shows what
+/// fits when it does not parse.
+async fn json_body<T: serde::de::DeserializeOwned>(body: Body, example: &str) -> Result<T, Error> {
+    let bytes: Bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| Error::TooLarge(format!("the request is larger than {MAX_BODY} bytes")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Invalid(format!("the body must be JSON like {example}: {e}")))
+}
+
 async fn create_job(State(api): State<Shared>, body: Body) -> Response {
-    let bytes: Bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(b) => b,
-        Err(_) => {
-            return Error::TooLarge(format!("the request is larger than {MAX_BODY} bytes"))
-                .into_response()
-        }
-    };
-    let new: NewJob = match serde_json::from_slice(&bytes) {
+    let new: NewJob = match json_body(body, "{\"url\": \"https://…\", \"kind\": \"video\"}").await
+    {
         Ok(n) => n,
-        Err(e) => {
-            return Error::Invalid(format!(
-                "the body must be JSON like {{\"url\": \"https://…\", \"kind\": \"video\"}}: {e}"
-            ))
-            .into_response()
-        }
+        Err(e) => return e.into_response(),
     };
     match api.jobs.submit(new).await {
         Ok(job) => {
@@ -206,10 +207,21 @@ struct Entry {
     duration: f64,
     private: bool,
     created: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    description: String,
     /// The master playlist; signed for private items.
     playlist: String,
     poster: Option<String>,
     download: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    thumbnails: Vec<Still>,
+}
+
+/// A still of a library entry: the time into the item and its URL (signed when private).
+#[derive(Debug, Serialize)]
+struct Still {
+    at: f64,
+    url: String,
 }
 
 async fn list_library(State(api): State<Shared>, headers: HeaderMap) -> Response {
@@ -218,32 +230,122 @@ async fn list_library(State(api): State<Shared>, headers: HeaderMap) -> Response
         Ok(items) => items,
         Err(e) => return Error::from(e).into_response(),
     };
-    let link = |id: &str, file: &str, private: bool| -> String {
-        let path = format!("/vod/{id}/{file}");
-        if !private {
-            return path;
-        }
-        crate::sign::sign(&api.config, &path, LINK_TTL, None)
-            .map(|s| s.path)
-            .unwrap_or(path)
-    };
     let entries: Vec<Entry> = items
         .into_iter()
         // Private items are the owner's business.
         .filter(|m| owner || !m.private)
-        .map(|m| Entry {
-            playlist: link(&m.id, VOD_PLAYLIST, m.private),
-            poster: m.poster.as_deref().map(|p| link(&m.id, p, m.private)),
-            download: m.download.as_deref().map(|d| link(&m.id, d, m.private)),
-            id: m.id,
-            title: m.title,
-            kind: m.kind,
-            duration: m.duration,
-            private: m.private,
-            created: m.created,
-        })
+        .map(|m| entry(&api.config, m))
         .collect();
     ok(StatusCode::OK, &entries)
+}
+
+/// An item as the API shows it, with links signed when it is private.
+fn entry(config: &Config, m: crate::library::Meta) -> Entry {
+    let link = |file: &str| -> String {
+        let path = format!("/vod/{}/{file}", m.id);
+        if !m.private {
+            return path;
+        }
+        crate::sign::sign(config, &path, LINK_TTL, None)
+            .map(|s| s.path)
+            .unwrap_or(path)
+    };
+    Entry {
+        playlist: link(VOD_PLAYLIST),
+        poster: m.poster.as_deref().map(link),
+        download: m.download.as_deref().map(link),
+        thumbnails: m
+            .thumbnails
+            .iter()
+            .map(|t| Still {
+                at: t.at,
+                url: link(&t.file),
+            })
+            .collect(),
+        id: m.id.clone(),
+        title: m.title.clone(),
+        description: m.description.clone(),
+        kind: m.kind.clone(),
+        duration: m.duration,
+        private: m.private,
+        created: m.created.clone(),
+    }
+}
+
+/// `PATCH /api/library/ID` with `{"title": …, "description": …, "private": …}` (any of them).
+async fn edit_item(State(api): State<Shared>, Path(id): Path<String>, body: Body) -> Response {
+    let example = "{\"title\": \"…\", \"description\": \"…\", \"private\": false}";
+    let result = match json_body(body, example).await {
+        Ok(edit) => crate::library::edit(&api.config, &id, edit),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(m) => ok(StatusCode::OK, &entry(&api.config, m)),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `{"at": "5s,30s"}` or `{"at": [5, 30]}`: times into an item.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct At {
+    at: Times,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[serde(untagged)]
+enum Times {
+    Text(String),
+    Seconds(Vec<f64>),
+}
+
+impl Times {
+    fn parse(self) -> Result<Vec<f64>, Error> {
+        match self {
+            Times::Text(t) => crate::library::stills::parse_times(&t),
+            Times::Seconds(s) => {
+                let text: Vec<String> = s.iter().map(f64::to_string).collect();
+                crate::library::stills::parse_times(&text.join(","))
+            }
+        }
+    }
+}
+
+/// `POST /api/library/ID/thumbnails` with `{"at": "5s,30s,1m"}`: stills at those times.
+async fn take_thumbnails(
+    State(api): State<Shared>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Response {
+    let result = async {
+        let times = json_body::<At>(body, "{\"at\": \"5s,30s,1m\"}")
+            .await?
+            .at
+            .parse()?;
+        crate::library::stills::thumbnails(&api.config, &id, &times).await
+    };
+    match result.await {
+        Ok(m) => ok(StatusCode::OK, &entry(&api.config, m)),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /api/library/ID/poster` with `{"at": "30s"}`: the still at that time is the poster.
+async fn set_poster(State(api): State<Shared>, Path(id): Path<String>, body: Body) -> Response {
+    let result = async {
+        let times = json_body::<At>(body, "{\"at\": \"30s\"}")
+            .await?
+            .at
+            .parse()?;
+        let [at] = times[..] else {
+            return Err(Error::Invalid("a poster is taken at one time".into()));
+        };
+        crate::library::stills::poster(&api.config, &id, at).await
+    };
+    match result.await {
+        Ok(m) => ok(StatusCode::OK, &entry(&api.config, m)),
+        Err(e) => e.into_response(),
+    }
 }
 
 async fn remove_item(State(api): State<Shared>, Path(id): Path<String>) -> Response {

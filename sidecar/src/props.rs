@@ -231,6 +231,7 @@ proptest! {
         let meta = Meta {
             id: "x1".into(),
             title,
+            description: String::new(),
             source: String::new(),
             kind: "video".into(),
             duration: p.duration,
@@ -239,6 +240,7 @@ proptest! {
             source_resolution: None,
             renditions: vec!["720p".into()],
             poster: None,
+            thumbnails: vec![],
             download: None,
             created: String::new(),
             private,

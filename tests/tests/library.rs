@@ -217,3 +217,150 @@ fn audio_small_video_and_broken_files() {
     assert_eq!(std::fs::read_dir(s.data("vod")).unwrap().count(), before);
     assert_eq!(std::fs::read_dir(s.data(".work")).unwrap().count(), 0);
 }
+
+#[test]
+fn an_item_is_edited_and_gets_stills_at_chosen_times() {
+    let s = Server::start(Options::default());
+    let file = clip(s.dir.path(), "trip.mp4", "640x360", true, true);
+    let (ok, meta, err) = import(&s, &file, &[]);
+    assert!(ok, "{err}");
+    let id = meta["id"].as_str().unwrap().to_string();
+    let public_entry = || {
+        let (status, list) = s.api("GET", "/api/library", None, false);
+        assert_eq!(status, 200);
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == id.as_str())
+            .cloned()
+    };
+
+    // Title and description from the command line; the page's list shows both.
+    let out = s.cli(&[
+        "library",
+        "edit",
+        &id,
+        "--title",
+        " Our trip ",
+        "--description",
+        "Day one\nDay two\n",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("is \"Our trip\", with a description of 2 lines"),
+        "{said}"
+    );
+    let e = public_entry().unwrap();
+    assert_eq!(
+        (e["title"].as_str(), e["description"].as_str()),
+        (Some("Our trip"), Some("Day one\nDay two"))
+    );
+
+    // And through the API: the owner's alone, checked before anything is written.
+    let patch =
+        |body: &str, auth: bool| s.api("PATCH", &format!("/api/library/{id}"), Some(body), auth);
+    assert_eq!(patch(r#"{"title":"x"}"#, false).0, 401);
+    for (body, says) in [
+        (r#"{"title":"  "}"#, "the title is empty"),
+        (r#"{"title":"a\u0007b"}"#, "control character"),
+        (r#"{"colour":"red"}"#, "unknown field"),
+        (r#"{}"#, "nothing to change"),
+        ("not json", "must be JSON"),
+    ] {
+        let (status, v) = patch(body, true);
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(v["error"].as_str().unwrap().contains(says), "{body}: {v}");
+    }
+    let long = format!(r#"{{"description":"{}"}}"#, "x".repeat(5001));
+    assert_eq!(patch(&long, true).0, 400);
+    assert_eq!(public_entry().unwrap()["title"], "Our trip");
+    let (status, v) = patch(r#"{"title":"Trip","description":""}"#, true);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["title"], "Trip");
+    assert!(v.get("description").is_none(), "{v}");
+    let missing = s.api("PATCH", "/api/library/nope", Some(r#"{"title":"x"}"#), true);
+    assert_eq!(missing.0, 404);
+
+    // Stills at chosen times, served beside the item as JPEG; different times, different
+    // pictures.
+    let out = s.cli(&["library", "thumbnails", &id, "--at", "1s,4500ms"]);
+    assert!(out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("/vod/{id}/thumb-1000.jpg (1 s)")),
+        "{said}"
+    );
+    let mut pictures = Vec::new();
+    for file in ["thumb-1000.jpg", "thumb-4500.jpg"] {
+        let r = http_get(&s.url(&format!("/vod/{id}/{file}"))).unwrap();
+        assert_eq!(
+            (r.status, r.header("content-type")),
+            (200, Some("image/jpeg"))
+        );
+        assert_eq!(&r.body[..2], &[0xff, 0xd8]);
+        pictures.push(r.body);
+    }
+    assert_ne!(pictures[0], pictures[1]);
+    let stills = &public_entry().unwrap()["thumbnails"];
+    assert_eq!(stills[0]["at"], 1.0);
+    assert_eq!(stills[1]["url"], format!("/vod/{id}/thumb-4500.jpg"));
+    for (at, says) in [
+        ("10s", "past the end"),
+        ("5x", "is not a time"),
+        ("", "is not a time"),
+    ] {
+        let out = s.cli(&["library", "thumbnails", &id, "--at", at]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{at}: {err}");
+    }
+
+    // A poster at a chosen time; the API takes times too.
+    let out = s.cli(&["library", "poster", &id, "--at", "4.5"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        public_entry().unwrap()["poster"],
+        format!("/vod/{id}/thumb-4500.jpg")
+    );
+    let (status, v) = s.api(
+        "POST",
+        &format!("/api/library/{id}/poster"),
+        Some(r#"{"at":[2]}"#),
+        true,
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["poster"], format!("/vod/{id}/thumb-2000.jpg"));
+    assert_eq!(v["thumbnails"].as_array().unwrap().len(), 3);
+    let (status, _) = s.api(
+        "POST",
+        &format!("/api/library/{id}/thumbnails"),
+        Some(r#"{"at":"1s"}"#),
+        false,
+    );
+    assert_eq!(status, 401);
+
+    // Private: the stills are signed like the item, and refused without the token.
+    assert!(s.cli(&["library", "private", &id]).status.success());
+    assert!(public_entry().is_none());
+    let (_, list) = s.api("GET", "/api/library", None, true);
+    let e = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["id"] == id.as_str())
+        .unwrap()
+        .clone();
+    let signed = e["thumbnails"][0]["url"].as_str().unwrap();
+    assert!(signed.starts_with("/s/"), "{signed}");
+    assert_eq!(http_get(&s.url(signed)).unwrap().status, 200);
+    let bare = http_get(&s.url(&format!("/vod/{id}/thumb-1000.jpg"))).unwrap();
+    assert_eq!(bare.status, 404);
+    // Nothing half-written is left beside the item.
+    let leftovers: Vec<_> = std::fs::read_dir(s.data(&format!("vod/{id}")))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -35,6 +35,35 @@ pub enum Library {
         #[arg(long)]
         json: bool,
     },
+    /// Change an item's title or description.
+    Edit {
+        id: String,
+        #[arg(long)]
+        title: Option<String>,
+        /// Free text shown with the item; "" clears it.
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take stills of a video item at chosen times, beside it (thumb-<ms>.jpg).
+    Thumbnails {
+        id: String,
+        /// Times into the item: "5s,30s,1m", "1m30s", "12.5".
+        #[arg(long, value_name = "TIMES")]
+        at: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the still at a chosen time the item's poster.
+    Poster {
+        id: String,
+        /// A time into the item: "30s", "1m30s", "12.5".
+        #[arg(long, value_name = "TIME")]
+        at: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Let an item play only through signed links.
     Private { id: String },
     /// Let anyone play an item.
@@ -86,6 +115,52 @@ impl Library {
                 library::remove(&c, &id)?;
                 emit(json, &serde_json::json!({ "removed": id }), |_| {
                     format!("removed library item \"{id}\"\n")
+                })?
+            }
+            Library::Edit {
+                id,
+                title,
+                description,
+                json,
+            } => {
+                let edit = library::Edit {
+                    title,
+                    description,
+                    private: None,
+                };
+                let m = library::edit(&c, &id, edit)?;
+                emit(json, &m, |m| {
+                    let about = match m.description.lines().count() {
+                        0 => "no description".to_string(),
+                        1 => "a description of one line".to_string(),
+                        n => format!("a description of {n} lines"),
+                    };
+                    format!("library item \"{id}\" is \"{}\", with {about}\n", m.title)
+                })?
+            }
+            Library::Thumbnails { id, at, json } => {
+                let times = library::stills::parse_times(&at)?;
+                let m = library::stills::thumbnails(&c, &id, &times).await?;
+                emit(json, &m.thumbnails, |thumbs| {
+                    thumbs
+                        .iter()
+                        .filter(|t| times.contains(&t.at))
+                        .map(|t| format!("{}/vod/{id}/{} ({} s)\n", c.watch_url(), t.file, t.at))
+                        .collect()
+                })?
+            }
+            Library::Poster { id, at, json } => {
+                let times = library::stills::parse_times(&at)?;
+                let [at] = times[..] else {
+                    anyhow::bail!("--at takes one time for a poster");
+                };
+                let m = library::stills::poster(&c, &id, at).await?;
+                emit(json, &m, |m| {
+                    format!(
+                        "library item \"{id}\" has the still at {at} s as its poster: {}/vod/{id}/{}\n",
+                        c.watch_url(),
+                        m.poster.as_deref().unwrap_or_default()
+                    )
                 })?
             }
             Library::Private { id } => {

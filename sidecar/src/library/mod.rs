@@ -1,5 +1,6 @@
 //! `streamedge library`: the items in `DATA/vod/`.
 
+pub mod stills;
 pub mod transcode;
 
 use std::path::Path;
@@ -13,9 +14,114 @@ use streamedge_formats::name::check_name;
 use crate::config::Config;
 use crate::error::Error;
 use crate::fsutil::write_atomic;
+pub use transcode::Meta;
 
 /// Marks item `id` private (plays only through signed links) or public, in its `meta.json`.
-pub fn set_private(config: &Config, id: &str, private: bool) -> Result<(), Error> {
+pub fn set_private(config: &Config, id: &str, private: bool) -> Result<Meta, Error> {
+    change(config, id, |m| {
+        m.private = private;
+        Ok(())
+    })
+}
+
+/// What `library edit` changes; `None` leaves a field as it is.
+#[derive(Debug, Default, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Edit {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub private: Option<bool>,
+}
+
+/// Longest title and description, in characters.
+pub const MAX_TITLE: usize = 200;
+pub const MAX_DESCRIPTION: usize = 5000;
+
+/// `library edit ID --title ... --description ...`: checked, then written in one step.
+pub fn edit(config: &Config, id: &str, edit: Edit) -> Result<Meta, Error> {
+    let title = edit
+        .title
+        .map(|t| check_text("title", t.trim(), MAX_TITLE, false))
+        .transpose()?;
+    let description = edit
+        .description
+        .map(|d| check_text("description", d.trim_end(), MAX_DESCRIPTION, true))
+        .transpose()?;
+    if title.is_none() && description.is_none() && edit.private.is_none() {
+        return Err(Error::Invalid(
+            "nothing to change: give a title, a description or whether it is private".into(),
+        ));
+    }
+    change(config, id, |m| {
+        if let Some(t) = title {
+            m.title = t;
+        }
+        if let Some(d) = description {
+            m.description = d;
+        }
+        if let Some(p) = edit.private {
+            m.private = p;
+        }
+        Ok(())
+    })
+}
+
+/// A title (one line, not empty) or a description (lines; may be empty to clear it).
+fn check_text(what: &str, text: &str, max: usize, lines: bool) -> Result<String, Error> {
+    if !lines && text.is_empty() {
+        return Err(Error::Invalid(format!("the {what} is empty")));
+    }
+    let count = text.chars().count();
+    if count > max {
+        return Err(Error::Invalid(format!(
+            "the {what} is {count} characters long; at most {max} fit"
+        )));
+    }
+    if let Some(c) = text
+        .chars()
+        .find(|&c| c.is_control() && !(lines && (c == '\n' || c == '\t')))
+    {
+        return Err(Error::Invalid(format!(
+            "the {what} holds a control character ({})",
+            c.escape_unicode()
+        )));
+    }
+    Ok(text.to_string())
+}
+
+/// Reads item `id`'s `meta.json`, lets `f` change it and writes it back in one rename, with
+/// the item's folder locked so two changes at once cannot undo each other.
+pub(crate) fn change(
+    config: &Config,
+    id: &str,
+    f: impl FnOnce(&mut Meta) -> Result<(), Error>,
+) -> Result<Meta, Error> {
+    check_id(id)?;
+    let dir = config.layout().item(id);
+    let path = dir.join(META_JSON);
+    let folder = match std::fs::File::open(&dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NotFound(format!("no library item \"{id}\"")))
+        }
+        Err(e) => {
+            return Err(anyhow::Error::new(e)
+                .context(format!("cannot open {}", dir.display()))
+                .into())
+        }
+    };
+    let _lock = nix::fcntl::Flock::lock(folder, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", dir.display()))?;
+    let mut meta = read_meta(config, id)?;
+    f(&mut meta)?;
+    let out = serde_json::to_string_pretty(&meta).context("cannot write meta.json")? + "\n";
+    // Read by nginx's workers: world-readable like the media beside it.
+    write_atomic(&path, out.as_bytes(), 0o644, None)?;
+    Ok(meta)
+}
+
+/// Item `id`'s `meta.json`.
+pub fn read_meta(config: &Config, id: &str) -> Result<Meta, Error> {
     check_id(id)?;
     let path = config.layout().item_meta(id);
     let text = match std::fs::read_to_string(&path) {
@@ -29,17 +135,7 @@ pub fn set_private(config: &Config, id: &str, private: bool) -> Result<(), Error
                 .into())
         }
     };
-    let mut meta: serde_json::Value =
-        serde_json::from_str(&text).with_context(|| format!("invalid {}", path.display()))?;
-    let Some(obj) = meta.as_object_mut() else {
-        return Err(anyhow::anyhow!("invalid {}: not a JSON object", path.display()).into());
-    };
-    obj.insert("private".into(), private.into());
-    let mut out = serde_json::to_string_pretty(&meta).context("cannot write meta.json")?;
-    out.push('\n');
-    // Read by nginx's workers: world-readable like the media beside it.
-    write_atomic(&path, out.as_bytes(), 0o644, None)?;
-    Ok(())
+    Ok(serde_json::from_str(&text).with_context(|| format!("invalid {}", path.display()))?)
 }
 
 /// `library import`: a local media file into the library; returns the item's metadata.

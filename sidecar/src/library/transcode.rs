@@ -465,6 +465,7 @@ pub async fn build_item(
         let meta = Meta {
             id: origin.id.to_string(),
             title: origin.title.to_string(),
+            description: String::new(),
             source: origin.source.to_string(),
             kind: kind.into(),
             duration: info.duration,
@@ -477,6 +478,7 @@ pub async fn build_item(
             source_resolution: info.width.zip(info.height).map(|(w, h)| format!("{w}x{h}")),
             renditions,
             poster,
+            thumbnails: vec![],
             download,
             created: crate::clock::now_rfc3339(),
             private: opts.private,
