@@ -3,20 +3,35 @@
 // picture, block i white when bit i of the frame's time in tenths of a second is set. This
 // opens the page in Debian's Chromium (headless, through playwright-core) on BASE/#play=PLAY,
 // reads the blocks back off the picture on screen every 100 ms and compares the time they
-// carry with the wall clock: delay = now - (T0 + frame time). Prints one JSON line.
-import { chromium } from "playwright-core";
+// carry with the wall clock: delay = now - (T0 + frame time). Where a viewer lands depends
+// on when the page loads against the publisher's segments, so VIEWERS pages are opened one
+// after another, each measured for SECONDS_MEASURED. Prints one JSON line.
+import { createRequire } from "node:module";
 
+// playwright-core is installed with the page (web/node_modules), by `make deps`.
+const { chromium } = createRequire(new URL("../web/package.json", import.meta.url))("playwright-core");
 const { BASE, PLAY, T0 } = process.env;
-const SECONDS = Number(process.env.SECONDS_MEASURED || 30);
+const SECONDS = Number(process.env.SECONDS_MEASURED || 10);
+const VIEWERS = Number(process.env.VIEWERS || 4);
 if (!BASE || !PLAY || !T0) throw new Error("BASE, PLAY and T0 must be set");
 
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required"],
-});
-const out = {};
-try {
-  const page = await browser.newPage();
+function median(a) {
+  const s = [...a].sort((x, y) => x - y);
+  return s.length ? s[Math.floor(s.length / 2)] : null;
+}
+
+// One viewer: the page, its player at the live edge, SECONDS of frames read back.
+async function watch(page) {
+  // HLS_CONFIG='{"liveSyncDurationCount": 2}' tries other hls.js settings on the same page.
+  if (process.env.HLS_CONFIG) {
+    const extra = JSON.parse(process.env.HLS_CONFIG);
+    await page.route("**/app.js", async (route) => {
+      const body = await (await route.fetch()).text();
+      const changed = body.replace(/new window\.Hls\(\{/, `new window.Hls({ ...${JSON.stringify(extra)},`);
+      if (changed === body) throw new Error("app.js no longer creates hls.js as expected");
+      await route.fulfill({ body: changed, contentType: "text/javascript" });
+    });
+  }
   await page.goto(`${BASE}/#play=${PLAY}`);
   await page.waitForFunction(
     () => {
@@ -26,8 +41,17 @@ try {
     null,
     { timeout: 60000, polling: 100 },
   );
+  // LEVEL=480 watches that rendition of the ladder instead of what hls.js picks.
+  if (process.env.LEVEL) {
+    await page.evaluate((h) => {
+      const hls = window.streamedge.hls;
+      const i = hls.levels.findIndex((l) => l.height === h);
+      if (i < 0) throw new Error(`no ${h}p rendition: ${hls.levels.map((l) => l.height)}`);
+      hls.currentLevel = i;
+    }, Number(process.env.LEVEL));
+  }
   // hls.js settles on its live edge in the first seconds; measure after that.
-  await page.waitForTimeout(5000);
+  await page.waitForTimeout(6000);
   const found = await page.evaluate(
     async ([t0, seconds]) => {
       const v = document.getElementById("video");
@@ -57,23 +81,33 @@ try {
         heights.add(v.videoHeight);
         await new Promise((r) => setTimeout(r, 100));
       }
-      return { delays, latencies, heights: [...heights], stalls };
+      return { delays, latencies, heights: [...heights], stalls, fatal: window.streamedge.fatalErrors };
     },
     [Number(T0), SECONDS],
   );
-  const median = (a) => {
-    const s = [...a].sort((x, y) => x - y);
-    return s.length ? s[Math.floor(s.length / 2)] : null;
-  };
-  out.samples = found.delays.length;
-  out.delay_s = median(found.delays) / 1000;
-  out.delay_min_s = Math.min(...found.delays) / 1000;
-  out.delay_max_s = Math.max(...found.delays) / 1000;
-  out.hls_latency_s = median(found.latencies);
-  out.heights = found.heights;
-  out.stalls = found.stalls;
-  out.fatal = await page.evaluate(() => window.streamedge.fatalErrors);
-  if (out.samples < SECONDS * 5) out.error = `only ${out.samples} readable frames`;
+  await page.close();
+  return found;
+}
+
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--autoplay-policy=no-user-gesture-required"],
+});
+const out = {};
+try {
+  const viewers = [];
+  for (let n = 0; n < VIEWERS; n++) viewers.push(await watch(await browser.newPage()));
+  const all = viewers.flatMap((v) => v.delays);
+  out.viewers = viewers.map((v) => median(v.delays) / 1000);
+  out.samples = all.length;
+  out.delay_s = median(all) / 1000;
+  out.delay_min_s = Math.min(...all) / 1000;
+  out.delay_max_s = Math.max(...all) / 1000;
+  out.hls_latency_s = median(viewers.flatMap((v) => v.latencies));
+  out.heights = [...new Set(viewers.flatMap((v) => v.heights))];
+  out.stalls = viewers.reduce((n, v) => n + v.stalls, 0);
+  out.fatal = viewers.flatMap((v) => v.fatal);
+  if (viewers.some((v) => v.delays.length < SECONDS * 5)) out.error = "too few readable frames";
 } catch (e) {
   out.error = String(e);
 } finally {

@@ -6,7 +6,8 @@
 # GOP=seconds between the publisher's keyframes (OBS: "Keyframe Interval"; default 2, what
 # streaming services ask for). TRANSCODE=off measures the single rendition.
 source "$(dirname "$0")/lib.sh"
-GOP=${GOP:-2} SECS=${GLASS_SECONDS:-75}
+GOP=${GOP:-2} VIEWERS=${VIEWERS:-4} MEASURE_SECONDS=${MEASURE_SECONDS:-10}
+SECS=$((VIEWERS * (MEASURE_SECONDS + 12) + 20))
 [ -d "$root/web/node_modules/playwright-core" ] || { echo "make deps first (playwright-core)" >&2; exit 1; }
 
 start_server
@@ -28,14 +29,15 @@ ffmpeg -hide_banner -nostdin -loglevel error -re -f lavfi -i "$bits" \
 pids+=($!)
 until curl -fs "http://127.0.0.1:$http/api/streams" | grep -q '"live":true'; do sleep 0.1; done
 result=$(cd "$root/web" && BASE="http://127.0.0.1:$http" PLAY=/live/cam/ T0="$t0" \
-  SECONDS_MEASURED=${MEASURE_SECONDS:-30} node "$root/bench/glass.mjs")
+  SECONDS_MEASURED=$MEASURE_SECONDS VIEWERS=$VIEWERS node "$root/bench/glass.mjs")
 echo "$result"
 python3 - "$result" "$GOP" "${TRANSCODE:-on}" <<'PY'
 import json, sys
 r = json.loads(sys.argv[1])
 if r.get("error"):
     sys.exit(f"glass: {r['error']}")
+viewers = " ".join(f"{v:.2f}" for v in r["viewers"])
 print(f"glass to glass (GOP {sys.argv[2]} s, transcode {sys.argv[3]}): median {r['delay_s']:.2f} s "
-      f"(min {r['delay_min_s']:.2f}, max {r['delay_max_s']:.2f}, {r['samples']} frames), "
+      f"(viewers {viewers}; min {r['delay_min_s']:.2f}, max {r['delay_max_s']:.2f}, {r['samples']} frames), "
       f"hls.js latency {r['hls_latency_s']:.2f} s, heights {r['heights']}, stalls {r['stalls']} (goal < 5 s)")
 PY

@@ -44,6 +44,9 @@ pub struct Config {
 pub struct Live {
     /// An adaptive-bitrate ladder beside nginx-rtmp's source rendition.
     pub transcode: Switch,
+    /// Length of a live HLS segment, nginx-rtmp's and the ladder's: segments start at the
+    /// publisher's keyframes, so they are this short only when keyframes come this often.
+    pub fragment: NginxTime,
     /// The encoded rungs' heights, top down; only those below the source's height are made.
     pub ladder: Vec<u32>,
     /// Other ladders for some stream names (`alice = [480]`); `[]` for none.
@@ -63,6 +66,7 @@ impl Default for Live {
     fn default() -> Self {
         Live {
             transcode: Switch::On,
+            fragment: NginxTime(Duration::from_secs(1)),
             ladder: vec![720, 480, 360],
             ladders: Default::default(),
             record: Switch::Off,
@@ -79,6 +83,13 @@ impl Live {
     }
 
     fn check(&self) -> Result<()> {
+        let f = self.fragment.0;
+        if f < Duration::from_millis(500) || f > Duration::from_secs(10) {
+            bail!(
+                "live.fragment: \"{}\" is not from 500ms to 10s",
+                self.fragment
+            );
+        }
         for (what, ladder) in std::iter::once(("live.ladder".to_string(), &self.ladder)).chain(
             self.ladders
                 .iter()

@@ -47,6 +47,7 @@ const DOCS: &[Doc] = &[
     ("ddns", "requests_per_minute", "IONOS's limit, never exceeded.", None),
     ("ddns", "ttl", "TTL of records in records mode.", None),
     ("live", "transcode", "\"on\": while a stream is live, one ffmpeg makes an adaptive-bitrate ladder beside the source rendition, and /live/NAME/ plays it; \"off\": the source only.", None),
+    ("live", "fragment", "Length of a live segment (nginx-rtmp's hls_fragment and the ladder's): shorter means less delay, when the publisher sends a keyframe at least this often (OBS: Keyframe Interval).", None),
     ("live", "ladder", "Heights of the encoded rungs; only those below the source's are made.", None),
     ("live", "ladders", "Other ladders for some stream names.", Some("{ alice = [480] }")),
     ("live", "record", "\"on\": every live stream is recorded into the library (private until published); \"off\": only names with `streamedge keys record NAME on`.", None),

@@ -500,7 +500,9 @@ fn private_library_items_and_secret_rotation() {
     make_vod_item(
         &s.data("vod"),
         "home1",
-        "{\"id\":\"home1\",\"title\":\"Holiday\"}",
+        // Whole, as the library writes it: the command line changes only whole items.
+        r#"{"id":"home1","title":"Holiday","source":"holiday.mp4","kind":"video","duration":4.0,
+            "renditions":["v0","v1"],"poster":null,"download":null,"created":"2026-12-02T06:00:00Z"}"#,
     );
     assert_eq!(
         http_get(&s.url("/vod/home1/master.m3u8")).unwrap().status,

@@ -399,8 +399,9 @@ fn a_recording_survives_a_killed_sidecar() {
         || {
             let rec = recordings(&s);
             let folder = rec.first()?.clone();
+            // Six 1 s fragments (live.fragment, a keyframe a second).
             let n = s.entries(&format!(".work/{folder}")).len();
-            (n >= 3).then_some(folder)
+            (n >= 6).then_some(folder)
         },
     );
     s.kill_run();

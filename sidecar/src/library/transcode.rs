@@ -114,7 +114,11 @@ pub fn parse_probe(json: &str) -> Result<Probe> {
     let video = streams
         .iter()
         .find(|s| s["codec_type"] == "video" && s["disposition"]["attached_pic"] != 1);
-    let audio = streams.iter().find(|s| s["codec_type"] == "audio");
+    // nginx-rtmp's fragments of a stream without sound still declare an AAC stream, with no
+    // channels: nothing to map, and ffmpeg would wait for its packets forever.
+    let audio = streams
+        .iter()
+        .find(|s| s["codec_type"] == "audio" && s["channels"].as_u64().is_none_or(|c| c > 0));
     let fps = video
         .and_then(|s| s["avg_frame_rate"].as_str())
         .and_then(|r| {
@@ -176,15 +180,21 @@ pub async fn probe(input: &Path) -> Result<Probe> {
 /// The ffmpeg arguments (after `-i INPUT`) for the video ladder, written into the current
 /// folder: `<height>p/index.m3u8` and fMP4 segments per rung, `master.m3u8`.
 pub fn video_args(rungs: &[Rung], fps: f64, has_audio: bool, segments: Segments) -> Vec<String> {
-    let (mut a, map) = encode_args(rungs, fps, has_audio);
+    let (mut a, map) = encode_args(rungs, fps, has_audio, f64::from(SEGMENT_SECONDS));
     a.extend(hls_output(&map, segments));
     a
 }
 
 /// The ladder's encoding (decode once, scale once per rung, keyframes at the same instants
-/// in every rung) and the matching `-var_stream_map`, each rung named `<height>p`.
-pub fn encode_args(rungs: &[Rung], fps: f64, has_audio: bool) -> (Vec<String>, String) {
-    let gop = ((fps.clamp(1.0, 120.0) * f64::from(SEGMENT_SECONDS)).round() as u32).max(1);
+/// in every rung, every `segment` seconds) and the matching `-var_stream_map`, each rung
+/// named `<height>p`.
+pub fn encode_args(
+    rungs: &[Rung],
+    fps: f64,
+    has_audio: bool,
+    segment: f64,
+) -> (Vec<String>, String) {
+    let gop = ((fps.clamp(1.0, 120.0) * segment).round() as u32).max(1);
     let n = rungs.len();
     let mut filter = format!("[0:v]split={n}");
     for i in 0..n {
@@ -224,7 +234,7 @@ pub fn encode_args(rungs: &[Rung], fps: f64, has_audio: bool) -> (Vec<String>, S
     ]);
     a.extend([
         "-force_key_frames".into(),
-        format!("expr:gte(t,n_forced*{SEGMENT_SECONDS})"),
+        format!("expr:gte(t,n_forced*{segment})"),
     ]);
     for (i, r) in rungs.iter().enumerate() {
         a.extend([format!("-b:v:{i}"), format!("{}k", r.video_kbps)]);
@@ -568,6 +578,9 @@ mod tests {
         let p = parse_probe(odd).unwrap();
         assert_eq!((p.duration, p.fps), (0.0, None));
         assert!(parse_probe("nope").is_err());
+        // What nginx-rtmp writes for a stream without sound: an AAC stream of no channels.
+        let silent = r#"{"streams":[{"codec_type":"video","height":720},{"codec_type":"audio","codec_name":"aac","channels":0}],"format":{}}"#;
+        assert_eq!(parse_probe(silent).unwrap().audio_codec, None);
     }
 
     #[test]

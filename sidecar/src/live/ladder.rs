@@ -1,6 +1,6 @@
 //! The live ladder: ONE ffmpeg per live stream reads nginx-rtmp's source rendition
 //! (`DATA/live/NAME/index.m3u8`), decodes it once, scales it once per rung and writes each
-//! rung beside it (`DATA/live/NAME/<height>p/index.m3u8`, 2 s MPEG-TS segments with
+//! rung beside it (`DATA/live/NAME/<height>p/index.m3u8`, MPEG-TS segments of `live.fragment` with
 //! keyframes at the same instants in every rung). `master.m3u8` names the source, copied as
 //! nginx-rtmp wrote it, and the rungs; it is written once every rung has a playlist and
 //! rewritten every few seconds (nginx-rtmp's cleanup removes playlists that stop changing),
@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Board;
 use crate::config::Config;
-use crate::library::transcode::{self, Rung, LADDER, SEGMENT_SECONDS};
+use crate::library::transcode::{self, Rung, LADDER};
 use crate::proc::{self, Exit};
 
 /// Below real time for this long, the top rung goes.
@@ -32,8 +32,8 @@ const SLOW_FOR: Duration = Duration::from_secs(10);
 const SLOW_SPEED: f64 = 0.95;
 /// ffmpeg's first seconds (probing, the first segment) say nothing about its speed.
 const WARM_UP: Duration = Duration::from_secs(5);
-/// Segments each rung's playlist lists: as long as the source's (12 s).
-const LIST_SIZE: u32 = 6;
+/// How much each rung's playlist lists: as much as the source's.
+const LIST_SECONDS: f64 = 12.0;
 /// How often the master playlist is written again while the ladder runs.
 const MASTER_EVERY: Duration = Duration::from_secs(2);
 
@@ -176,7 +176,7 @@ async fn run(
         .args(["-live_start_index", "-1", "-i", LIVE_PLAYLIST])
         // The source's timestamps, so every rung's segments line up with the source's.
         .arg("-copyts")
-        .args(args(&rungs, source));
+        .args(args(&rungs, source, config.live.fragment.0.as_secs_f64()));
     board.update(name, |s| {
         s.rungs = rungs.iter().map(rung_name).collect();
         s.state = "starting";
@@ -277,12 +277,13 @@ fn rungs_for(heights: &[u32], source_height: u32, dropped: usize) -> Vec<Rung> {
 }
 
 /// ffmpeg's arguments after the input: the ladder's encoding and a live HLS output per rung.
-fn args(rungs: &[Rung], source: Source) -> Vec<String> {
-    let (mut a, map) = transcode::encode_args(rungs, source.fps, source.has_audio);
+/// Segments are `segment` seconds long, as nginx-rtmp's are at most.
+fn args(rungs: &[Rung], source: Source, segment: f64) -> Vec<String> {
+    let (mut a, map) = transcode::encode_args(rungs, source.fps, source.has_audio, segment);
     // No look-ahead or B-frame delay: the ladder keeps to the source's live edge.
     a.extend(["-tune", "zerolatency"].map(String::from));
-    let time = SEGMENT_SECONDS.to_string();
-    let size = LIST_SIZE.to_string();
+    let time = segment.to_string();
+    let size = ((LIST_SECONDS / segment).ceil() as u32).to_string();
     a.extend(
         [
             "-f",
@@ -483,13 +484,17 @@ mod tests {
             fps: 30.0,
             has_audio: true,
         };
-        let a = args(&rungs_for(&[720, 480], 1080, 0), source).join(" ");
+        let a = args(&rungs_for(&[720, 480], 1080, 0), source, 1.0).join(" ");
         assert!(a.contains("split=2"), "{a}");
         assert!(
             a.contains("-var_stream_map v:0,a:0,name:720p v:1,a:1,name:480p"),
             "{a}"
         );
-        assert!(a.contains("-hls_list_size 6") && !a.contains("vod"), "{a}");
+        assert!(
+            a.contains("-hls_time 1 -hls_list_size 12") && !a.contains("vod"),
+            "{a}"
+        );
+        assert!(a.contains("-g 30 -keyint_min 30 -force_key_frames expr:gte(t,n_forced*1)"));
         assert!(a.ends_with("%v/index.m3u8"), "{a}");
     }
 

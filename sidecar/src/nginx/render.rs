@@ -99,6 +99,7 @@ pub(crate) fn nginx_values(
         ("conf_dir", conf_dir.display().to_string()),
         ("data_dir", layout.root().display().to_string()),
         ("live_dir", layout.live().display().to_string()),
+        ("live_fragment", config.live.fragment.to_string()),
         (
             "acme_challenge_root",
             layout.acme_challenge_root().display().to_string(),
