@@ -50,8 +50,8 @@ async function watch(page) {
       hls.currentLevel = i;
     }, Number(process.env.LEVEL));
   }
-  // hls.js settles on its live edge in the first seconds; measure after that.
-  await page.waitForTimeout(6000);
+  // hls.js settles on its live edge in the first seconds (SETTLE_SECONDS); measure after.
+  await page.waitForTimeout(1000 * Number(process.env.SETTLE_SECONDS || 6));
   const found = await page.evaluate(
     async ([t0, seconds]) => {
       const v = document.getElementById("video");

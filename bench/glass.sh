@@ -7,7 +7,7 @@
 # streaming services ask for). TRANSCODE=off measures the single rendition.
 source "$(dirname "$0")/lib.sh"
 GOP=${GOP:-2} VIEWERS=${VIEWERS:-4} MEASURE_SECONDS=${MEASURE_SECONDS:-10}
-SECS=$((VIEWERS * (MEASURE_SECONDS + 12) + 20))
+SECS=$((VIEWERS * (MEASURE_SECONDS + ${SETTLE_SECONDS:-6} + 6) + 20))
 [ -d "$root/web/node_modules/playwright-core" ] || { echo "make deps first (playwright-core)" >&2; exit 1; }
 
 start_server

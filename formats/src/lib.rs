@@ -4,6 +4,7 @@
 pub mod keys;
 pub mod layout;
 pub mod library;
+pub mod limits;
 pub mod name;
 pub mod streams;
 pub mod time;

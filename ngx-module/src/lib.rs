@@ -820,7 +820,7 @@ extern "C" fn ngx_http_streamedge_set_live_timeout(
 }
 
 /// Makes the current location answer with `handler`, as `stub_status` does.
-fn set_content_handler(
+pub(crate) fn set_content_handler(
     cf: *mut ngx_conf_t,
     directive: &'static str,
     handler: extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t,

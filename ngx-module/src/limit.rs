@@ -10,7 +10,8 @@
 //! zone's lock, answers refused requests and logs. In a `streamedge_publish_auth` location
 //! the limits run after the callback body is read (their key is usually
 //! `$streamedge_publisher`), only for publish and play calls, and a wrong stream key counts
-//! as a refusal towards the ban.
+//! as a refusal towards the ban. Each zone counts, in its shared memory, the requests it
+//! checked, refused and banned; `streamedge_limit_stats;` answers them as JSON.
 
 use core::ffi::{c_char, c_void};
 use core::ptr::{self, NonNull};
@@ -19,12 +20,12 @@ use std::net::IpAddr;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_compile_complex_value, ngx_http_compile_complex_value_t,
-    ngx_http_complex_value_t, ngx_http_module_t, ngx_http_phases_NGX_HTTP_PREACCESS_PHASE,
-    ngx_http_request_t, ngx_http_variable_value_t, ngx_int_t, ngx_module_t, ngx_parse_size,
-    ngx_str_t, ngx_variable_value_t, NGX_CONF_1MORE, NGX_CONF_2MORE, NGX_CONF_TAKE1,
-    NGX_CONF_TAKE12, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
-    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_LOG_ALERT, NGX_LOG_EMERG,
-    NGX_LOG_INFO, NGX_LOG_WARN,
+    ngx_http_complex_value_t, ngx_http_discard_request_body, ngx_http_module_t,
+    ngx_http_phases_NGX_HTTP_PREACCESS_PHASE, ngx_http_request_t, ngx_http_variable_value_t,
+    ngx_int_t, ngx_module_t, ngx_parse_size, ngx_str_t, ngx_variable_value_t, NGX_CONF_1MORE,
+    NGX_CONF_2MORE, NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_HTTP_GET, NGX_HTTP_HEAD,
+    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
+    NGX_HTTP_MODULE, NGX_HTTP_SRV_CONF, NGX_LOG_ALERT, NGX_LOG_EMERG, NGX_LOG_INFO, NGX_LOG_WARN,
 };
 use ngx::core::{Pool, Status, NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{
@@ -34,6 +35,8 @@ use ngx::{http_request_handler, ngx_conf_log_error, ngx_log_error, ngx_string};
 use streamedge_policy::ban::BanPolicy;
 use streamedge_policy::limit::{parse_rate, printable_key, Cidr, LimitPolicy, LimitState, Outcome};
 use streamedge_policy::table::{self, Claim, Slot};
+
+use streamedge_formats::limits::{self, ZoneStats};
 
 use crate::ffi::{self, args, parse_time_ms};
 use crate::shm::{self, ZoneSpec};
@@ -101,7 +104,7 @@ struct LimitCtx {
 // ---------------------------------------------------------------------------------------
 // Directives, module context, module definition
 
-static mut NGX_HTTP_STREAMEDGE_LIMIT_COMMANDS: [ngx_command_t; 5] = [
+static mut NGX_HTTP_STREAMEDGE_LIMIT_COMMANDS: [ngx_command_t; 6] = [
     ffi::command(
         ngx_string!("streamedge_limit_zone"),
         NGX_HTTP_MAIN_CONF | NGX_CONF_2MORE,
@@ -124,6 +127,12 @@ static mut NGX_HTTP_STREAMEDGE_LIMIT_COMMANDS: [ngx_command_t; 5] = [
         ngx_string!("streamedge_limit_allow"),
         NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_1MORE,
         ngx_http_streamedge_limit_allow,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    ffi::command(
+        ngx_string!("streamedge_limit_stats"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        ngx_http_streamedge_limit_stats,
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
     ngx_command_t::empty(),
@@ -195,6 +204,61 @@ http_request_handler!(limit_handler, |r: &mut Request| {
     }
 });
 
+// `streamedge_limit_stats`: every zone's counters, as JSON (`formats::limits`).
+http_request_handler!(limit_stats_handler, |r: &mut Request| {
+    let raw: *mut ngx_http_request_t = r.into();
+    // SAFETY: `raw` is the request nginx passed to this content handler.
+    let method = unsafe { (*raw).method } as u32;
+    if method != NGX_HTTP_GET && method != NGX_HTTP_HEAD {
+        return ffi::send(r, 405, ffi::TEXT, b"method not allowed\n");
+    }
+    // SAFETY: `raw` is the current request; nginx reads and drops a body nobody wants.
+    let rc = unsafe { ngx_http_discard_request_body(raw) };
+    if rc != Status::NGX_OK.0 {
+        return Status(rc);
+    }
+    let Some(lmcf) = LimitModule::main_conf(r) else {
+        return Status::NGX_ERROR;
+    };
+    let zones: Vec<ZoneStats> = lmcf
+        .zones
+        .iter()
+        .map(|z| {
+            // SAFETY: zones live in the configuration pool as long as this worker's cycle.
+            let zone = unsafe { z.as_ref() };
+            // SAFETY: the spec was registered with `add_zone::<LimitSlot>`.
+            let c = unsafe { shm::shared::<LimitSlot>(zone.spec) }
+                .map(|s| s.counters())
+                .unwrap_or_default();
+            ZoneStats {
+                zone: zone.name().to_string(),
+                requests: c[Counter::Requests as usize],
+                refused: c[Counter::Refused as usize],
+                bans: c[Counter::Bans as usize],
+                failures: c[Counter::Failures as usize],
+            }
+        })
+        .collect();
+    r.add_header_out("Cache-Control", "no-cache");
+    ffi::send(r, 200, ffi::JSON, limits::to_json(&zones).as_bytes())
+});
+
+/// What a limit zone counts, in its shared memory.
+#[derive(Clone, Copy)]
+enum Counter {
+    Requests = 0,
+    Refused = 1,
+    Bans = 2,
+    Failures = 3,
+}
+
+fn count(zone: &LimitZone, c: Counter) {
+    // SAFETY: the spec was registered with `add_zone::<LimitSlot>`.
+    if let Some(shared) = unsafe { shm::shared::<LimitSlot>(zone.spec) } {
+        shared.count(c as usize);
+    }
+}
+
 /// Runs the limits of a `streamedge_publish_auth` location for a publisher, once its
 /// callback body is read. Returns the status to refuse with.
 pub fn check_deferred(r: &mut Request, publisher: IpAddr) -> Option<u16> {
@@ -217,6 +281,7 @@ pub fn count_failure(r: &mut Request, publisher: IpAddr) {
         // SAFETY: zones live in the configuration pool as long as this worker's cycle.
         let zone = unsafe { zone.as_ref() };
         let Some(key) = key_of(r, zone) else { continue };
+        count(zone, Counter::Failures);
         let banned = with_slot(r, zone, &key, |state, now| state.refuse(&zone.policy, now));
         if let Some(secs) = banned.flatten() {
             log_ban(r, zone, &key, secs, *dry_run);
@@ -254,6 +319,7 @@ fn apply(r: &mut Request, llcf: &LimitLocConf, addr: Option<IpAddr>) -> Option<u
             false => state.check_refusal(&zone.policy, now),
         });
         let Some(outcome) = decided else { continue };
+        count(zone, Counter::Requests);
         if !note(r, zone, &key, outcome, dry_run) {
             passed.push((zone, key, dry_run));
         } else if dry_run {
@@ -314,6 +380,9 @@ fn note(r: &Request, zone: &LimitZone, key: &[u8], outcome: Outcome, dry_run: bo
     if !outcome.refused() {
         return false;
     }
+    if !dry_run {
+        count(zone, Counter::Refused);
+    }
     let what = if matches!(outcome, Outcome::Banned { .. }) {
         "banned"
     } else {
@@ -364,6 +433,9 @@ fn with_slot<R>(
 }
 
 fn log_ban(r: &Request, zone: &LimitZone, key: &[u8], secs: u64, dry_run: bool) {
+    if !dry_run {
+        count(zone, Counter::Bans);
+    }
     ngx_log_error!(
         NGX_LOG_WARN,
         r.log(),
@@ -679,4 +751,12 @@ extern "C" fn ngx_http_streamedge_limit_allow(
         llcf.allow.get_or_insert_with(Vec::new).push(cidr);
     }
     NGX_CONF_OK
+}
+
+extern "C" fn ngx_http_streamedge_limit_stats(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    _conf: *mut c_void,
+) -> *mut c_char {
+    crate::set_content_handler(cf, "streamedge_limit_stats", limit_stats_handler)
 }

@@ -7,7 +7,7 @@
 use core::ffi::c_void;
 use core::mem::size_of;
 use core::ptr;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::hash::BuildHasher;
 
 use nginx_sys::{
@@ -35,11 +35,23 @@ pub struct Shared<T> {
     seed: [u64; 2],
     /// Set once the zone had to drop an entry that still mattered, to log that only once.
     alerted: AtomicBool,
+    /// Counters any worker adds to without the lock (a limit zone's requests, refusals...).
+    counters: [AtomicU64; COUNTERS],
     table: RwLock<Table<T>>,
 }
 
+/// Counters in a zone's header.
+pub const COUNTERS: usize = 4;
+
+/// The layout of the header itself: changed whenever `Shared` changes, so a zone a reload
+/// hands over from another build of the module is laid out afresh, not misread.
+const HEADER_VERSION: u64 = 2;
+
 fn magic<T>() -> u64 {
-    0x7374_7265_616d_6564 ^ (size_of::<T>() as u64) << 32 ^ core::mem::align_of::<T>() as u64
+    0x7374_7265_616d_6564
+        ^ (size_of::<T>() as u64) << 32
+        ^ core::mem::align_of::<T>() as u64
+        ^ HEADER_VERSION << 56
 }
 
 /// What `init` needs to lay out or adopt a zone; lives in the configuration's pool.
@@ -191,6 +203,7 @@ unsafe fn carve<T: Default>(shpool: *mut ngx_slab_pool_t, purpose: u64) -> *mut 
                 purpose,
                 seed: [state.hash_one(1u8), state.hash_one(2u8)],
                 alerted: AtomicBool::new(false),
+                counters: Default::default(),
                 table: RwLock::new(Table { slots, len }),
             },
         );
@@ -230,6 +243,15 @@ impl<T> Shared<T> {
         // writers in every process out until it is released.
         let slots = unsafe { core::slice::from_raw_parts(t.slots, t.len) };
         f(slots)
+    }
+
+    /// Adds one to counter `i` (below `COUNTERS`).
+    pub fn count(&self, i: usize) {
+        self.counters[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn counters(&self) -> [u64; COUNTERS] {
+        core::array::from_fn(|i| self.counters[i].load(Ordering::Relaxed))
     }
 
     /// True the first time it is called for this zone: for alerts logged once.

@@ -91,9 +91,14 @@ fn router(api: Shared) -> Router {
         .route("/api/library/{id}/thumbnails", post(take_thumbnails))
         .route("/api/library/{id}/poster", post(set_poster))
         .route("/api/live", get(list_live))
+        .route("/api/processes", get(list_processes))
+        .route("/api/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
     Router::new()
         .route("/api/library", get(list_library))
+        // Only on this port, which listens on loopback and which nginx does not proxy
+        // (it forwards /api/ alone): for a Prometheus on this machine.
+        .route("/metrics", get(metrics))
         .merge(owner)
         .fallback(|| async { Error::NotFound("no such API endpoint".into()).into_response() })
         .method_not_allowed_fallback(|| async {
@@ -150,6 +155,27 @@ fn ok<T: Serialize>(status: StatusCode, value: &T) -> Response {
 /// The live pipeline of every live stream, private ones too: the owner's.
 async fn list_live(State(api): State<Shared>) -> Response {
     ok(StatusCode::OK, &api.live.snapshot())
+}
+
+/// Every process the sidecar runs, what each costs, and the totals by role.
+async fn list_processes() -> Response {
+    ok(StatusCode::OK, &crate::costs::snapshot())
+}
+
+async fn metrics(State(api): State<Shared>) -> Response {
+    match crate::metrics::render(&api.config, &api.live).await {
+        Ok(text) => {
+            let mut r = (StatusCode::OK, text).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => Error::from(e).into_response(),
+    }
 }
 
 async fn list_jobs(State(api): State<Shared>) -> Response {

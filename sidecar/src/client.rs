@@ -83,6 +83,11 @@ impl Client {
             .await
     }
 
+    pub async fn processes(&self) -> Result<Value> {
+        self.call(self.http.get(format!("{}/api/processes", self.base)))
+            .await
+    }
+
     pub async fn cancel(&self, id: &str) -> Result<Job> {
         let v = self
             .call(self.http.delete(format!("{}/api/jobs/{id}", self.base)))

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 const TOP: &[&str] = &[
-    "main", "cli", "run", "api", "client", "status", "init", "setup", "props", "layers",
+    "main", "cli", "run", "api", "metrics", "client", "status", "init", "setup", "props", "layers",
 ];
 const SERVICES: &[&str] = &[
     "nginx", "certs", "ddns", "fetch", "library", "live", "keys", "sign",
@@ -16,6 +16,7 @@ const BASE: &[&str] = &[
     "config_file",
     "error",
     "clock",
+    "costs",
     "fsutil",
     "proc",
     "address",

@@ -16,6 +16,9 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use crate::costs::Meter;
+pub use crate::costs::{Cost, Role};
+
 /// How long a tool gets to stop after SIGINT before SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(5);
 
@@ -31,25 +34,31 @@ pub enum Exit {
     Cancelled,
 }
 
-/// Runs `cmd`, calling `on_line` for each line of its stdout, until it exits or `cancel`
-/// fires.
+/// Runs `cmd` for `role`, calling `on_line` for each line of its stdout, until it exits or
+/// `cancel` fires.
 pub async fn run(
     cmd: Command,
-    what: &str,
+    role: Role,
     cancel: &CancellationToken,
     on_line: impl FnMut(&str),
 ) -> Result<Exit> {
-    run_watched(cmd, what, cancel, |_| {}, on_line).await
+    Ok(run_watched(cmd, role, cancel, |_| {}, on_line).await?.0)
 }
 
-/// [`run`], telling `on_start` the process id once it runs (to watch what it costs).
+/// [`run`], telling `on_start` the process id once it runs, and returning what it cost
+/// (which the table of [`crate::costs`] shows while it runs).
 pub async fn run_watched(
     mut cmd: Command,
-    what: &str,
+    role: Role,
     cancel: &CancellationToken,
     on_start: impl FnOnce(u32),
     mut on_line: impl FnMut(&str),
-) -> Result<Exit> {
+) -> Result<(Exit, Cost)> {
+    let program = std::path::Path::new(cmd.as_std().get_program())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let what = program.as_str();
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -64,63 +73,75 @@ pub async fn run_watched(
         .id()
         .map(|p| Pid::from_raw(p as i32))
         .context("the tool exited before it could be watched")?;
+    let (role_name, subject) = (role.role, role.subject.clone());
+    let mut meter = Meter::start(role, what, pgid.as_raw() as u32);
     on_start(pgid.as_raw() as u32);
     let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
     let stderr = tokio::spawn(tail(child.stderr.take().expect("piped")));
+    let mut every_second = tokio::time::interval(Duration::from_secs(1));
+    every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     let mut stdout_open = true;
     let status = loop {
         tokio::select! {
+            // Output first: its end comes as the process exits, when /proc still has its
+            // final CPU time (it is not reaped until `wait`).
+            biased;
             line = stdout.next_line(), if stdout_open => match line {
-                Ok(Some(l)) => on_line(&l),
-                _ => stdout_open = false,
+                Ok(Some(l)) => {
+                    meter.line(&l);
+                    on_line(&l);
+                }
+                _ => {
+                    stdout_open = false;
+                    meter.sample();
+                }
             },
             status = child.wait() => break Some(status.with_context(|| format!("cannot wait for {what}"))?),
             _ = cancel.cancelled() => break None,
+            _ = every_second.tick() => meter.sample(),
         }
     };
     let Some(status) = status else {
+        meter.sample();
         stop_group(&mut child, pgid, Signal::SIGINT, GRACE).await;
-        return Ok(Exit::Cancelled);
+        let cost = meter.finish("stopped");
+        spent(what, role_name, &subject, "stopped", &cost);
+        return Ok((Exit::Cancelled, cost));
     };
     // A helper left behind in the group (yt-dlp's ffmpeg) goes with its parent.
     let _ = killpg(pgid, Signal::SIGKILL);
     // What the tool wrote before it exited is still to be read.
     while stdout_open {
         match stdout.next_line().await {
-            Ok(Some(l)) => on_line(&l),
+            Ok(Some(l)) => {
+                meter.line(&l);
+                on_line(&l);
+            }
             _ => stdout_open = false,
         }
     }
     let stderr = stderr.await.unwrap_or_default();
-    Ok(if status.success() {
-        Exit::Success
+    let (exit, outcome) = if status.success() {
+        (Exit::Success, "done")
     } else {
-        Exit::Failed(stderr)
-    })
+        (Exit::Failed(stderr), "failed")
+    };
+    let cost = meter.finish(outcome);
+    spent(what, role_name, &subject, outcome, &cost);
+    Ok((exit, cost))
 }
 
-/// What a running process has cost so far: CPU seconds (user + system) and its peak memory
-/// (resident, bytes), from `/proc`; `None` once it is gone.
-pub fn usage(pid: u32) -> Option<(f64, u64)> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The fields after the command name, which may hold spaces, in parentheses.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
-        .ok()
-        .flatten()
-        .unwrap_or(100) as f64;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let peak_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some((ticks as f64 / hz, peak_kib * 1024))
+/// A log line for each process that cost something worth knowing (a thumbnail's fraction
+/// of a CPU second is not).
+fn spent(program: &str, role: &str, subject: &str, outcome: &str, cost: &Cost) {
+    if cost.cpu_seconds >= 1.0 {
+        tracing::info!(
+            "{program} ({role} \"{subject}\") {outcome}: {} over {:.1} s",
+            cost.describe(),
+            cost.seconds
+        );
+    }
 }
 
 /// Stops a program that leads its own process group: `polite` to the group (or to the
@@ -191,7 +212,7 @@ mod tests {
         let mut c = Command::new("sh");
         c.args(["-c", "echo one; echo two; echo oops >&2; exit 3"]);
         let mut seen = Vec::new();
-        let exit = run(c, "sh", &CancellationToken::new(), |l| {
+        let exit = run(c, Role::new("test", "sh"), &CancellationToken::new(), |l| {
             seen.push(l.to_string())
         })
         .await
@@ -235,7 +256,7 @@ mod tests {
         let cancel = CancellationToken::new();
         let trigger = cancel.clone();
         let mut helper = String::new();
-        let exit = run(c, "sh", &cancel, |l| {
+        let exit = run(c, Role::new("test", "sh"), &cancel, |l| {
             helper = l.to_string();
             trigger.cancel();
         })
@@ -268,9 +289,12 @@ mod tests {
         let mut c = Command::new("cat");
         c.arg("/proc/self/status");
         let mut status = Vec::new();
-        let exit = run(c, "cat", &CancellationToken::new(), |l| {
-            status.push(l.to_string())
-        })
+        let exit = run(
+            c,
+            Role::new("test", "cat"),
+            &CancellationToken::new(),
+            |l| status.push(l.to_string()),
+        )
         .await
         .unwrap();
         assert!(matches!(exit, Exit::Success), "{exit:?}");
@@ -293,17 +317,12 @@ mod tests {
         ));
         let cancel = CancellationToken::new();
         let trigger = cancel.clone();
-        let exit = run(c, "sh", &cancel, |_| trigger.cancel()).await.unwrap();
+        let exit = run(c, Role::new("test", "sh"), &cancel, |_| trigger.cancel())
+            .await
+            .unwrap();
         assert!(matches!(exit, Exit::Cancelled), "{exit:?}");
         // SIGINT stopped it, not the SIGKILL that follows after GRACE (which runs no trap).
         assert!(marker.exists(), "the tool's SIGINT trap did not run");
         blocked.thread_unblock().unwrap();
-    }
-
-    #[test]
-    fn usage_of_a_running_process() {
-        let (cpu, peak) = usage(std::process::id()).unwrap();
-        assert!(cpu >= 0.0 && peak > 1024 * 1024, "{cpu} {peak}");
-        assert_eq!(usage(u32::MAX), None);
     }
 }

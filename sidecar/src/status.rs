@@ -13,6 +13,9 @@ pub struct Status {
     /// Each live stream's ladder and what it costs (from the daemon; empty if it is not
     /// running).
     pub live: serde_json::Map<String, serde_json::Value>,
+    /// Every process the sidecar runs and what it costs, recent ended ones and totals by
+    /// role (from the daemon; null if it is not running).
+    pub processes: serde_json::Value,
     pub keys: KeyCounts,
     /// The web player.
     pub web: String,
@@ -49,15 +52,19 @@ pub async fn gather(config: &Config) -> Result<Status> {
         }),
         None => Vec::new(),
     };
-    let live = match crate::client::Client::new(config) {
-        Ok(c) => match c.live().await {
-            Ok(serde_json::Value::Object(m)) => m,
-            _ => Default::default(),
-        },
+    let (live, processes) = match crate::client::Client::new(config) {
+        Ok(c) => {
+            let live = match c.live().await {
+                Ok(serde_json::Value::Object(m)) => m,
+                _ => Default::default(),
+            };
+            (live, c.processes().await.unwrap_or_default())
+        }
         Err(_) => Default::default(),
     };
     Ok(Status {
         live,
+        processes,
         nginx: NginxStatus {
             running: pid.is_some(),
             pid,
@@ -114,6 +121,28 @@ pub fn describe(s: &Status) -> String {
         }
         if let Some(e) = l["last_error"].as_str() {
             line += &format!(" ({e})");
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    // The ladders are above; the other running processes (downloads, transcodes,
+    // recordings) and what they cost so far.
+    for p in s.processes["running"].as_array().into_iter().flatten() {
+        let role = p["role"].as_str().unwrap_or("?");
+        if role == "ladder" {
+            continue;
+        }
+        let c = &p["cost"];
+        let mut line = format!(
+            "{role} {}: {} (pid {}), CPU {:.1} s, peak {:.0} MiB",
+            p["subject"].as_str().unwrap_or("?"),
+            p["program"].as_str().unwrap_or("?"),
+            p["pid"],
+            c["cpu_seconds"].as_f64().unwrap_or(0.0),
+            c["peak_memory_bytes"].as_f64().unwrap_or(0.0) / 1048576.0
+        );
+        if let Some(x) = c["speed"].as_f64() {
+            line += &format!(" at {x:.2}x");
         }
         out.push_str(&line);
         out.push('\n');

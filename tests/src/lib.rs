@@ -11,6 +11,7 @@ mod hooks;
 mod http;
 mod ionos;
 mod media;
+mod metrics;
 mod netns;
 mod nginx;
 mod paths;
@@ -30,6 +31,7 @@ pub use http::{
 };
 pub use ionos::{Seen, Standin, StandinState};
 pub use media::{ffmpeg_decodes, ffprobe_streams, make_vod_item, media_dir, MediaServer};
+pub use metrics::metric;
 pub use netns::Netns;
 pub use nginx::Nginx;
 pub use paths::{module_path, streamedge_bin, target_dir};

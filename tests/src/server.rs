@@ -183,6 +183,27 @@ impl Server {
         (status, v)
     }
 
+    /// The sidecar's control API address (`api.listen`), which nginx does not proxy but for
+    /// `/api/`.
+    pub fn api_listen(&self) -> String {
+        let config: toml::Table = self.read("streamedge.toml").parse().expect("valid TOML");
+        config["api"]["listen"]
+            .as_str()
+            .expect("api.listen")
+            .to_string()
+    }
+
+    /// `GET /metrics` on the control API's loopback port: the Prometheus text.
+    pub fn metrics(&self) -> String {
+        let r = http_get(&format!("http://{}/metrics", self.api_listen())).expect("metrics answer");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            r.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        r.text()
+    }
+
     /// `POST /api/jobs` with `body`; panics unless it is created.
     pub fn submit(&self, body: &Value) -> String {
         let (status, v) = self.api("POST", "/api/jobs", Some(&body.to_string()), true);

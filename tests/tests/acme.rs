@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use streamedge_tests::{
-    served_certificate, streamedge_bin, wait_for, Options, Pebble, Publisher, Server,
+    metric, served_certificate, streamedge_bin, wait_for, Options, Pebble, Publisher, Server,
 };
 
 const DOMAIN: &str = "streamedge.test";
@@ -143,6 +143,13 @@ fn first_certificate_is_issued_verified_and_served() {
         .unwrap()
         .collect();
     assert!(left.is_empty(), "{left:?}");
+    // /metrics says how long it has left: an hour, in days.
+    let days = metric(
+        &s.metrics(),
+        &format!("streamedge_certificate_days_left{{domain=\"{DOMAIN}\"}}"),
+    )
+    .expect("the certificate's days left");
+    assert!(days > 0.0 && days <= 1.0 / 24.0 + 0.01, "{days}");
     // An hour-long test certificate is within 7 days of expiry: status says so.
     let out = s.cli(&["status"]);
     assert!(String::from_utf8_lossy(&out.stdout)

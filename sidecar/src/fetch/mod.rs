@@ -145,6 +145,10 @@ pub struct Job {
     pub error: Option<String>,
     /// The library item, once done: `/vod/<item>/master.m3u8`.
     pub item: Option<String>,
+    /// What its processes cost, by step ("probe", "download", "transcode", "poster"): those
+    /// that ended, and those running so far.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub cost: crate::costs::Costs,
     pub created: String,
     pub updated: String,
 }
@@ -163,10 +167,20 @@ impl Job {
             eta: None,
             error: None,
             item: None,
+            cost: Default::default(),
             created: now(),
             updated: now(),
         }
     }
+}
+
+/// A job as the API shows it: with what its running processes have cost so far.
+fn with_running(job: &Job) -> Job {
+    let mut j = job.clone();
+    if !j.state.is_final() {
+        j.cost = crate::costs::with_running(j.cost, crate::costs::running_for(&j.id));
+    }
+    j
 }
 
 /// A job's record in `DATA/jobs/<id>.json`: the job and what only the sidecar needs (the
@@ -291,12 +305,27 @@ impl Manager {
 
     pub fn list(&self) -> Vec<Job> {
         let records = self.0.records.lock().expect("not poisoned");
-        records.values().rev().map(|r| r.job.clone()).collect()
+        records
+            .values()
+            .rev()
+            .map(|r| with_running(&r.job))
+            .collect()
     }
 
     pub fn get(&self, id: &str) -> Option<Job> {
         let records = self.0.records.lock().expect("not poisoned");
-        records.get(id).map(|r| r.job.clone())
+        records.get(id).map(|r| with_running(&r.job))
+    }
+
+    /// Where the job's processes write what they cost as they end.
+    fn tally(&self, id: &str) -> crate::costs::Tally {
+        let me = self.clone();
+        let id = id.to_string();
+        crate::costs::Tally::new(move |role, cost| {
+            me.update(&id, true, |r| {
+                crate::costs::add(&mut r.job.cost, role, cost)
+            })
+        })
     }
 
     /// Checks a request and queues the job. Nothing runs for a refused request.
@@ -546,7 +575,7 @@ impl Manager {
                     // Names can change between the request and now.
                     url::check_addresses(&u).await?;
                 }
-                let info = self.probe(&rec.job.url, cancel).await?;
+                let info = self.probe(id, &rec.job.url, cancel).await?;
                 if !config.fetch.allow_private_addresses {
                     // A public URL may redirect to this network: yt-dlp reports where it went.
                     url::check_reached(&info.urls).await?;
@@ -583,6 +612,7 @@ impl Manager {
             audio_only: job.kind == Kind::Audio,
             max_height: job.preset.max_height,
             segments: job.preset.segments,
+            tally: Some(self.tally(id)),
             ..Default::default()
         };
         let me = self.clone();
@@ -594,11 +624,12 @@ impl Manager {
     }
 
     /// `yt-dlp -J`: what the URL is, before anything is downloaded.
-    async fn probe(&self, url: &str, cancel: &CancellationToken) -> Result<ytdlp::Info> {
+    async fn probe(&self, id: &str, url: &str, cancel: &CancellationToken) -> Result<ytdlp::Info> {
         let mut cmd = Command::new(&self.0.ytdlp);
         cmd.args(ytdlp::probe_args(url));
         let mut json = String::new();
-        match proc::run(cmd, "yt-dlp", cancel, |l| json.push_str(l)).await? {
+        let role = proc::Role::new("probe", id).tallied(&self.tally(id));
+        match proc::run(cmd, role, cancel, |l| json.push_str(l)).await? {
             Exit::Success => ytdlp::parse_info(&json),
             Exit::Cancelled => Err(Cancelled.into()),
             Exit::Failed(stderr) => bail!("{}", ytdlp::explain(&stderr)),
@@ -619,7 +650,8 @@ impl Manager {
             job.kind,
             job.preset.max_height,
         ));
-        let exit = proc::run(cmd, "yt-dlp", cancel, |line| {
+        let role = proc::Role::new("download", id).tallied(&self.tally(id));
+        let exit = proc::run(cmd, role, cancel, |line| {
             if let Some((percent, eta)) = ytdlp::parse_progress(line) {
                 self.set_progress(id, percent, eta);
             }

@@ -176,7 +176,11 @@ async fn take(dir: &Path, rendition: &str, at: f64, file: &str) -> Result<(), Er
         .args(["-i", &input, "-ss", &format!("{offset:.3}")])
         .args(["-frames:v", "1", "-vf", "scale=-2:360", "-q:v", "3"])
         .arg(&partial);
-    let exit = proc::run(cmd, "ffmpeg", &CancellationToken::new(), |_| {}).await?;
+    let role = proc::Role::new(
+        "still",
+        dir.file_name().unwrap_or_default().to_string_lossy(),
+    );
+    let exit = proc::run(cmd, role, &CancellationToken::new(), |_| {}).await?;
     let result = match exit {
         Exit::Success if dir.join(&partial).exists() => {
             std::fs::rename(dir.join(&partial), dir.join(file))

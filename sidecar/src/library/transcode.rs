@@ -31,7 +31,7 @@ pub enum Segments {
 }
 
 /// How an item is built.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Options {
     pub audio_only: bool,
     /// The item plays only through signed links from the moment it is published.
@@ -39,6 +39,8 @@ pub struct Options {
     /// No rendition above this height.
     pub max_height: Option<u32>,
     pub segments: Segments,
+    /// Where the build's processes add up what they cost (a fetch job's record).
+    pub tally: Option<crate::costs::Tally>,
 }
 
 /// Progress of a build: percent done and seconds left, when known.
@@ -369,6 +371,7 @@ pub fn progress_position(line: &str) -> Option<f64> {
 /// Runs ffmpeg with `args` in `dir`, reporting how far it got through `duration` seconds of
 /// input, failing with its words, or stopping when `cancel` fires.
 async fn ffmpeg(
+    role: proc::Role,
     dir: &Path,
     input: &Path,
     args: &[String],
@@ -383,7 +386,7 @@ async fn ffmpeg(
         .arg(input)
         .args(args);
     let start = std::time::Instant::now();
-    let exit = proc::run(cmd, "ffmpeg", cancel, |line| {
+    let exit = proc::run(cmd, role, cancel, |line| {
         let Some(pos) = progress_position(line) else {
             return;
         };
@@ -427,6 +430,13 @@ pub async fn build_item(
     let info = probe(&input).await?;
     std::fs::create_dir_all(work).with_context(|| format!("cannot create {}", work.display()))?;
     let d = info.duration;
+    let role = |what| {
+        let r = proc::Role::new(what, origin.id);
+        match &opts.tally {
+            Some(t) => r.tallied(t),
+            None => r,
+        }
+    };
     let result = async {
         let (kind, renditions, poster, download) = match (
             opts.audio_only || info.height.is_none(),
@@ -436,7 +446,7 @@ pub async fn build_item(
             (true, true) => {
                 std::fs::create_dir_all(work.join("audio"))?;
                 let args = audio_args(opts.segments);
-                ffmpeg(work, &input, &args, d, cancel, progress).await?;
+                ffmpeg(role("transcode"), work, &input, &args, d, cancel, progress).await?;
                 (
                     "audio",
                     vec!["audio".to_string()],
@@ -451,7 +461,7 @@ pub async fn build_item(
                 }
                 let fps = info.fps.unwrap_or(30.0);
                 let args = video_args(&rungs, fps, has_audio, opts.segments);
-                ffmpeg(work, &input, &args, d, cancel, progress).await?;
+                ffmpeg(role("transcode"), work, &input, &args, d, cancel, progress).await?;
                 let at = format!("{:.2}", (info.duration / 10.0).min(5.0));
                 let poster = [
                     "-ss",
@@ -463,7 +473,8 @@ pub async fn build_item(
                     "poster.jpg",
                 ]
                 .map(String::from);
-                ffmpeg(work, &input, &poster, 0.0, cancel, &mut |_, _| {}).await?;
+                let nothing = &mut |_, _| {};
+                ffmpeg(role("poster"), work, &input, &poster, 0.0, cancel, nothing).await?;
                 (
                     "video",
                     rungs.iter().map(|r| format!("{}p", r.height)).collect(),

@@ -191,7 +191,8 @@ async fn run(
             s.started = Some(crate::clock::now_rfc3339());
         })
     };
-    let ffmpeg = proc::run_watched(cmd, "ffmpeg", &run_stop, started, |line| {
+    let role = proc::Role::new("ladder", name);
+    let ffmpeg = proc::run_watched(cmd, role, &run_stop, started, |line| {
         if let Some(speed) = out_time(line).and_then(|t| meter.observe(t, Instant::now())) {
             board.update(name, |s| s.speed = Some((speed * 100.0).round() / 100.0));
             if watch.observe(speed, Instant::now()) && slow.is_none() {
@@ -201,7 +202,7 @@ async fn run(
         }
     });
     let exit = tokio::select! {
-        exit = ffmpeg => exit?,
+        exit = ffmpeg => exit?.0,
         e = keep_master(dir, &rungs, source, run_start, stop) => return Err(e),
     };
     match exit {

@@ -80,9 +80,9 @@ impl Board {
     pub fn snapshot(&self) -> BTreeMap<String, LadderStatus> {
         let mut all = self.0.lock().expect("not poisoned").clone();
         for s in all.values_mut() {
-            if let Some((cpu, peak)) = s.pid.and_then(crate::proc::usage) {
+            if let Some((cpu, peak)) = s.pid.and_then(crate::costs::usage) {
                 s.cpu_seconds = Some((cpu * 100.0).round() / 100.0);
-                s.peak_memory_mib = Some((peak as f64 / 1048576.0 * 10.0).round() / 10.0);
+                s.peak_memory_mib = peak.map(|p| (p as f64 / 1048576.0 * 10.0).round() / 10.0);
             }
         }
         all

@@ -183,6 +183,7 @@ async fn import(config: &Config, name: &str, folder: &Path) -> Result<Option<Str
     let mut cmd = Command::new("ffmpeg");
     cmd.current_dir(folder)
         .args(["-nostdin", "-hide_banner", "-v", "error", "-y"])
+        .args(["-progress", "pipe:1"])
         .args([
             "-f",
             "concat",
@@ -194,7 +195,8 @@ async fn import(config: &Config, name: &str, folder: &Path) -> Result<Option<Str
             "copy",
         ])
         .arg(&joined);
-    match proc::run(cmd, "ffmpeg", &CancellationToken::new(), |_| {}).await? {
+    let role = proc::Role::new("recording", name);
+    match proc::run(cmd, role, &CancellationToken::new(), |_| {}).await? {
         Exit::Success => {}
         Exit::Failed(e) => bail!(
             "cannot join the fragments: {}",

@@ -67,7 +67,8 @@ async fn make(dir: &Path, stop: &CancellationToken) -> Result<()> {
         .arg(format!("scale=-2:'min({HEIGHT},ih)'"))
         .args(["-q:v", "5", "-f", "mjpeg"])
         .arg(&part);
-    let exit = proc::run(cmd, "ffmpeg", stop, |_| {}).await;
+    let name = dir.file_name().unwrap_or_default().to_string_lossy();
+    let exit = proc::run(cmd, proc::Role::new("thumbnail", name), stop, |_| {}).await;
     if !matches!(exit, Ok(Exit::Success)) {
         let _ = std::fs::remove_file(&part);
     }

@@ -66,7 +66,17 @@ pub async fn streams_all(config: &Config) -> Result<Vec<Stream>> {
     list_streams(config, "/api/streams/all").await
 }
 
+/// What each limit zone has counted since nginx started.
+pub async fn limits(config: &Config) -> Result<Vec<streamedge_formats::limits::ZoneStats>> {
+    internal_get(config, "/api/limits").await
+}
+
 async fn list_streams(config: &Config, path: &str) -> Result<Vec<Stream>> {
+    internal_get(config, path).await
+}
+
+/// A JSON answer of nginx's internal server.
+async fn internal_get<T: serde::de::DeserializeOwned>(config: &Config, path: &str) -> Result<T> {
     // One client for the daemon's polls (twice a second), its connections kept alive.
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     let client = CLIENT.get_or_init(|| {
