@@ -3,10 +3,10 @@
 # ffmpeg publishes 720p30 whose frames carry their own time (bench/glass.mjs explains the
 # code); the page plays /live/NAME/ (the ladder's master playlist, or the source alone with
 # live.transcode = "off") and reads the time back off the picture at its live edge.
-# GOP=seconds between the publisher's keyframes (OBS: "Keyframe Interval"; default 2, what
-# streaming services ask for). TRANSCODE=off measures the single rendition.
+# GOP=seconds between the publisher's keyframes (OBS: "Keyframe Interval"; default 1, what
+# docs/obs.md asks for; 2 is what most services ask for). TRANSCODE=off: the single rendition.
 source "$(dirname "$0")/lib.sh"
-GOP=${GOP:-2} VIEWERS=${VIEWERS:-4} MEASURE_SECONDS=${MEASURE_SECONDS:-10}
+GOP=${GOP:-1} VIEWERS=${VIEWERS:-4} MEASURE_SECONDS=${MEASURE_SECONDS:-10}
 SECS=$((VIEWERS * (MEASURE_SECONDS + ${SETTLE_SECONDS:-6} + 6) + 20))
 [ -d "$root/web/node_modules/playwright-core" ] || { echo "make deps first (playwright-core)" >&2; exit 1; }
 

@@ -17,15 +17,27 @@ impl Publisher {
 
     /// The same in another frame size and rate, a keyframe every second.
     pub fn start_sized(url: &str, secs: u32, size: &str, fps: u32) -> Publisher {
-        let child = Command::new("ffmpeg")
-            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+        Publisher::spawn(url, secs, size, fps, true)
+    }
+
+    /// The same without sound, as some cameras publish.
+    pub fn start_silent(url: &str, secs: u32, size: &str, fps: u32) -> Publisher {
+        Publisher::spawn(url, secs, size, fps, false)
+    }
+
+    fn spawn(url: &str, secs: u32, size: &str, fps: u32, sound: bool) -> Publisher {
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
             .args([
                 "-f",
                 "lavfi",
                 "-i",
                 &format!("testsrc=size={size}:rate={fps}"),
-            ])
-            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+            ]);
+        if sound {
+            cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]);
+        }
+        let child = cmd
             .args(["-t", &secs.to_string()])
             .args([
                 "-c:v",

@@ -75,6 +75,27 @@ fn served_height(s: &Server, path: &str) -> u32 {
 /// A 480p stream gets the source and a 360p rung (the 720p and 480p rungs would not be
 /// below the source), each playable; `/live/NAME/` points at the master playlist while the
 /// ladder runs, and at nothing once the publisher leaves.
+/// A stream without sound (some cameras): nginx-rtmp still declares an AAC stream in its
+/// fragments, with no channels; the ladder maps video alone and plays.
+#[test]
+fn a_silent_stream_gets_its_ladder() {
+    let s = ladder_server();
+    let key = s.key("add", "cam");
+    let _publisher = Publisher::start_silent(&key.url(), 120, "854x480", 25);
+    let master_path = wait_master(&s, "/live/cam/");
+    let master = http_get(&s.url(&master_path)).unwrap().text();
+    assert_eq!(
+        lines(&master),
+        ["index.m3u8", "360p/index.m3u8"],
+        "{master}"
+    );
+    let rung = http_get(&s.url("/live/cam/360p/index.m3u8"))
+        .unwrap()
+        .text();
+    let segment = *lines(&rung).last().expect("a segment");
+    assert_eq!(served_height(&s, &format!("/live/cam/360p/{segment}")), 360);
+}
+
 #[test]
 fn a_live_stream_gets_a_ladder_that_fits_its_source() {
     let s = ladder_server();
@@ -424,6 +445,64 @@ fn a_recording_survives_a_killed_sidecar() {
     );
     let log = s.read("run.log");
     assert!(log.contains("the recording is library item"), "{log}");
+}
+
+/// nginx killed with SIGKILL (master and workers, as a crash or the OOM killer would) in the
+/// middle of a recording: the sidecar starts it again, the publisher comes back within the
+/// grace period and is killed itself (SIGKILL, no goodbye): everything written before each
+/// kill is in one library item.
+#[test]
+fn a_recording_survives_killed_nginx_and_publisher() {
+    let mut s = Server::init(Options::default());
+    live_option(&s, "record_grace", "15s");
+    s.run();
+    let url = recorded_key(&s, "eve");
+    let publisher = Publisher::start(&url, 60);
+    let fragments = |s: &Server| {
+        let rec = recordings(s);
+        rec.first()
+            .map(|f| s.entries(&format!(".work/{f}")).len())
+            .unwrap_or(0)
+    };
+    wait_for(
+        "fragments in the recording",
+        Duration::from_secs(40),
+        || (fragments(&s) >= 5).then_some(()),
+    );
+    let before = s.nginx_pid().expect("nginx runs");
+    // The whole group: master and workers.
+    nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(before),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    drop(publisher);
+    wait_for("nginx started again", Duration::from_secs(30), || {
+        let pid = s.nginx_pid().filter(|p| *p != before)?;
+        let up = http_get(&format!("http://127.0.0.1:{}/api/streams", s.internal)).ok()?;
+        (up.status == 200).then_some(pid)
+    });
+    let kept = fragments(&s);
+    assert!(kept >= 5, "the recording lost fragments: {kept}");
+    let publisher = Publisher::start(&url, 60);
+    wait_for("the recording to go on", Duration::from_secs(40), || {
+        (fragments(&s) >= kept + 4).then_some(())
+    });
+    assert_eq!(recordings(&s).len(), 1, "one recording for both broadcasts");
+    drop(publisher);
+    let items = wait_for(
+        "the recording in the library",
+        Duration::from_secs(150),
+        || {
+            let found = items_titled(&s, "eve, live ");
+            (!found.is_empty() && recordings(&s).is_empty()).then_some(found)
+        },
+    );
+    assert_eq!(items.len(), 1, "{items:?}");
+    let duration = items[0]["duration"].as_f64().unwrap();
+    assert!(duration >= 8.0, "both parts: {duration} s");
+    let log = s.read("run.log");
+    assert!(log.contains("nginx exited"), "{log}");
 }
 
 /// Recordings never fill the disk: below `live.record_min_free_mb` they pause with a log
