@@ -10,7 +10,7 @@ pub mod ladder;
 pub mod recorder;
 pub mod thumbnail;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -90,6 +90,8 @@ impl Board {
 }
 
 struct Running {
+    /// The broadcast it works on (when it was published): a republish is another one.
+    since: Option<String>,
     stop: CancellationToken,
     task: JoinHandle<()>,
     /// The recording folder, when the stream is recorded.
@@ -126,15 +128,17 @@ pub async fn run_loop(config: Config, board: Board, shutdown: CancellationToken)
             Ok(list) => {
                 unreachable = false;
                 // Names become folder names: only well-formed ones, whatever nginx says.
-                let live: HashSet<String> = list
+                let live: HashMap<String, Option<String>> = list
                     .into_iter()
                     .filter(|s| s.live && check_name(s.name.as_bytes()).is_ok())
-                    .map(|s| s.name)
+                    .map(|s| (s.name, s.since))
                     .collect();
-                // A stream that ended is told to stop; its entry stays until it has cleaned
-                // up, so a quick republish never has two ladders in one folder.
+                // A stream that ended, or was published again between two polls, is told to
+                // stop; its entry stays until it has cleaned up, so a quick republish never
+                // has two ladders in one folder (the new broadcast starts on the next poll,
+                // its recording continued from `pending`).
                 running.retain(|name, r| {
-                    if !live.contains(name) {
+                    if live.get(name) != Some(&r.since) {
                         r.stop.cancel();
                     }
                     let finished = r.task.is_finished();
@@ -146,14 +150,14 @@ pub async fn run_loop(config: Config, board: Board, shutdown: CancellationToken)
                     !finished
                 });
                 pending.retain(|name, (folder, deadline)| {
-                    if live.contains(name) || Instant::now() < *deadline {
+                    if live.contains_key(name) || Instant::now() < *deadline {
                         return true;
                     }
                     let (config, name, folder) = (config.clone(), name.clone(), folder.clone());
                     tokio::spawn(async move { recorder::finish(&config, &name, &folder).await });
                     false
                 });
-                for name in live {
+                for (name, since) in live {
                     if running.contains_key(&name) {
                         continue;
                     }
@@ -174,6 +178,7 @@ pub async fn run_loop(config: Config, board: Board, shutdown: CancellationToken)
                     running.insert(
                         name,
                         Running {
+                            since,
                             stop,
                             task,
                             recording,
