@@ -75,6 +75,82 @@ fn served_height(s: &Server, path: &str) -> u32 {
 /// A 480p stream gets the source and a 360p rung (the 720p and 480p rungs would not be
 /// below the source), each playable; `/live/NAME/` points at the master playlist while the
 /// ladder runs, and at nothing once the publisher leaves.
+/// A ladder that cannot keep up (its ffmpeg held back with SIGSTOP nine tenths of the time,
+/// as an overloaded machine would) drops its top rung after ~10 s below real time, says so in
+/// the log and the status, and goes on with the rungs below.
+#[test]
+fn a_ladder_that_falls_behind_drops_its_top_rung() {
+    let mut s = Server::init(Options {
+        transcode: true,
+        ..Options::default()
+    });
+    live_option(
+        &s,
+        "ladder",
+        toml::Value::Array(vec![360.into(), 240.into()]),
+    );
+    s.run();
+    let key = s.key("add", "slow");
+    let _publisher = Publisher::start_sized(&key.url(), 120, "854x480", 25);
+    let master = wait_master(&s, "/live/slow/");
+    let text = http_get(&s.url(&master)).unwrap().text();
+    assert_eq!(
+        lines(&text),
+        ["index.m3u8", "360p/index.m3u8", "240p/index.m3u8"]
+    );
+    let pid = ladders_in(&s, "slow")[0];
+    let held = std::thread::spawn(move || {
+        use nix::sys::signal::{kill, Signal};
+        let pid = nix::unistd::Pid::from_raw(pid);
+        // At most 60 s; ends as soon as the process does (the ladder starts anew).
+        for _ in 0..60 {
+            if kill(pid, Signal::SIGSTOP).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(900));
+            if kill(pid, Signal::SIGCONT).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = kill(pid, Signal::SIGCONT);
+    });
+    let status = wait_for("the top rung dropped", Duration::from_secs(90), || {
+        let (code, v) = s.api("GET", "/api/live", None, true);
+        assert_eq!(code, 200);
+        let l = v["slow"].clone();
+        (l["dropped"].as_array()?.len() == 1 && l["state"] == "running").then_some(l)
+    });
+    held.join().unwrap();
+    let dropped = status["dropped"][0].as_str().unwrap();
+    assert!(dropped.starts_with("360p (at 0."), "{status}");
+    assert_eq!(status["rungs"], serde_json::json!(["240p"]), "{status}");
+    assert!(
+        !ladders_in(&s, "slow").contains(&pid),
+        "the slow process is gone"
+    );
+    // The new ladder's master lists the rung left, and it plays.
+    wait_for("the master without 360p", Duration::from_secs(60), || {
+        let r = http_get(&s.url("/live/slow/master.m3u8")).ok()?;
+        (r.status == 200 && lines(&r.text()) == ["index.m3u8", "240p/index.m3u8"]).then_some(())
+    });
+    let rung = http_get(&s.url("/live/slow/240p/index.m3u8"))
+        .unwrap()
+        .text();
+    let segment = *lines(&rung).last().expect("a segment");
+    assert_eq!(
+        served_height(&s, &format!("/live/slow/240p/{segment}")),
+        240
+    );
+    let log = s.read("run.log");
+    assert!(log.contains("so its top rung is dropped"), "{log}");
+    let text = String::from_utf8_lossy(&s.cli(&["status"]).stdout).into_owned();
+    assert!(
+        text.contains("ladder slow: running, 240p") && text.contains("dropped 360p"),
+        "{text}"
+    );
+}
+
 /// A stream without sound (some cameras): nginx-rtmp still declares an AAC stream in its
 /// fragments, with no channels; the ladder maps video alone and plays.
 #[test]
