@@ -68,6 +68,9 @@ start_nginx "
   }"
 # alice goes live the way nginx-rtmp reports it.
 curl -fs -X POST --data "addr=127.0.0.1&clientid=1&call=publish&name=alice&key=$key" "http://127.0.0.1:$port/rtmp/auth" >/dev/null || { cat "$work/ngx/logs/error.log"; exit 1; }
+# Then writes its playlist, as nginx-rtmp does after the publish: the module serves a live
+# playlist only when it belongs to the current broadcast.
+sleep 0.1; touch "$data/live/alice/index.m3u8"
 
 rps() {
   local code
