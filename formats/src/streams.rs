@@ -14,6 +14,10 @@ pub struct Stream {
     pub name: String,
     /// Playing now.
     pub live: bool,
+    /// In this machine's own list (`/api/streams/all`) only: the publisher is connected,
+    /// whether or not the stream plays yet (its first fragment comes a keyframe later).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publishing: bool,
     /// When it went live, or last went offline; null if never seen since nginx started.
     pub since: Option<String>,
     /// While live, once the sidecar has made one: the path of its thumbnail.
@@ -38,6 +42,7 @@ mod tests {
         let s = |name: &str, live, since: Option<&str>| Stream {
             name: name.into(),
             live,
+            publishing: false,
             since: since.map(Into::into),
             thumbnail: None,
         };

@@ -448,7 +448,7 @@ fn answer_callback(r: &mut Request, body: &[u8]) -> Status {
         Ok(cb) => {
             // The location's limits (and bans) for a publisher come first: a banned address
             // is refused even with the right key.
-            if auth::is_limited(cb.call) {
+            if auth::is_limited(&cb) {
                 if let Some(status) = limit::check_deferred(r, cb.addr) {
                     return send(r, status, TEXT, b"too many requests\n");
                 }
@@ -537,12 +537,13 @@ fn streams(r: &mut Request, all: bool) -> Status {
         .filter(|(_, _, _, private)| all || !private)
         .map(|(name, live, since, _)| {
             let name = name.as_str();
-            let live = *live && current(name, LIVE_PLAYLIST, *since);
+            let playable = *live && current(name, LIVE_PLAYLIST, *since);
             Stream {
                 name: name.to_owned(),
-                live,
+                live: playable,
+                publishing: all && *live,
                 since: Some(rfc3339_secs(since / 1000)),
-                thumbnail: (live && current(name, LIVE_THUMBNAIL, *since))
+                thumbnail: (playable && current(name, LIVE_THUMBNAIL, *since))
                     .then(|| format!("/live/{name}/{LIVE_THUMBNAIL}")),
             }
         })
@@ -561,6 +562,7 @@ fn streams(r: &mut Request, all: bool) -> Status {
             list.push(Stream {
                 name: k.name.clone(),
                 live: false,
+                publishing: false,
                 since: None,
                 thumbnail: None,
             });

@@ -72,9 +72,10 @@ pub fn malformed(error: &CallbackError, addr: Option<IpAddr>) -> Decision {
     }
 }
 
-/// Whether a call asks to start something, and so goes through the location's limits.
-pub fn is_limited(call: Call) -> bool {
-    matches!(call, Call::Publish | Call::Play)
+/// Whether a call asks to start something, and so goes through the location's limits
+/// (nginx's own push does not: the publish it follows went through them).
+pub fn is_limited(cb: &Callback<'_>) -> bool {
+    matches!(cb.call, Call::Publish | Call::Play) && !cb.relay
 }
 
 /// Decides one well-formed callback.
@@ -109,6 +110,8 @@ pub fn decide(cb: &Callback<'_>, registry: &mut Registry<'_>, set: &Settings<'_>
                 Decision::new(200)
             }
         }
+        // nginx's own push, sending a stream that was published with its key.
+        Call::Play if cb.relay => Decision::new(200),
         Call::Play => play(cb, &name, registry, set),
         Call::PlayDone | Call::Other => Decision::new(200),
     }
@@ -310,6 +313,18 @@ mod tests {
     }
 
     #[test]
+    fn nginxs_own_push_plays_any_stream_without_a_token() {
+        let mut w = World::new();
+        let relay = |name: &str| {
+            format!("app=live&addr=127.0.0.1%3A1936%2Ffeed&clientid=5&call=play&name={name}")
+        };
+        let d = w.call(&relay("hidden"), 1);
+        assert_eq!((d.status, d.failure, d.log.len()), (200, false, 0));
+        // The same from a client address is an ordinary play: refused without a token.
+        assert_eq!(w.call(&play("hidden", None), 1).status, 403);
+    }
+
+    #[test]
     fn private_streams_play_over_rtmp_only_with_a_token() {
         use streamedge_formats::token::sign;
         let mut w = World::new();
@@ -444,14 +459,22 @@ mod tests {
 
     #[test]
     fn only_publish_and_play_go_through_limits() {
-        assert!(is_limited(Call::Publish) && is_limited(Call::Play));
-        for c in [
-            Call::PublishDone,
-            Call::UpdatePublish,
-            Call::PlayDone,
-            Call::Other,
-        ] {
-            assert!(!is_limited(c));
+        let cb = |body: &str| -> Callback<'static> {
+            let body: &'static [u8] = Box::leak(body.as_bytes().to_vec().into_boxed_slice());
+            Callback::parse(body).0.unwrap()
+        };
+        for call in ["publish", "play"] {
+            assert!(is_limited(&cb(&format!(
+                "call={call}&addr=10.0.0.1&name=a"
+            ))));
         }
+        for call in ["publish_done", "update_publish", "play_done", "done"] {
+            assert!(!is_limited(&cb(&format!(
+                "call={call}&addr=10.0.0.1&name=a"
+            ))));
+        }
+        assert!(!is_limited(&cb(
+            "call=play&addr=127.0.0.1:1936/feed&name=a"
+        )));
     }
 }

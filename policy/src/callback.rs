@@ -29,6 +29,10 @@ pub struct Callback<'a> {
     pub call: Call,
     pub name: Cow<'a, str>,
     pub addr: IpAddr,
+    /// nginx-rtmp's own push (`push rtmp://127.0.0.1:1936/feed;`) playing the stream to send
+    /// it on. Its connection's address is the push target's URL (`127.0.0.1:1936/feed`),
+    /// which no client can choose; only loopback targets count, for plays only.
+    pub relay: bool,
     pub clientid: u64,
     pub key: Option<Cow<'a, str>>,
     /// A player's signed token (`rtmp://HOST/live/NAME?st=TOKEN`), as for HLS links.
@@ -67,6 +71,21 @@ impl<'a> Callback<'a> {
         let parsed = dup.and_then(|()| fields.check(addr));
         (parsed, addr)
     }
+}
+
+/// The loopback address of a push target as nginx-rtmp gives it for its relay connections
+/// (`127.0.0.1:1936/feed`, `[::1]:1936/feed`); `None` for anything else.
+fn relay_target(text: &str) -> Option<IpAddr> {
+    let (host, app) = text.split_once('/')?;
+    if app.is_empty() {
+        return None;
+    }
+    let ip = host
+        .parse::<std::net::SocketAddr>()
+        .map(|a| a.ip())
+        .or_else(|_| host.parse::<IpAddr>())
+        .ok()?;
+    ip.is_loopback().then_some(ip)
 }
 
 #[derive(Default)]
@@ -112,10 +131,13 @@ impl<'a> Fields<'a> {
             "done" | "update_play" => Call::Other,
             _ => return Err(CallbackError::Call),
         };
-        let addr = match (&self.addr, addr) {
+        let (addr, relay) = match (&self.addr, addr) {
             (None, _) => return Err(CallbackError::Missing("addr")),
-            (Some(_), None) => return Err(CallbackError::Addr),
-            (Some(_), Some(a)) => a,
+            (Some(_), Some(a)) => (a, false),
+            (Some(text), None) => match relay_target(text) {
+                Some(a) if matches!(call, Call::Play | Call::PlayDone | Call::Other) => (a, true),
+                _ => return Err(CallbackError::Addr),
+            },
         };
         let name = self.name.ok_or(CallbackError::Missing("name"))?;
         check_name(name.as_bytes()).map_err(|_| CallbackError::Name)?;
@@ -130,6 +152,7 @@ impl<'a> Fields<'a> {
             call,
             name,
             addr,
+            relay,
             clientid,
             key: self.key,
             // An oversized token is no token: it cannot verify.
@@ -189,6 +212,21 @@ mod tests {
     }
 
     #[test]
+    fn nginxs_own_push_plays_as_a_relay() {
+        for body in [
+            b"app=live&addr=127.0.0.1%3A1936%2Ffeed&clientid=12&call=play&name=alice".as_slice(),
+            b"app=live&addr=[::1]:1936/feed&clientid=12&call=play_done&name=alice",
+        ] {
+            let (cb, addr) = Callback::parse(body);
+            let cb = cb.unwrap();
+            assert!(cb.relay && cb.addr.is_loopback(), "{cb:?}");
+            // Nothing to count against: no client address.
+            assert_eq!(addr, None);
+        }
+        assert!(!Callback::parse(PUBLISH).0.unwrap().relay);
+    }
+
+    #[test]
     fn update_and_done_calls() {
         let body = b"app=live&addr=::1&clientid=9&call=update_publish&time=10&timestamp=9000&name=bob&key=x";
         let cb = Callback::parse(body).0.unwrap();
@@ -221,6 +259,23 @@ mod tests {
             (b"call=publish&name=a", CallbackError::Missing("addr")),
             (b"call=publish&addr=1.2.3.4", CallbackError::Missing("name")),
             (b"call=publish&addr=nope&name=a", CallbackError::Addr),
+            // A push target's URL is nginx's own relay only for plays, only on loopback.
+            (
+                b"call=publish&addr=127.0.0.1:1936/feed&name=a",
+                CallbackError::Addr,
+            ),
+            (
+                b"call=play&addr=10.0.0.1:1936/feed&name=a",
+                CallbackError::Addr,
+            ),
+            (
+                b"call=play&addr=127.0.0.1:1936/&name=a",
+                CallbackError::Addr,
+            ),
+            (
+                b"call=play&addr=localhost:1936/feed&name=a",
+                CallbackError::Addr,
+            ),
             (b"call=rm%20-rf&addr=1.2.3.4&name=a", CallbackError::Call),
             (
                 b"call=publish&addr=1.2.3.4&name=..%2Fetc",

@@ -60,6 +60,9 @@ pub struct Live {
     /// Free space, MiB, below which recordings pause (with a log line): they never fill the
     /// disk.
     pub record_min_free_mb: u64,
+    /// The loopback address nginx-rtmp pushes every live stream to, for the ladder to read
+    /// from the publish on (no waiting for the first HLS fragment).
+    pub feed: std::net::SocketAddr,
 }
 
 impl Default for Live {
@@ -72,6 +75,7 @@ impl Default for Live {
             record: Switch::Off,
             record_grace: Duration::from_secs(60),
             record_min_free_mb: 2048,
+            feed: std::net::SocketAddr::from(([127, 0, 0, 1], 1936)),
         }
     }
 }
@@ -108,6 +112,12 @@ impl Live {
         for name in self.ladders.keys() {
             streamedge_formats::name::check_name(name.as_bytes())
                 .map_err(|e| anyhow::anyhow!("live.ladders: \"{name}\": {e}"))?;
+        }
+        if !self.feed.ip().is_loopback() || self.feed.port() == 0 {
+            bail!(
+                "live.feed \"{}\" must be a loopback address and port, such as \"127.0.0.1:1936\"",
+                self.feed
+            );
         }
         Ok(())
     }
@@ -649,6 +659,17 @@ impl Config {
             ),
         }
         self.live.check()?;
+        let feed = self.live.feed.port();
+        if all.contains(&feed)
+            || self
+                .api
+                .listen
+                .parse::<std::net::SocketAddr>()
+                .map(|a| a.port())
+                == Ok(feed)
+        {
+            bail!("live.feed's port {feed} is also a port of nginx's or of api.listen");
+        }
         if self.fetch.concurrency == 0 {
             bail!("fetch.concurrency must be at least 1");
         }
@@ -906,6 +927,15 @@ mod tests {
             ("[nginx]\nweb_root = \"/srv/$host\"\n", "contains '$'"),
             ("[nginx]\nmodule = \"/a b.so\"\n", "contains ' '"),
             ("[ports]\ninternal = 8080\n", "ports must differ"),
+            (
+                "[live]\nfeed = \"0.0.0.0:1936\"\n",
+                "must be a loopback address",
+            ),
+            (
+                "[live]\nfeed = \"127.0.0.1:1935\"\n",
+                "also a port of nginx's",
+            ),
+            ("[live]\nfeed = \"1936\"\n", "invalid socket address"),
         ] {
             let p = write(
                 dir.path(),

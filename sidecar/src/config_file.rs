@@ -52,6 +52,7 @@ const DOCS: &[Doc] = &[
     ("live", "ladders", "Other ladders for some stream names.", Some("{ alice = [480] }")),
     ("live", "record", "\"on\": every live stream is recorded into the library (private until published); \"off\": only names with `streamedge keys record NAME on`.", None),
     ("live", "record_grace", "A publisher back within this long continues the same recording; then it becomes a library item.", None),
+    ("live", "feed", "Loopback address nginx-rtmp pushes each live stream to (RTMP), so the ladder starts from the publish, not from nginx-rtmp's first HLS fragment.", None),
     ("live", "record_min_free_mb", "Free space, MiB, below which recordings pause with a log line, so they never fill the disk.", None),
     ("fetch", "concurrency", "Fetch jobs that run at once; the rest queue.", None),
     ("fetch", "allow_private_addresses", "Allow fetch and job webhook URLs on this machine, its LAN or link-local addresses.", None),

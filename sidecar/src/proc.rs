@@ -13,7 +13,7 @@ use nix::sys::signal::{
 };
 use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
+use tokio::process::{ChildStdin, Command};
 use tokio_util::sync::CancellationToken;
 
 use crate::costs::Meter;
@@ -42,16 +42,17 @@ pub async fn run(
     cancel: &CancellationToken,
     on_line: impl FnMut(&str),
 ) -> Result<Exit> {
-    Ok(run_watched(cmd, role, cancel, |_| {}, on_line).await?.0)
+    Ok(run_watched(cmd, role, cancel, drop, on_line).await?.0)
 }
 
-/// [`run`], telling `on_start` the process id once it runs, and returning what it cost
-/// (which the table of [`crate::costs`] shows while it runs).
+/// [`run`], calling `on_start` once the process runs with its stdin (what it reads there; for
+/// a tool that reads nothing, dropping it is the end of its input), and returning what it
+/// cost (which the table of [`crate::costs`] shows while it runs).
 pub async fn run_watched(
     mut cmd: Command,
     role: Role,
     cancel: &CancellationToken,
-    on_start: impl FnOnce(u32),
+    on_start: impl FnOnce(ChildStdin),
     mut on_line: impl FnMut(&str),
 ) -> Result<(Exit, Cost)> {
     let program = std::path::Path::new(cmd.as_std().get_program())
@@ -59,7 +60,7 @@ pub async fn run_watched(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let what = program.as_str();
-    cmd.stdin(Stdio::null())
+    cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -75,11 +76,14 @@ pub async fn run_watched(
         .context("the tool exited before it could be watched")?;
     let (role_name, subject) = (role.role, role.subject.clone());
     let mut meter = Meter::start(role, what, pgid.as_raw() as u32);
-    on_start(pgid.as_raw() as u32);
+    on_start(child.stdin.take().expect("piped"));
     let mut stdout = BufReader::new(child.stdout.take().expect("piped")).lines();
     let stderr = tokio::spawn(tail(child.stderr.take().expect("piped")));
-    let mut every_second = tokio::time::interval(Duration::from_secs(1));
-    every_second.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // /proc every 100 ms for the first two seconds, then every second: a short run's peak
+    // memory is seen only while it runs (an exited process has no memory figures left).
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks = 0u32;
 
     let mut stdout_open = true;
     let status = loop {
@@ -99,7 +103,12 @@ pub async fn run_watched(
             },
             status = child.wait() => break Some(status.with_context(|| format!("cannot wait for {what}"))?),
             _ = cancel.cancelled() => break None,
-            _ = every_second.tick() => meter.sample(),
+            _ = tick.tick() => {
+                ticks += 1;
+                if ticks <= 20 || ticks % 10 == 0 {
+                    meter.sample();
+                }
+            }
         }
     };
     let Some(status) = status else {

@@ -38,9 +38,20 @@ pub async fn run(config: &Config) -> Result<()> {
     // The live pipeline, beside nginx-rtmp: thumbnails, and ladders unless
     // live.transcode = "off".
     let live = tokio_util::sync::CancellationToken::new();
+    let feeds = crate::live::feed::Feeds::default();
+    // nginx pushes every stream here; what reads a feed (the ladder) finds it here.
+    let listener = tokio::net::TcpListener::bind(config.live.feed)
+        .await
+        .with_context(|| format!("cannot listen on {} (live.feed)", config.live.feed))?;
+    tasks.push(tokio::spawn(crate::live::feed::serve(
+        listener,
+        feeds.clone(),
+        live.clone(),
+    )));
     tasks.push(tokio::spawn(crate::live::run_loop(
         config.clone(),
         board,
+        feeds,
         live.clone(),
     )));
     if config.ddns.is_some() {

@@ -135,13 +135,12 @@ impl Server {
                     "allow_private_addresses".into(),
                     opts.allow_private_addresses.into(),
                 );
-            c["live"]
-                .as_table_mut()
-                .expect("init writes [live]")
-                .insert(
-                    "transcode".into(),
-                    if opts.transcode { "on" } else { "off" }.into(),
-                );
+            let live = c["live"].as_table_mut().expect("init writes [live]");
+            live.insert(
+                "transcode".into(),
+                if opts.transcode { "on" } else { "off" }.into(),
+            );
+            live.insert("feed".into(), format!("127.0.0.1:{}", free_port()).into());
         });
         s
     }
@@ -190,6 +189,15 @@ impl Server {
         config["api"]["listen"]
             .as_str()
             .expect("api.listen")
+            .to_string()
+    }
+
+    /// The sidecar's live feed address (`live.feed`), where nginx-rtmp pushes each stream.
+    pub fn feed_address(&self) -> String {
+        let config: toml::Table = self.read("streamedge.toml").parse().expect("valid TOML");
+        config["live"]["feed"]
+            .as_str()
+            .expect("live.feed")
             .to_string()
     }
 

@@ -177,14 +177,18 @@ fn a_live_stream_gets_a_ladder_that_fits_its_source() {
     let s = ladder_server();
     let key = s.key("add", "alice");
     let publisher = Publisher::start_sized(&key.url(), 120, "854x480", 25);
-    // Before the ladder, the stream's entry is nginx-rtmp's own playlist.
+    // From the moment the stream's entry answers, it names a playlist that plays: the
+    // source's, or the master once the ladder and the source both have theirs.
     let first = wait_for("alice to play", Duration::from_secs(30), || {
         let r = http_get_once(&s.url("/live/alice/")).unwrap();
         (r.status == 302).then(|| r.header("location").unwrap().to_string())
     });
+    assert!(first == "index.m3u8" || first == "master.m3u8", "{first}");
     assert_eq!(
-        first, "index.m3u8",
-        "the source plays before the ladder can"
+        http_get(&s.url(&format!("/live/alice/{first}")))
+            .unwrap()
+            .status,
+        200
     );
     let master_path = wait_master(&s, "/live/alice/");
     let r = http_get(&s.url(&master_path)).unwrap();
@@ -240,6 +244,9 @@ fn a_live_stream_gets_a_ladder_that_fits_its_source() {
         },
     );
     assert_eq!(live["rungs"], serde_json::json!(["360p"]), "{live}");
+    // The restarted ladder too reads nginx-rtmp's push, not the playlist seconds behind it;
+    // the push arrived under the bare name (the key in the publisher's URL stayed behind).
+    assert_eq!(live["input"], "feed", "{live}");
     assert_eq!(live["restarts"], 1, "{live}");
     assert!(live["last_error"].as_str().is_some(), "{live}");
     assert!(live["peak_memory_mib"].as_f64() > Some(5.0), "{live}");
@@ -260,6 +267,60 @@ fn a_live_stream_gets_a_ladder_that_fits_its_source() {
             && http_get_once(&s.url("/live/alice/")).unwrap().status == 404;
         (gone && ladders_in(&s, "alice").is_empty()).then_some(())
     });
+}
+
+/// The feed port takes nginx-rtmp's push and nothing else: a publisher that is not nginx
+/// (another application, a name that is no stream name) and bytes that are not RTMP are
+/// refused with a log line that repeats nothing they sent, and the stream's ladder still
+/// reads nginx's push.
+#[test]
+fn the_feed_takes_only_nginxs_push() {
+    let s = ladder_server();
+    let feed = s.feed_address();
+    let key = s.key("add", "dave");
+    let publisher = Publisher::start_sized(&key.url(), 120, "640x480", 15);
+    wait_master(&s, "/live/dave/");
+    // Not RTMP at all: the connection is closed, the feed goes on.
+    {
+        use std::io::Write;
+        let mut tcp = std::net::TcpStream::connect(&feed).unwrap();
+        let _ = tcp.write_all(&[0x55; 4096]);
+    }
+    for url in [
+        format!("rtmp://{feed}/live/dave"),
+        format!("rtmp://{feed}/feed/da%20ve?secret-looking-query"),
+    ] {
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc=size=160x120:rate=15",
+                "-t",
+                "5",
+            ])
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-f", "flv", &url])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url} was taken");
+    }
+    wait_for("the refusals in the log", Duration::from_secs(30), || {
+        let log = s.read("run.log");
+        (log.matches("refused a publish that is not nginx's push")
+            .count()
+            >= 2)
+            .then_some(())
+    });
+    let log = s.read("run.log");
+    assert!(
+        !log.contains("secret-looking-query") && !log.contains(&key.stream_key),
+        "{log}"
+    );
+    let (_, v) = s.api("GET", "/api/live", None, true);
+    assert_eq!(v["dave"]["input"], "feed", "{v}");
+    assert_eq!(v["dave"]["state"], "running", "{v}");
+    drop(publisher);
 }
 
 /// A private stream's ladder plays only through a signed link, and the link's token reaches
@@ -289,6 +350,10 @@ fn a_private_ladder_plays_only_with_the_token() {
     assert_eq!(playlist.status, 200);
     let segment = lines(&playlist.text()).last().unwrap().to_string();
     assert_eq!(served_height(&s, &format!("{entry}360p/{segment}")), 360);
+    // nginx's own push plays the private stream to the sidecar without a token (its play
+    // callback is told apart from any client's), and the ladder reads it.
+    let (_, v) = s.api("GET", "/api/live", None, true);
+    assert_eq!(v["carol"]["input"], "feed", "{v}");
     // The thumbnail with the token; a link with the token in the query moves to the
     // signed path, so the relative playlists keep it.
     wait_for("carol's thumbnail", Duration::from_secs(40), || {

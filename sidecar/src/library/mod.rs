@@ -99,17 +99,7 @@ pub(crate) fn change(
     check_id(id)?;
     let dir = config.layout().item(id);
     let path = dir.join(META_JSON);
-    let folder = match std::fs::File::open(&dir) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NotFound(format!("no library item \"{id}\"")))
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e)
-                .context(format!("cannot open {}", dir.display()))
-                .into())
-        }
-    };
+    let folder = std::fs::File::open(&dir).map_err(|e| missing_item(id, "open", &dir, e))?;
     let _lock = nix::fcntl::Flock::lock(folder, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", dir.display()))?;
     let mut meta = read_meta(config, id)?;
@@ -124,18 +114,18 @@ pub(crate) fn change(
 pub fn read_meta(config: &Config, id: &str) -> Result<Meta, Error> {
     check_id(id)?;
     let path = config.layout().item_meta(id);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Error::NotFound(format!("no library item \"{id}\"")))
-        }
-        Err(e) => {
-            return Err(anyhow::Error::new(e)
-                .context(format!("cannot read {}", path.display()))
-                .into())
-        }
-    };
+    let text = std::fs::read_to_string(&path).map_err(|e| missing_item(id, "read", &path, e))?;
     Ok(serde_json::from_str(&text).with_context(|| format!("invalid {}", path.display()))?)
+}
+
+/// A failure to open an item's file: no such item when it is not there.
+fn missing_item(id: &str, verb: &str, path: &Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        return Error::NotFound(format!("no library item \"{id}\""));
+    }
+    anyhow::Error::new(e)
+        .context(format!("cannot {verb} {}", path.display()))
+        .into()
 }
 
 /// `library import`: a local media file into the library; returns the item's metadata.

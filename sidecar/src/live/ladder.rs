@@ -1,10 +1,11 @@
-//! The live ladder: ONE ffmpeg per live stream reads nginx-rtmp's source rendition
-//! (`DATA/live/NAME/index.m3u8`), decodes it once, scales it once per rung and writes each
-//! rung beside it (`DATA/live/NAME/<height>p/index.m3u8`, MPEG-TS segments of `live.fragment` with
+//! The live ladder: ONE ffmpeg per live stream reads the stream as nginx-rtmp pushes it to
+//! the sidecar (`feed`, from the newest keyframe on), decodes it once, scales it once per
+//! rung and writes each rung beside nginx-rtmp's source rendition (`DATA/live/NAME/`) (`DATA/live/NAME/<height>p/index.m3u8`, MPEG-TS segments of `live.fragment` with
 //! keyframes at the same instants in every rung). `master.m3u8` names the source, copied as
 //! nginx-rtmp wrote it, and the rungs; it is written once every rung has a playlist and
 //! rewritten every few seconds (nginx-rtmp's cleanup removes playlists that stop changing),
-//! and removed when the stream ends.
+//! and removed when the stream ends. Without a feed (nginx's configuration from before
+//! `live.feed`), ffmpeg reads the source's HLS playlist instead, seconds later.
 //!
 //! The ladder fits the source and the machine: no rung as tall as the source, and when
 //! ffmpeg runs below real time for `SLOW_FOR`, the top rung is dropped and the ladder starts
@@ -20,6 +21,7 @@ use streamedge_formats::layout::{LIVE_MASTER, LIVE_PLAYLIST};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
+use super::feed::{Feeds, Reader};
 use super::Board;
 use crate::config::Config;
 use crate::library::transcode::{self, Rung, LADDER};
@@ -34,6 +36,11 @@ const SLOW_SPEED: f64 = 0.95;
 const WARM_UP: Duration = Duration::from_secs(5);
 /// How much each rung's playlist lists: as much as the source's.
 const LIST_SECONDS: f64 = 12.0;
+/// What nginx-rtmp adds to RTMP timestamps in its HLS (`NGX_RTMP_HLS_DELAY`, 63000 at
+/// 90 kHz), seconds.
+const NGINX_RTMP_HLS_DELAY: &str = "0.7";
+/// How long a ladder waits for nginx-rtmp's push before it reads the source's playlist.
+const FEED_WAIT: Duration = Duration::from_secs(3);
 /// How often the master playlist is written again while the ladder runs.
 const MASTER_EVERY: Duration = Duration::from_secs(2);
 
@@ -50,7 +57,13 @@ enum Ended {
 const GIVE_UP_AFTER: u32 = 5;
 
 /// Runs the ladder of stream `name` until `stop` fires, then removes its master playlist.
-pub async fn supervise(config: &Config, board: &Board, name: &str, stop: &CancellationToken) {
+pub async fn supervise(
+    config: &Config,
+    board: &Board,
+    feeds: &Feeds,
+    name: &str,
+    stop: &CancellationToken,
+) {
     let dir = config.layout().live().join(name);
     let mut dropped = 0;
     let mut backoff = Duration::from_secs(1);
@@ -60,12 +73,11 @@ pub async fn supervise(config: &Config, board: &Board, name: &str, stop: &Cancel
         // Whatever a previous run left must not be played: players go to the source until
         // this run's rungs have playlists of their own.
         remove_master(&dir);
-        match run(config, board, name, &dir, dropped, stop).await {
+        match run(config, board, feeds, name, &dir, dropped, stop).await {
             Ok(Ended::Stopped) => break,
             Ok(Ended::TooSlow(speed)) => {
                 dropped += 1;
                 board.update(name, |s| {
-                    s.pid = None;
                     if !s.rungs.is_empty() {
                         let top = s.rungs.remove(0);
                         s.dropped.push(format!("{top} (at {speed:.2}x)"));
@@ -80,7 +92,7 @@ pub async fn supervise(config: &Config, board: &Board, name: &str, stop: &Cancel
             Ok(Ended::NothingToEncode(why)) => {
                 tracing::info!("live \"{name}\": {why}: the source plays alone");
                 board.update(name, |s| {
-                    (s.state, s.pid, s.speed) = ("source only", None, None);
+                    (s.state, s.speed) = ("source only", None);
                     s.last_error = Some(why.to_string());
                 });
                 stop.cancelled().await;
@@ -98,7 +110,7 @@ pub async fn supervise(config: &Config, board: &Board, name: &str, stop: &Cancel
                          ({e:#}): the source plays alone until the stream starts again"
                     );
                     board.update(name, |s| {
-                        (s.state, s.pid, s.speed) = ("source only", None, None);
+                        (s.state, s.speed) = ("source only", None);
                         s.last_error = Some(format!("{e:#}"));
                     });
                     stop.cancelled().await;
@@ -109,7 +121,7 @@ pub async fn supervise(config: &Config, board: &Board, name: &str, stop: &Cancel
                     backoff.as_secs()
                 );
                 board.update(name, |s| {
-                    (s.state, s.pid, s.speed) = ("restarting", None, None);
+                    (s.state, s.speed) = ("restarting", None);
                     s.restarts += 1;
                     s.last_error = Some(format!("{e:#}"));
                 });
@@ -145,12 +157,22 @@ struct Source {
 async fn run(
     config: &Config,
     board: &Board,
+    feeds: &Feeds,
     name: &str,
     dir: &Path,
     dropped: usize,
     stop: &CancellationToken,
 ) -> Result<Ended> {
-    let Some(source) = probe_source(dir).await? else {
+    let mut feed = feeds.wait(name, FEED_WAIT, stop).await;
+    if stop.is_cancelled() {
+        return Ok(Ended::Stopped);
+    }
+    let source = match feed.as_ref().and_then(source_of) {
+        Some(s) => Some(s),
+        // Without a feed, or one whose metadata does not say the size: the source's segment.
+        None => probe_source(dir).await?,
+    };
+    let Some(source) = source else {
         return Ok(Ended::NothingToEncode("the source has no video"));
     };
     let rungs = rungs_for(config.live.ladder_for(name), source.height, dropped);
@@ -171,13 +193,29 @@ async fn run(
     let mut cmd = Command::new("ffmpeg");
     cmd.current_dir(dir)
         .args(["-nostdin", "-hide_banner", "-nostats", "-v", "error"])
-        .args(["-progress", "pipe:1"])
+        .args(["-progress", "pipe:1"]);
+    if feed.is_some() {
+        // The feed starts with the codecs' configurations and a keyframe: little to probe.
+        cmd.args(["-analyzeduration", "100000", "-fpsprobesize", "0"])
+            .args(["-f", "flv", "-i", "pipe:0"]);
+    } else {
         // From the newest segment: the ladder is as close to the live edge as the source.
-        .args(["-live_start_index", "-1", "-i", LIVE_PLAYLIST])
-        // The source's timestamps, so every rung's segments line up with the source's.
-        .arg("-copyts")
-        .args(args(&rungs, source, config.live.fragment.0.as_secs_f64()));
+        cmd.args(["-live_start_index", "-1", "-i", LIVE_PLAYLIST]);
+    }
+    // The source's timestamps, so every rung's segments line up with the source's: nothing
+    // added by the muxer, and for the feed the offset nginx-rtmp gives its HLS.
+    cmd.args(["-copyts", "-muxdelay", "0"]);
+    if feed.is_some() {
+        cmd.args(["-output_ts_offset", NGINX_RTMP_HLS_DELAY]);
+    }
+    cmd.args(args(&rungs, source, config.live.fragment.0.as_secs_f64()));
+    let input = if feed.is_some() {
+        "feed"
+    } else {
+        "source playlist"
+    };
     board.update(name, |s| {
+        s.input = input;
         s.rungs = rungs.iter().map(rung_name).collect();
         s.state = "starting";
     });
@@ -185,11 +223,18 @@ async fn run(
     let mut watch = SpeedWatch::new(Instant::now());
     let mut meter = RateMeter::default();
     let mut slow = None;
-    let started = |pid| {
+    let running = || {
         board.update(name, |s| {
-            (s.state, s.pid) = ("running", Some(pid));
+            s.state = "running";
             s.started = Some(crate::clock::now_rfc3339());
         })
+    };
+    let mut copy = None;
+    let started = |stdin| {
+        running();
+        if let Some(feed) = feed.take() {
+            copy = Some(AbortOnDrop(tokio::spawn(feed_ffmpeg(feed, stdin))));
+        }
     };
     let role = proc::Role::new("ladder", name);
     let ffmpeg = proc::run_watched(cmd, role, &run_stop, started, |line| {
@@ -211,6 +256,31 @@ async fn run(
         Exit::Success => bail!("ffmpeg ended"),
         Exit::Failed(stderr) => bail!("{}", transcode::explain(&stderr)),
     }
+}
+
+/// Writes the feed to ffmpeg until either ends; an ffmpeg gone is its own error.
+async fn feed_ffmpeg(feed: Reader, mut stdin: tokio::process::ChildStdin) {
+    let _ = feed.copy_to(&mut stdin).await;
+}
+
+/// A task that goes with the run that started it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What the source is, from the feed's metadata, when it says the size.
+fn source_of(feed: &Reader) -> Option<Source> {
+    let m = feed.meta;
+    Some(Source {
+        width: m.width?,
+        height: m.height?,
+        fps: m.fps.unwrap_or(30.0),
+        has_audio: m.audio,
+    })
 }
 
 /// What the source's newest segment is, as ffprobe says; `None` without video (an audio
@@ -325,12 +395,18 @@ async fn keep_master(
 ) -> anyhow::Error {
     let path = dir.join(LIVE_MASTER);
     loop {
+        // Every playlist it names, written since this run started (the source's too: the
+        // feed starts the ladder before nginx-rtmp's first fragment).
         let ready = !stop.is_cancelled()
-            && rungs.iter().all(|r| {
-                std::fs::metadata(dir.join(rung_name(r)).join("index.m3u8"))
-                    .and_then(|m| m.modified())
-                    .is_ok_and(|t| t >= run_start)
-            });
+            && rungs
+                .iter()
+                .map(|r| dir.join(rung_name(r)).join("index.m3u8"))
+                .chain([dir.join(LIVE_PLAYLIST)])
+                .all(|p| {
+                    std::fs::metadata(p)
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|t| t >= run_start)
+                });
         if ready {
             let text = master(source, source_bandwidth(dir), rungs);
             if let Err(e) = crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644, None) {

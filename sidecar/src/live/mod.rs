@@ -4,8 +4,10 @@
 //! not anything here runs.
 //!
 //! Per live stream: a thumbnail (`thumbnail`) and, with `live.transcode = "on"`, the
-//! adaptive-bitrate ladder (`ladder`), one ffmpeg.
+//! adaptive-bitrate ladder (`ladder`), one ffmpeg reading the stream as nginx-rtmp pushes it
+//! to the sidecar (`feed`).
 
+pub mod feed;
 pub mod ladder;
 pub mod recorder;
 pub mod thumbnail;
@@ -35,6 +37,9 @@ pub struct Board(Arc<Mutex<BTreeMap<String, LadderStatus>>>);
 pub struct LadderStatus {
     /// "starting", "running", "restarting" or "source only".
     pub state: &'static str,
+    /// What ffmpeg reads: "feed" (nginx-rtmp's push, from the publish on) or "source
+    /// playlist" (nginx-rtmp's HLS, when no push came).
+    pub input: &'static str,
     /// The rungs being made, top down ("720p").
     pub rungs: Vec<String>,
     /// Rungs dropped because the machine could not keep up, with the speed that did it.
@@ -49,8 +54,6 @@ pub struct LadderStatus {
     /// CPU seconds and peak memory of the running process.
     pub cpu_seconds: Option<f64>,
     pub peak_memory_mib: Option<f64>,
-    #[serde(skip)]
-    pub pid: Option<u32>,
 }
 
 impl Board {
@@ -59,6 +62,7 @@ impl Board {
         let mut all = self.0.lock().expect("not poisoned");
         let entry = all.entry(name.to_string()).or_insert_with(|| LadderStatus {
             state: "starting",
+            input: "feed",
             rungs: Vec::new(),
             dropped: Vec::new(),
             speed: None,
@@ -67,7 +71,6 @@ impl Board {
             started: None,
             cpu_seconds: None,
             peak_memory_mib: None,
-            pid: None,
         });
         f(entry);
     }
@@ -76,13 +79,14 @@ impl Board {
         self.0.lock().expect("not poisoned").remove(name);
     }
 
-    /// Every ladder, with what its process has cost so far.
+    /// Every ladder, with what its running process has cost so far (from the process table).
     pub fn snapshot(&self) -> BTreeMap<String, LadderStatus> {
         let mut all = self.0.lock().expect("not poisoned").clone();
-        for s in all.values_mut() {
-            if let Some((cpu, peak)) = s.pid.and_then(crate::costs::usage) {
-                s.cpu_seconds = Some((cpu * 100.0).round() / 100.0);
-                s.peak_memory_mib = peak.map(|p| (p as f64 / 1048576.0 * 10.0).round() / 10.0);
+        for (name, s) in all.iter_mut() {
+            if let Some(c) = crate::costs::running_for(name).get("ladder") {
+                s.cpu_seconds = Some((c.cpu_seconds * 100.0).round() / 100.0);
+                s.peak_memory_mib =
+                    Some((c.peak_memory_bytes as f64 / 1048576.0 * 10.0).round() / 10.0);
             }
         }
         all
@@ -92,6 +96,8 @@ impl Board {
 struct Running {
     /// The broadcast it works on (when it was published): a republish is another one.
     since: Option<String>,
+    /// Whether the broadcast plays yet (nginx-rtmp has written its first playlist).
+    playable: tokio::sync::watch::Sender<bool>,
     stop: CancellationToken,
     task: JoinHandle<()>,
     /// The recording folder, when the stream is recorded.
@@ -110,7 +116,12 @@ fn recorded(config: &Config, name: &str) -> bool {
 
 /// Keeps the pipeline running for every live stream, for as long as `streamedge run` runs.
 /// `shutdown` stops every stream's pipeline (each cleans up after itself).
-pub async fn run_loop(config: Config, board: Board, shutdown: CancellationToken) {
+pub async fn run_loop(
+    config: Config,
+    board: Board,
+    feeds: feed::Feeds,
+    shutdown: CancellationToken,
+) {
     let mut running: HashMap<String, Running> = HashMap::new();
     // Recordings whose stream ended: continued by a republish before the deadline, else
     // made into library items. A previous run's leftovers first.
@@ -127,12 +138,14 @@ pub async fn run_loop(config: Config, board: Board, shutdown: CancellationToken)
         match crate::nginx::streams_all(&config).await {
             Ok(list) => {
                 unreachable = false;
-                // Names become folder names: only well-formed ones, whatever nginx says.
-                let live: HashMap<String, Option<String>> = list
-                    .into_iter()
-                    .filter(|s| s.live && check_name(s.name.as_bytes()).is_ok())
-                    .map(|s| (s.name, s.since))
-                    .collect();
+                // Names become folder names: only well-formed ones, whatever nginx says. A
+                // stream's pipeline starts at the publish (the ladder reads the feed), what
+                // works on its playlist once it plays.
+                let (live, playable): (HashMap<String, Option<String>>, HashMap<String, bool>) =
+                    list.into_iter()
+                        .filter(|s| s.publishing && check_name(s.name.as_bytes()).is_ok())
+                        .map(|s| ((s.name.clone(), s.since), (s.name, s.live)))
+                        .unzip();
                 // A stream that ended, or was published again between two polls, is told to
                 // stop; its entry stays until it has cleaned up, so a quick republish never
                 // has two ladders in one folder (the new broadcast starts on the next poll,
@@ -140,6 +153,8 @@ pub async fn run_loop(config: Config, board: Board, shutdown: CancellationToken)
                 running.retain(|name, r| {
                     if live.get(name) != Some(&r.since) {
                         r.stop.cancel();
+                    } else if playable.get(name) == Some(&true) {
+                        r.playable.send_replace(true);
                     }
                     let finished = r.task.is_finished();
                     if finished {
@@ -168,17 +183,22 @@ pub async fn run_loop(config: Config, board: Board, shutdown: CancellationToken)
                             recorded(&config, &name).then(|| recorder::new_folder(&config, &name))
                         }
                     };
+                    let playable =
+                        tokio::sync::watch::Sender::new(playable.get(&name) == Some(&true));
                     let task = tokio::spawn(stream(
                         config.clone(),
                         board.clone(),
+                        feeds.clone(),
                         name.clone(),
                         recording.clone(),
+                        playable.subscribe(),
                         stop.clone(),
                     ));
                     running.insert(
                         name,
                         Running {
                             since,
+                            playable,
                             stop,
                             task,
                             recording,
@@ -192,7 +212,11 @@ pub async fn run_loop(config: Config, board: Board, shutdown: CancellationToken)
             }
             Err(_) => {}
         }
-        tokio::time::sleep(POLL).await;
+        // A feed that starts is a stream just published: its pipeline starts now.
+        tokio::select! {
+            _ = tokio::time::sleep(POLL) => {}
+            _ = feeds.changed() => {}
+        }
     }
 }
 
@@ -213,22 +237,38 @@ pub fn clean_up(config: &Config) {
 async fn stream(
     config: Config,
     board: Board,
+    feeds: feed::Feeds,
     name: String,
     recording: Option<PathBuf>,
+    mut playable: tokio::sync::watch::Receiver<bool>,
     stop: CancellationToken,
 ) {
     let dir = config.layout().live().join(&name);
-    let thumbnail = thumbnail::keep(&dir, &name, &stop);
-    let record = async {
-        if let Some(folder) = &recording {
-            recorder::record(&config, &name, folder, &stop).await;
+    // Before the broadcast plays, the folder may still hold the previous one's playlist:
+    // nothing that reads the playlist starts until then.
+    let plays = async {
+        tokio::select! {
+            r = playable.wait_for(|p| *p) => r.is_ok(),
+            _ = stop.cancelled() => false,
         }
+    };
+    let from_playlist = async {
+        if !plays.await {
+            return;
+        }
+        let thumbnail = thumbnail::keep(&dir, &name, &stop);
+        let record = async {
+            if let Some(folder) = &recording {
+                recorder::record(&config, &name, folder, &stop).await;
+            }
+        };
+        tokio::join!(thumbnail, record);
     };
     let ladder = async {
         if config.live.transcode == Switch::On {
-            ladder::supervise(&config, &board, &name, &stop).await;
+            ladder::supervise(&config, &board, &feeds, &name, &stop).await;
             board.remove(&name);
         }
     };
-    tokio::join!(thumbnail, record, ladder);
+    tokio::join!(from_playlist, ladder);
 }

@@ -100,6 +100,7 @@ pub(crate) fn nginx_values(
         ("data_dir", layout.root().display().to_string()),
         ("live_dir", layout.live().display().to_string()),
         ("live_fragment", config.live.fragment.to_string()),
+        ("live_feed", config.live.feed.to_string()),
         (
             "acme_challenge_root",
             layout.acme_challenge_root().display().to_string(),
@@ -155,5 +156,7 @@ mod tests {
         assert!(!text.contains("{{"));
         assert!(text.contains(&format!("streamedge_data {};", config.data_dir.display())));
         assert!(text.contains("error_log") && text.contains("notice;"));
+        // The feed the ladder reads (live::feed::APP is "feed").
+        assert!(text.contains("push rtmp://127.0.0.1:1936/feed;"));
     }
 }
