@@ -562,7 +562,10 @@ mod tests {
             has_audio: true,
         };
         let a = args(&rungs_for(&[720, 480], 1080, 0), source, 1.0).join(" ");
-        assert!(a.contains("split=2"), "{a}");
+        assert!(
+            a.contains("[0:v]scale=-2:720,split=2[v0][c0];[c0]scale=-2:480[v1]"),
+            "{a}"
+        );
         assert!(
             a.contains("-var_stream_map v:0,a:0,name:720p v:1,a:1,name:480p"),
             "{a}"
