@@ -286,9 +286,12 @@ fn the_feed_takes_only_nginxs_push() {
         let mut tcp = std::net::TcpStream::connect(&feed).unwrap();
         let _ = tcp.write_all(&[0x55; 4096]);
     }
+    // Another application, a name that is no stream name, and a second push of a live name
+    // (nginx pushes a name again only once its push has ended: this one is not nginx's).
     for url in [
         format!("rtmp://{feed}/live/dave"),
         format!("rtmp://{feed}/feed/da%20ve?secret-looking-query"),
+        format!("rtmp://{feed}/feed/dave"),
     ] {
         let out = std::process::Command::new("ffmpeg")
             .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
@@ -307,10 +310,10 @@ fn the_feed_takes_only_nginxs_push() {
     }
     wait_for("the refusals in the log", Duration::from_secs(30), || {
         let log = s.read("run.log");
-        (log.matches("refused a publish that is not nginx's push")
-            .count()
-            >= 2)
-            .then_some(())
+        let refused = log
+            .matches("refused a publish that is not nginx's push")
+            .count();
+        (refused >= 2 && log.contains("refused \"dave\": it has a feed already")).then_some(())
     });
     let log = s.read("run.log");
     assert!(
@@ -320,6 +323,7 @@ fn the_feed_takes_only_nginxs_push() {
     let (_, v) = s.api("GET", "/api/live", None, true);
     assert_eq!(v["dave"]["input"], "feed", "{v}");
     assert_eq!(v["dave"]["state"], "running", "{v}");
+    assert_eq!(v["dave"]["restarts"], 0, "{v}");
     drop(publisher);
 }
 

@@ -243,8 +243,14 @@ pub fn encode_args(
         gop.to_string(),
     ]);
     a.extend([
+        // The first frame, then the frame nearest each `segment` after the last forced one:
+        // with the source's timestamps (a live ladder started mid-stream, t = 600 s) a count
+        // from zero would force every frame until it caught up.
         "-force_key_frames".into(),
-        format!("expr:gte(t,n_forced*{segment})"),
+        format!(
+            "expr:if(isnan(prev_forced_t),1,gte(t,prev_forced_t+{segment}-{:.4}))",
+            0.5 / fps.clamp(1.0, 120.0)
+        ),
     ]);
     for (i, r) in rungs.iter().enumerate() {
         a.extend([format!("-b:v:{i}"), format!("{}k", r.video_kbps)]);
@@ -566,7 +572,10 @@ mod tests {
     fn one_process_for_the_whole_ladder() {
         let a = video_args(&ladder(720, None), 30.0, true, Segments::Fmp4).join(" ");
         assert!(a.contains("[0:v]scale=-2:720,split=2[v0][c0];[c0]scale=-2:480,split=2[v1][c1];[c1]scale=-2:360[v2]"), "{a}");
-        assert!(a.contains("-g 60 -keyint_min 60") && a.contains("expr:gte(t,n_forced*2)"));
+        assert!(
+            a.contains("-g 60 -keyint_min 60")
+                && a.contains("expr:if(isnan(prev_forced_t),1,gte(t,prev_forced_t+2-0.0167))")
+        );
         assert!(a.contains("-b:v:0 2800k") && a.contains("-b:v:2 800k"));
         assert!(a.contains("-hls_playlist_type vod -hls_segment_type fmp4"));
         assert!(a.ends_with("v:0,a:0,name:720p v:1,a:1,name:480p v:2,a:2,name:360p %v/index.m3u8"));

@@ -36,6 +36,10 @@ const BACKLOG: usize = 1024;
 const GOP_LIMIT: usize = 16 << 20;
 /// Feeds at once: nginx pushes one per live stream.
 const MAX_FEEDS: usize = 256;
+/// Connections at once, publishing or not yet.
+const MAX_CONNECTIONS: usize = MAX_FEEDS + 32;
+/// How long a connection has to say what it pushes.
+const PUBLISH_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// An FLV tag: what an RTMP audio, video or data message carries.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,7 +90,8 @@ impl Tag {
     }
 }
 
-/// The FLV file header (audio and video flagged) and the zero size of "the tag before".
+/// The FLV file header (audio and video flagged; [`Head::flv`] clears audio for a stream
+/// without) and the zero size of "the tag before".
 pub const FLV_HEADER: [u8; 13] = [b'F', b'L', b'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0];
 
 /// What the publisher's metadata says of the stream, as far as it says it.
@@ -95,7 +100,8 @@ pub struct Meta {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub fps: Option<f64>,
-    /// An audio codec is named.
+    /// Audio has come (its configuration or a frame): metadata may name a codec that never
+    /// sends anything.
     pub audio: bool,
 }
 
@@ -132,8 +138,6 @@ fn metadata(data: &Bytes) -> Option<(Bytes, Meta)> {
             "width" => meta.width = whole,
             "height" => meta.height = whole,
             "framerate" | "fps" if *n > 0.0 && *n <= 240.0 => meta.fps = Some(*n),
-            // nginx-rtmp writes 0 when the publisher named no audio codec.
-            "audiocodecid" => meta.audio = *n > 0.0,
             _ => {}
         }
     }
@@ -165,11 +169,17 @@ impl Head {
                 return Some(tag);
             }
             _ if tag.is_config() => {
-                if tag.kind == Kind::Video {
-                    self.video_config = Some(tag.clone());
+                let slot = if tag.kind == Kind::Video {
+                    &mut self.video_config
                 } else {
-                    self.audio_config = Some(tag.clone());
+                    &mut self.audio_config
+                };
+                // New codec settings (another size): the frames kept are for the old ones.
+                if slot.as_ref().is_some_and(|old| old.data != tag.data) {
+                    self.gop.clear();
+                    self.gop_bytes = 0;
                 }
+                *slot = Some(tag.clone());
                 return Some(tag);
             }
             Kind::Audio => self.audio_seen = true,
@@ -194,6 +204,9 @@ impl Head {
     /// The FLV a reader starts with.
     fn flv(&self) -> Vec<u8> {
         let mut out = FLV_HEADER.to_vec();
+        if !self.audio_seen && self.audio_config.is_none() {
+            out[4] = 1; // video only
+        }
         let start = self.gop.first().map_or(0, |t| t.timestamp);
         for tag in [&self.metadata, &self.video_config, &self.audio_config]
             .into_iter()
@@ -290,7 +303,9 @@ impl Feeds {
 
     fn start(&self, name: &str) -> Option<Arc<Feed>> {
         let mut all = self.all.lock().expect("not poisoned");
-        if all.len() >= MAX_FEEDS && !all.contains_key(name) {
+        // One push per name: nginx pushes a stream again only once its previous push has
+        // ended, so a second one while a feed is live is someone else's.
+        if all.len() >= MAX_FEEDS || all.contains_key(name) {
             return None;
         }
         let feed = Arc::new(Feed {
@@ -298,8 +313,6 @@ impl Feeds {
             head: Mutex::new(Head::default()),
             tx: broadcast::channel(BACKLOG).0,
         });
-        // A newer push of a name replaces the older (nginx-rtmp reconnected it): the older's
-        // readers see it end.
         all.insert(name.to_string(), feed.clone());
         drop(all);
         self.changed.notify_waiters();
@@ -356,6 +369,7 @@ impl Reader {
 
 /// Accepts nginx-rtmp's pushes on `listener` until `shutdown` fires.
 pub async fn serve(listener: TcpListener, feeds: Feeds, shutdown: CancellationToken) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -371,16 +385,30 @@ pub async fn serve(listener: TcpListener, feeds: Feeds, shutdown: CancellationTo
         if !peer.ip().is_loopback() {
             continue;
         }
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                "live feed: {MAX_CONNECTIONS} connections at once already; {peer} refused"
+            );
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let feeds = feeds.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            let refused = CancellationToken::new();
+            let _slot = slot;
+            let (refused, published) = (CancellationToken::new(), CancellationToken::new());
             let pusher = Pusher {
                 feeds,
                 peer,
                 feed: None,
                 refused: refused.clone(),
+                published: published.clone(),
+            };
+            let publish_late = async {
+                tokio::time::sleep(PUBLISH_WITHIN).await;
+                if published.is_cancelled() {
+                    std::future::pending::<()>().await;
+                }
             };
             // Dropping the session (and the pusher in it) ends the feed and the connection.
             let session = ServerSession::new(tcp, pusher);
@@ -389,6 +417,7 @@ pub async fn serve(listener: TcpListener, feeds: Feeds, shutdown: CancellationTo
                     tracing::debug!("live feed from {peer}: {e}");
                 },
                 _ = refused.cancelled() => {}
+                _ = publish_late => tracing::debug!("live feed from {peer}: no publish"),
                 _ = shutdown.cancelled() => {}
             }
         });
@@ -403,6 +432,8 @@ struct Pusher {
     feed: Option<(String, Arc<Feed>)>,
     /// Fired to close a connection that is not nginx's push.
     refused: CancellationToken,
+    /// Fired once it pushes a stream.
+    published: CancellationToken,
 }
 
 impl Pusher {
@@ -439,12 +470,15 @@ impl SessionHandler for Pusher {
         }
         let Some(feed) = self.feeds.start(stream_name) else {
             tracing::warn!(
-                "live feed: {MAX_FEEDS} feeds at once already; \"{stream_name}\" refused"
+                "live feed from {}: refused \"{stream_name}\": it has a feed already, or \
+                 {MAX_FEEDS} streams do",
+                self.peer
             );
             self.refused.cancel();
             return Ok(());
         };
         tracing::debug!("live feed \"{stream_name}\" from {}", self.peer);
+        self.published.cancel();
         self.feed = Some((stream_name.to_string(), feed));
         Ok(())
     }
@@ -575,7 +609,8 @@ mod tests {
                     width: Some(1280),
                     height: Some(720),
                     fps: Some(30.0),
-                    audio: true
+                    // Said, not seen: audio is what comes.
+                    audio: false
                 }
             );
         }
@@ -670,16 +705,30 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_newer_push_of_a_name_replaces_the_older() {
+    async fn a_second_push_of_a_live_name_is_refused() {
         let feeds = Feeds::default();
-        let old = feeds.start("bob").unwrap();
-        let new = feeds.start("bob").unwrap();
-        feeds.end("bob", old.id);
-        assert!(
-            feeds.read("bob").is_some(),
-            "the older ending leaves the newer"
-        );
-        feeds.end("bob", new.id);
+        let first = feeds.start("bob").unwrap();
+        assert!(feeds.start("bob").is_none());
+        feeds.end("bob", first.id);
         assert!(feeds.read("bob").is_none());
+        assert!(
+            feeds.start("bob").is_some(),
+            "once it has ended, nginx may push again"
+        );
+    }
+
+    #[test]
+    fn new_codec_settings_drop_the_frames_kept_and_audio_is_what_came() {
+        let mut head = Head::default();
+        head.take(video(true, true, 0));
+        head.take(video(true, false, 0));
+        assert_eq!(head.gop.len(), 1);
+        assert_eq!(head.flv()[4], 1, "no audio has come: video only");
+        let mut other = video(true, true, 500);
+        other.data = Bytes::from_static(&[0x17, 0, 0, 0, 0, 0xBB]);
+        head.take(other);
+        assert!(head.gop.is_empty());
+        head.take(audio(510));
+        assert_eq!(head.flv()[4], 5);
     }
 }

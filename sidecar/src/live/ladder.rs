@@ -48,6 +48,9 @@ const MASTER_EVERY: Duration = Duration::from_secs(2);
 enum Ended {
     Stopped,
     TooSlow(f64),
+    /// The feed ended (nginx's push closed: the stream ending, or a publisher silent for
+    /// seconds): no failure, the next run takes the next feed.
+    FeedClosed,
     /// No rung to make (the source is no taller than any, has no video, or every rung was
     /// dropped): the source alone plays.
     NothingToEncode(&'static str),
@@ -62,6 +65,7 @@ pub async fn supervise(
     board: &Board,
     feeds: &Feeds,
     name: &str,
+    mut playable: tokio::sync::watch::Receiver<bool>,
     stop: &CancellationToken,
 ) {
     let dir = config.layout().live().join(name);
@@ -73,8 +77,18 @@ pub async fn supervise(
         // Whatever a previous run left must not be played: players go to the source until
         // this run's rungs have playlists of their own.
         remove_master(&dir);
-        match run(config, board, feeds, name, &dir, dropped, stop).await {
+        let mut input = Input {
+            feeds,
+            playable: &mut playable,
+        };
+        match run(config, board, &mut input, name, &dir, dropped, stop).await {
             Ok(Ended::Stopped) => break,
+            Ok(Ended::FeedClosed) => {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
             Ok(Ended::TooSlow(speed)) => {
                 dropped += 1;
                 board.update(name, |s| {
@@ -145,6 +159,12 @@ fn remove_master(dir: &Path) {
     }
 }
 
+/// Where a run finds the stream: the feed, or once the broadcast plays, its playlist.
+struct Input<'a> {
+    feeds: &'a Feeds,
+    playable: &'a mut tokio::sync::watch::Receiver<bool>,
+}
+
 /// What the source rendition is, from its newest segment.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Source {
@@ -157,20 +177,31 @@ struct Source {
 async fn run(
     config: &Config,
     board: &Board,
-    feeds: &Feeds,
+    input: &mut Input<'_>,
     name: &str,
     dir: &Path,
     dropped: usize,
     stop: &CancellationToken,
 ) -> Result<Ended> {
+    let (feeds, playable) = (input.feeds, &mut *input.playable);
     let mut feed = feeds.wait(name, FEED_WAIT, stop).await;
     if stop.is_cancelled() {
         return Ok(Ended::Stopped);
     }
     let source = match feed.as_ref().and_then(source_of) {
         Some(s) => Some(s),
-        // Without a feed, or one whose metadata does not say the size: the source's segment.
-        None => probe_source(dir).await?,
+        // Without a feed, or one whose metadata does not say the size: the source's segment,
+        // once the playlist is this broadcast's (it plays).
+        None => {
+            let plays = tokio::select! {
+                r = playable.wait_for(|p| *p) => r.is_ok(),
+                _ = stop.cancelled() => false,
+            };
+            if !plays {
+                return Ok(Ended::Stopped);
+            }
+            probe_source(dir).await?
+        }
     };
     let Some(source) = source else {
         return Ok(Ended::NothingToEncode("the source has no video"));
@@ -197,7 +228,10 @@ async fn run(
     if feed.is_some() {
         // The feed starts with the codecs' configurations and a keyframe: little to probe.
         cmd.args(["-analyzeduration", "100000", "-fpsprobesize", "0"])
-            .args(["-f", "flv", "-i", "pipe:0"]);
+            .args(["-f", "flv", "-i", "pipe:0"])
+            // The frames as they come: a frame rate guessed without probing is never made up
+            // with duplicates.
+            .args(["-fps_mode", "passthrough"]);
     } else {
         // From the newest segment: the ladder is as close to the live edge as the source.
         cmd.args(["-live_start_index", "-1", "-i", LIVE_PLAYLIST]);
@@ -209,13 +243,13 @@ async fn run(
         cmd.args(["-output_ts_offset", NGINX_RTMP_HLS_DELAY]);
     }
     cmd.args(args(&rungs, source, config.live.fragment.0.as_secs_f64()));
-    let input = if feed.is_some() {
+    let reads = if feed.is_some() {
         "feed"
     } else {
         "source playlist"
     };
     board.update(name, |s| {
-        s.input = input;
+        s.input = reads;
         s.rungs = rungs.iter().map(rung_name).collect();
         s.state = "starting";
     });
@@ -253,6 +287,8 @@ async fn run(
     match exit {
         Exit::Cancelled if stop.is_cancelled() => Ok(Ended::Stopped),
         Exit::Cancelled => Ok(Ended::TooSlow(slow.unwrap_or(0.0))),
+        // ffmpeg ends well only at the end of its input.
+        Exit::Success if reads == "feed" => Ok(Ended::FeedClosed),
         Exit::Success => bail!("ffmpeg ended"),
         Exit::Failed(stderr) => bail!("{}", transcode::explain(&stderr)),
     }
@@ -574,7 +610,7 @@ mod tests {
             a.contains("-hls_time 1 -hls_list_size 12") && !a.contains("vod"),
             "{a}"
         );
-        assert!(a.contains("-g 30 -keyint_min 30 -force_key_frames expr:gte(t,n_forced*1)"));
+        assert!(a.contains("-g 30 -keyint_min 30 -force_key_frames expr:if(isnan(prev_forced_t),1,gte(t,prev_forced_t+1-0.0167))"));
         assert!(a.ends_with("%v/index.m3u8"), "{a}");
     }
 

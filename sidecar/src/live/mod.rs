@@ -244,6 +244,7 @@ async fn stream(
     stop: CancellationToken,
 ) {
     let dir = config.layout().live().join(&name);
+    let ladder_playable = playable.clone();
     // Before the broadcast plays, the folder may still hold the previous one's playlist:
     // nothing that reads the playlist starts until then.
     let plays = async {
@@ -266,7 +267,7 @@ async fn stream(
     };
     let ladder = async {
         if config.live.transcode == Switch::On {
-            ladder::supervise(&config, &board, &feeds, &name, &stop).await;
+            ladder::supervise(&config, &board, &feeds, &name, ladder_playable, &stop).await;
             board.remove(&name);
         }
     };
