@@ -11,6 +11,8 @@ SECS=${LIVE_SECONDS:-70}
 # The publisher's keyframe interval, seconds (2 by default: what services ask for; docs/obs.md suggests 1), and the segment length
 # of the ladder and of the per-rendition recipe alike (live.fragment's default).
 GOP=${GOP:-2} SEG=1
+# The publisher's picture (SIZE=1280x720: a source the ladder makes 480p and 360p of).
+SIZE=${SIZE:-1920x1080}
 FROM=${WINDOW_FROM:-20} TO=${WINDOW_TO:-50}
 
 now_ms() { date +%s%3N; }
@@ -24,7 +26,7 @@ cpu_of() {
   awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
 }
 publish() { # url
-  ffmpeg -hide_banner -nostdin -loglevel error -re -f lavfi -i "testsrc2=size=1920x1080:rate=30" \
+  ffmpeg -hide_banner -nostdin -loglevel error -re -f lavfi -i "testsrc2=size=$SIZE:rate=30" \
     -f lavfi -i "sine=frequency=440:sample_rate=48000" -t "$SECS" -c:v libx264 -preset ultrafast \
     -tune zerolatency -g $((GOP * 30)) -b:v 6M -pix_fmt yuv420p -c:a aac -b:a 128k -f flv "$1" &
   pids+=($!)
@@ -35,7 +37,7 @@ entry() { curl -s -o /dev/null -w "%{http_code} %{redirect_url}" "http://127.0.0
 start_server
 key=$("$bin" --config "$cfg" keys add cam --json | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["server_url"] + "/" + v["stream_key"])')
 
-echo "ladder: publishing ${SECS} s of 1080p30, a keyframe every ${GOP} s"
+echo "ladder: publishing ${SECS} s of ${SIZE} at 30 fps, a keyframe every ${GOP} s"
 t0=$(now_ms); publish "$key"
 source_ms="" master_ms=""
 while [ -z "$master_ms" ] && [ $(( $(now_ms) - t0 )) -lt 30000 ]; do
