@@ -201,10 +201,15 @@ impl Head {
         Some(tag)
     }
 
+    /// Audio has come: its configuration or a frame.
+    fn has_audio(&self) -> bool {
+        self.audio_seen || self.audio_config.is_some()
+    }
+
     /// The FLV a reader starts with.
     fn flv(&self) -> Vec<u8> {
         let mut out = FLV_HEADER.to_vec();
-        if !self.audio_seen && self.audio_config.is_none() {
+        if !self.has_audio() {
             out[4] = 1; // video only
         }
         let start = self.gop.first().map_or(0, |t| t.timestamp);
@@ -261,11 +266,12 @@ impl Feeds {
         let feed = self.all.lock().expect("not poisoned").get(name).cloned()?;
         // Under the head's lock nothing is sent: the reader has every tag once.
         let head = feed.head.lock().expect("not poisoned");
-        let mut meta = head.meta;
-        meta.audio |= head.audio_seen || head.audio_config.is_some();
         Some(Reader {
             head: head.flv(),
-            meta,
+            meta: Meta {
+                audio: head.has_audio(),
+                ..head.meta
+            },
             started: !head.gop.is_empty(),
             rx: feed.tx.subscribe(),
         })

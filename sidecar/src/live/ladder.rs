@@ -1,11 +1,12 @@
 //! The live ladder: ONE ffmpeg per live stream reads the stream as nginx-rtmp pushes it to
 //! the sidecar (`feed`, from the newest keyframe on), decodes it once, scales it once per
-//! rung and writes each rung beside nginx-rtmp's source rendition (`DATA/live/NAME/`) (`DATA/live/NAME/<height>p/index.m3u8`, MPEG-TS segments of `live.fragment` with
+//! rung and writes each rung beside nginx-rtmp's source rendition
+//! (`DATA/live/NAME/<height>p/index.m3u8`, MPEG-TS segments of `live.fragment` with
 //! keyframes at the same instants in every rung). `master.m3u8` names the source, copied as
 //! nginx-rtmp wrote it, and the rungs; it is written once every rung has a playlist and
 //! rewritten every few seconds (nginx-rtmp's cleanup removes playlists that stop changing),
 //! and removed when the stream ends. Without a feed (nginx's configuration from before
-//! `live.feed`), ffmpeg reads the source's HLS playlist instead, seconds later.
+//! `live.feed`), ffmpeg reads the source's HLS playlist instead, once the stream plays.
 //!
 //! The ladder fits the source and the machine: no rung as tall as the source, and when
 //! ffmpeg runs below real time for `SLOW_FOR`, the top rung is dropped and the ladder starts
@@ -20,6 +21,7 @@ use anyhow::{bail, Context, Result};
 use streamedge_formats::layout::{LIVE_MASTER, LIVE_PLAYLIST};
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::feed::{Feeds, Reader};
 use super::Board;
@@ -185,6 +187,7 @@ async fn run(
 ) -> Result<Ended> {
     let (feeds, playable) = (input.feeds, &mut *input.playable);
     let mut feed = feeds.wait(name, FEED_WAIT, stop).await;
+    let from_feed = feed.is_some();
     if stop.is_cancelled() {
         return Ok(Ended::Stopped);
     }
@@ -225,7 +228,7 @@ async fn run(
     cmd.current_dir(dir)
         .args(["-nostdin", "-hide_banner", "-nostats", "-v", "error"])
         .args(["-progress", "pipe:1"]);
-    if feed.is_some() {
+    if from_feed {
         // The feed starts with the codecs' configurations and a keyframe: little to probe.
         cmd.args(["-analyzeduration", "100000", "-fpsprobesize", "0"])
             .args(["-f", "flv", "-i", "pipe:0"])
@@ -239,17 +242,12 @@ async fn run(
     // The source's timestamps, so every rung's segments line up with the source's: nothing
     // added by the muxer, and for the feed the offset nginx-rtmp gives its HLS.
     cmd.args(["-copyts", "-muxdelay", "0"]);
-    if feed.is_some() {
+    if from_feed {
         cmd.args(["-output_ts_offset", NGINX_RTMP_HLS_DELAY]);
     }
     cmd.args(args(&rungs, source, config.live.fragment.0.as_secs_f64()));
-    let reads = if feed.is_some() {
-        "feed"
-    } else {
-        "source playlist"
-    };
     board.update(name, |s| {
-        s.input = reads;
+        s.input = if from_feed { "feed" } else { "source playlist" };
         s.rungs = rungs.iter().map(rung_name).collect();
         s.state = "starting";
     });
@@ -263,11 +261,14 @@ async fn run(
             s.started = Some(crate::clock::now_rfc3339());
         })
     };
+    // The feed written into ffmpeg's stdin: aborted when this run ends.
     let mut copy = None;
     let started = |stdin| {
         running();
         if let Some(feed) = feed.take() {
-            copy = Some(AbortOnDrop(tokio::spawn(feed_ffmpeg(feed, stdin))));
+            copy = Some(AbortOnDropHandle::new(tokio::spawn(feed_ffmpeg(
+                feed, stdin,
+            ))));
         }
     };
     let role = proc::Role::new("ladder", name);
@@ -288,7 +289,7 @@ async fn run(
         Exit::Cancelled if stop.is_cancelled() => Ok(Ended::Stopped),
         Exit::Cancelled => Ok(Ended::TooSlow(slow.unwrap_or(0.0))),
         // ffmpeg ends well only at the end of its input.
-        Exit::Success if reads == "feed" => Ok(Ended::FeedClosed),
+        Exit::Success if from_feed => Ok(Ended::FeedClosed),
         Exit::Success => bail!("ffmpeg ended"),
         Exit::Failed(stderr) => bail!("{}", transcode::explain(&stderr)),
     }
@@ -297,15 +298,6 @@ async fn run(
 /// Writes the feed to ffmpeg until either ends; an ffmpeg gone is its own error.
 async fn feed_ffmpeg(feed: Reader, mut stdin: tokio::process::ChildStdin) {
     let _ = feed.copy_to(&mut stdin).await;
-}
-
-/// A task that goes with the run that started it.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 /// What the source is, from the feed's metadata, when it says the size.
