@@ -257,3 +257,19 @@ proptest! {
         let _ = parse_probe(&text);
     }
 }
+
+/// The case proptest found in CI: serde_json's fast float parser read "1e-23" back one unit
+/// off, so meta.json did not hold what was written. `float_roundtrip` makes it exact.
+#[test]
+fn durations_read_back_from_json_exactly() {
+    for d in [
+        1e-23_f64,
+        0.1 + 0.2,
+        5e-324,
+        1.7976931348623157e308,
+        3599.999999,
+    ] {
+        let back: f64 = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        assert_eq!(back.to_bits(), d.to_bits(), "{d}");
+    }
+}
