@@ -20,24 +20,39 @@ now_ms() { date +%s%3N; }
 cpu_of() {
   local total=0 p
   for p in "$@"; do
-    read -r -a f <"/proc/$p/stat" || continue
+    { read -r -a f <"/proc/$p/stat"; } 2>/dev/null || continue
     total=$((total + f[13] + f[14]))
   done
   awk -v t="$total" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", t / hz }'
 }
+# The publisher sends a clip encoded beforehand, as OBS on another machine would: encoding
+# 1080p on the server's own 2 cores would leave the ladder one, and measure the publisher.
+# Like OBS (librtmp) it sets TCP_NODELAY, and its first video frame comes FIRST_FRAME
+# seconds after the publish: OBS starts its encoders once the publish is accepted, so its
+# first frame is at least one frame interval later. FIRST_FRAME=0 is ffmpeg sending a file,
+# whose first keyframe arrives before nginx-rtmp's push to the sidecar is up: the ladder then
+# starts from the second keyframe, GOP seconds later.
+FIRST_FRAME=${FIRST_FRAME:-0.05}
+clip() {
+  local offset=()
+  [ "$FIRST_FRAME" = 0 ] || offset=(-itsoffset "$FIRST_FRAME")
+  ffmpeg -hide_banner -nostdin -loglevel error "${offset[@]}" -f lavfi -i "testsrc2=size=$SIZE:rate=30" \
+    -f lavfi -i "sine=frequency=440:sample_rate=48000" -t 10 -c:v libx264 -preset veryfast \
+    -tune zerolatency -g $((GOP * 30)) -b:v 6M -pix_fmt yuv420p -c:a aac -b:a 128k -f flv "$work/clip.flv"
+}
 publish() { # url
-  ffmpeg -hide_banner -nostdin -loglevel error -re -f lavfi -i "testsrc2=size=$SIZE:rate=30" \
-    -f lavfi -i "sine=frequency=440:sample_rate=48000" -t "$SECS" -c:v libx264 -preset ultrafast \
-    -tune zerolatency -g $((GOP * 30)) -b:v 6M -pix_fmt yuv420p -c:a aac -b:a 128k -f flv "$1" &
+  ffmpeg -hide_banner -nostdin -loglevel error -re -stream_loop -1 -i "$work/clip.flv" -t "$SECS" \
+    -c copy -tcp_nodelay 1 -f flv "$1" &
   pids+=($!)
   publisher=$!
 }
 entry() { curl -s -o /dev/null -w "%{http_code} %{redirect_url}" "http://127.0.0.1:$http/live/cam/"; }
 
+clip
 start_server
 key=$("$bin" --config "$cfg" keys add cam --json | python3 -c 'import json,sys; v=json.load(sys.stdin); print(v["server_url"] + "/" + v["stream_key"])')
 
-echo "ladder: publishing ${SECS} s of ${SIZE} at 30 fps, a keyframe every ${GOP} s"
+echo "ladder: publishing ${SECS} s of ${SIZE} at 30 fps, a keyframe every ${GOP} s, the first video frame ${FIRST_FRAME} s after the publish"
 t0=$(now_ms); publish "$key"
 source_ms="" master_ms=""
 while [ -z "$master_ms" ] && [ $(( $(now_ms) - t0 )) -lt 30000 ]; do
@@ -48,15 +63,20 @@ while [ -z "$master_ms" ] && [ $(( $(now_ms) - t0 )) -lt 30000 ]; do
 done
 [ -n "$master_ms" ] || { echo "no master playlist within 30 s" >&2; tail "$work/run.log" >&2; exit 1; }
 sleep $((FROM - master_ms / 1000))
-# The ladder running now (a ladder that dropped a rung is a new process).
-ladder=$(pgrep -f -- "-var_stream_map" | head -n1); a=$(cpu_of "$ladder")
-sleep $((TO - FROM)); b=$(cpu_of "$ladder")
-ladder_cpu=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b - a }')
+# The ladder running now; one that dropped a rung is a new process, measured again over a
+# window as long, while the stream lasts.
+ladder_cpu=""
+while [ -z "$ladder_cpu" ] && [ $(( $(now_ms) - t0 )) -lt $(( (SECS - TO + FROM) * 1000 )) ]; do
+  ladder=$(pgrep -f -- "-var_stream_map" | head -n1); a=$(cpu_of "$ladder")
+  sleep $((TO - FROM)); b=$(cpu_of "$ladder")
+  [ "$(pgrep -f -- "-var_stream_map" | head -n1)" = "$ladder" ] || continue
+  ladder_cpu=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.2f", b - a }')
+done
+[ -n "$ladder_cpu" ] || { echo "the ladder did not run one whole window" >&2; tail "$work/run.log" >&2; exit 1; }
 rungs=$(grep -c STREAM-INF "$work/srv/data/live/cam/master.m3u8")
 # The rungs the ladder made in the window (it drops its top one when it cannot keep up):
 # the per-rendition recipe makes the same ones, so the figures compare like with like.
 made=" $(grep -o '^[0-9]*p/' "$work/srv/data/live/cam/master.m3u8" | tr -d 'p/' | tr '\n' ' ')"
-[ "$(pgrep -f -- "-var_stream_map" | head -n1)" = "$ladder" ] || echo "the ladder restarted during the window: its figure is partial" >&2
 grep -o 'top rung is dropped' "$work/run.log" >&2 || true
 wait "$publisher" 2>/dev/null || true
 for _ in $(seq 100); do [ -z "$(pgrep -f -- "-var_stream_map")" ] && break; sleep 0.1; done

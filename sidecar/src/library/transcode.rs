@@ -182,19 +182,22 @@ pub async fn probe(input: &Path) -> Result<Probe> {
 /// The ffmpeg arguments (after `-i INPUT`) for the video ladder, written into the current
 /// folder: `<height>p/index.m3u8` and fMP4 segments per rung, `master.m3u8`.
 pub fn video_args(rungs: &[Rung], fps: f64, has_audio: bool, segments: Segments) -> Vec<String> {
-    let (mut a, map) = encode_args(rungs, fps, has_audio, f64::from(SEGMENT_SECONDS));
+    let (mut a, map) = encode_args(rungs, fps, has_audio, f64::from(SEGMENT_SECONDS), false);
     a.extend(hls_output(&map, segments));
     a
 }
 
 /// The ladder's encoding (decode once, scale once per rung, keyframes at the same instants
 /// in every rung, every `segment` seconds) and the matching `-var_stream_map`, each rung
-/// named `<height>p`.
+/// named `<height>p`. With `short_start` the first two keyframes are half a segment apart
+/// (then every `segment`, on the same instants): a live ladder's first segment, and so its
+/// first playlist, comes half a segment sooner.
 pub fn encode_args(
     rungs: &[Rung],
     fps: f64,
     has_audio: bool,
     segment: f64,
+    short_start: bool,
 ) -> (Vec<String>, String) {
     let gop = ((fps.clamp(1.0, 120.0) * segment).round() as u32).max(1);
     let n = rungs.len();
@@ -248,8 +251,13 @@ pub fn encode_args(
         // from zero would force every frame until it caught up.
         "-force_key_frames".into(),
         format!(
-            "expr:if(isnan(prev_forced_t),1,gte(t,prev_forced_t+{segment}-{:.4}))",
-            0.5 / fps.clamp(1.0, 120.0)
+            "expr:if(isnan(prev_forced_t),1,gte(t,prev_forced_t+{step}-{:.4}))",
+            0.5 / fps.clamp(1.0, 120.0),
+            step = if short_start {
+                format!("if(lt(n_forced,3),{},{segment})", segment / 2.0)
+            } else {
+                segment.to_string()
+            }
         ),
     ]);
     for (i, r) in rungs.iter().enumerate() {

@@ -417,7 +417,11 @@ pub async fn serve(listener: TcpListener, feeds: Feeds, shutdown: CancellationTo
                 }
             };
             // Dropping the session (and the pusher in it) ends the feed and the connection.
-            let session = ServerSession::new(tcp, pusher);
+            let io = QuickAck {
+                tcp,
+                until: published.clone(),
+            };
+            let session = ServerSession::new(io, pusher);
             tokio::select! {
                 r = session.run() => if let Err(e) = r {
                     tracing::debug!("live feed from {peer}: {e}");
@@ -427,6 +431,56 @@ pub async fn serve(listener: TcpListener, feeds: Feeds, shutdown: CancellationTo
                 _ = shutdown.cancelled() => {}
             }
         });
+    }
+}
+
+/// A push connection that acknowledges what it reads at once until the push has started.
+/// nginx sends the RTMP handshake's last part and its `connect` in separate writes with
+/// Nagle's algorithm on: `connect` waits for the acknowledgement of the handshake, which
+/// Linux would delay by 40 ms (the server has nothing to answer yet). Until the push is up,
+/// the publisher's frames do not reach the feed; the sooner it is, the likelier the feed
+/// holds the stream's very first keyframe (nginx-rtmp keeps none for late joiners).
+struct QuickAck {
+    tcp: tokio::net::TcpStream,
+    until: CancellationToken,
+}
+
+impl tokio::io::AsyncRead for QuickAck {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let read = std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf);
+        if read.is_ready() && !self.until.is_cancelled() {
+            // Sends the acknowledgement now if one is pending (Linux resets the flag).
+            let _ = socket2::SockRef::from(&self.tcp).set_tcp_quickack(true);
+        }
+        read
+    }
+}
+
+impl AsyncWrite for QuickAck {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }
 

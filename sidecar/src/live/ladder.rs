@@ -71,6 +71,9 @@ pub async fn supervise(
     stop: &CancellationToken,
 ) {
     let dir = config.layout().live().join(name);
+    // The pipeline starts at the publish: a source playlist older than this is the previous
+    // broadcast's.
+    let since = std::time::SystemTime::now();
     let mut dropped = 0;
     let mut backoff = Duration::from_secs(1);
     let mut quick_failures = 0;
@@ -82,6 +85,7 @@ pub async fn supervise(
         let mut input = Input {
             feeds,
             playable: &mut playable,
+            since,
         };
         match run(config, board, &mut input, name, &dir, dropped, stop).await {
             Ok(Ended::Stopped) => break,
@@ -165,6 +169,8 @@ fn remove_master(dir: &Path) {
 struct Input<'a> {
     feeds: &'a Feeds,
     playable: &'a mut tokio::sync::watch::Receiver<bool>,
+    /// When the broadcast started (about: when its pipeline did).
+    since: std::time::SystemTime,
 }
 
 /// What the source rendition is, from its newest segment.
@@ -283,7 +289,7 @@ async fn run(
     });
     let exit = tokio::select! {
         exit = ffmpeg => exit?.0,
-        e = keep_master(dir, &rungs, source, run_start, stop) => return Err(e),
+        e = keep_master(dir, &rungs, source, (input.since, run_start), stop) => return Err(e),
     };
     match exit {
         Exit::Cancelled if stop.is_cancelled() => Ok(Ended::Stopped),
@@ -378,10 +384,10 @@ fn rungs_for(heights: &[u32], source_height: u32, dropped: usize) -> Vec<Rung> {
 /// ffmpeg's arguments after the input: the ladder's encoding and a live HLS output per rung.
 /// Segments are `segment` seconds long, as nginx-rtmp's are at most.
 fn args(rungs: &[Rung], source: Source, segment: f64) -> Vec<String> {
-    let (mut a, map) = transcode::encode_args(rungs, source.fps, source.has_audio, segment);
+    let (mut a, map) = transcode::encode_args(rungs, source.fps, source.has_audio, segment, true);
     // No look-ahead or B-frame delay: the ladder keeps to the source's live edge.
     a.extend(["-tune", "zerolatency"].map(String::from));
-    let time = segment.to_string();
+    let (time, half) = (segment.to_string(), (segment / 2.0).to_string());
     let size = ((LIST_SECONDS / segment).ceil() as u32).to_string();
     a.extend(
         [
@@ -389,6 +395,9 @@ fn args(rungs: &[Rung], source: Source, segment: f64) -> Vec<String> {
             "hls",
             "-hls_time",
             &time,
+            // The first segments end at the keyframe half a segment in (see encode_args).
+            "-hls_init_time",
+            &half,
             "-hls_list_size",
             &size,
             "-hls_flags",
@@ -411,30 +420,31 @@ fn args(rungs: &[Rung], source: Source, segment: f64) -> Vec<String> {
     a
 }
 
-/// Writes `master.m3u8` once every rung has a playlist written by this run (after
-/// `run_start`), then again every `MASTER_EVERY`; never once `stop` has fired (ffmpeg may
-/// still be finishing). Returns only on an error.
+/// Writes `master.m3u8` once the source has a playlist written by this broadcast (after
+/// `since`) and every rung one written by this run (after `run_start`), then again every
+/// `MASTER_EVERY`; never once `stop` has fired (ffmpeg may still be finishing). Returns only
+/// on an error.
 async fn keep_master(
     dir: &Path,
     rungs: &[Rung],
     source: Source,
-    run_start: std::time::SystemTime,
+    (since, run_start): (std::time::SystemTime, std::time::SystemTime),
     stop: &CancellationToken,
 ) -> anyhow::Error {
     let path = dir.join(LIVE_MASTER);
     loop {
-        // Every playlist it names, written since this run started (the source's too: the
-        // feed starts the ladder before nginx-rtmp's first fragment).
+        // Every playlist it names, new: the feed starts the ladder before nginx-rtmp's first
+        // fragment, and a restarted ladder's rungs start over.
+        let written_since = |p: std::path::PathBuf, t: std::time::SystemTime| {
+            std::fs::metadata(p)
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m >= t)
+        };
         let ready = !stop.is_cancelled()
+            && written_since(dir.join(LIVE_PLAYLIST), since)
             && rungs
                 .iter()
-                .map(|r| dir.join(rung_name(r)).join("index.m3u8"))
-                .chain([dir.join(LIVE_PLAYLIST)])
-                .all(|p| {
-                    std::fs::metadata(p)
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|t| t >= run_start)
-                });
+                .all(|r| written_since(dir.join(rung_name(r)).join("index.m3u8"), run_start));
         if ready {
             let text = master(source, source_bandwidth(dir), rungs);
             if let Err(e) = crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644, None) {
@@ -444,7 +454,7 @@ async fn keep_master(
         tokio::time::sleep(if ready {
             MASTER_EVERY
         } else {
-            Duration::from_millis(200)
+            Duration::from_millis(50)
         })
         .await;
     }
@@ -599,10 +609,11 @@ mod tests {
             "{a}"
         );
         assert!(
-            a.contains("-hls_time 1 -hls_list_size 12") && !a.contains("vod"),
+            a.contains("-hls_time 1 -hls_init_time 0.5 -hls_list_size 12") && !a.contains("vod"),
             "{a}"
         );
-        assert!(a.contains("-g 30 -keyint_min 30 -force_key_frames expr:if(isnan(prev_forced_t),1,gte(t,prev_forced_t+1-0.0167))"));
+        // Keyframes at 0, 0.5 and 1 s, then every second: the first segment is half as long.
+        assert!(a.contains("-g 30 -keyint_min 30 -force_key_frames expr:if(isnan(prev_forced_t),1,gte(t,prev_forced_t+if(lt(n_forced,3),0.5,1)-0.0167))"), "{a}");
         assert!(a.ends_with("%v/index.m3u8"), "{a}");
     }
 
