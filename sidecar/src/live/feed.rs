@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -417,11 +418,7 @@ pub async fn serve(listener: TcpListener, feeds: Feeds, shutdown: CancellationTo
                 }
             };
             // Dropping the session (and the pusher in it) ends the feed and the connection.
-            let io = QuickAck {
-                tcp,
-                until: published.clone(),
-            };
-            let session = ServerSession::new(io, pusher);
+            let session = ServerSession::new(quick_ack(tcp, published.clone()), pusher);
             tokio::select! {
                 r = session.run() => if let Err(e) = r {
                     tracing::debug!("live feed from {peer}: {e}");
@@ -434,54 +431,24 @@ pub async fn serve(listener: TcpListener, feeds: Feeds, shutdown: CancellationTo
     }
 }
 
-/// A push connection that acknowledges what it reads at once until the push has started.
-/// nginx sends the RTMP handshake's last part and its `connect` in separate writes with
-/// Nagle's algorithm on: `connect` waits for the acknowledgement of the handshake, which
+/// The connection, acknowledging what it reads at once until `until` fires (the push has
+/// started). nginx sends the RTMP handshake's last part and its `connect` in separate writes
+/// with Nagle's algorithm on: `connect` waits for the acknowledgement of the handshake, which
 /// Linux would delay by 40 ms (the server has nothing to answer yet). Until the push is up,
 /// the publisher's frames do not reach the feed; the sooner it is, the likelier the feed
 /// holds the stream's very first keyframe (nginx-rtmp keeps none for late joiners).
-struct QuickAck {
+fn quick_ack(
     tcp: tokio::net::TcpStream,
     until: CancellationToken,
-}
-
-impl tokio::io::AsyncRead for QuickAck {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        let read = std::pin::Pin::new(&mut self.tcp).poll_read(cx, buf);
-        if read.is_ready() && !self.until.is_cancelled() {
+) -> impl tokio::io::AsyncRead + AsyncWrite + Unpin {
+    // The same socket through a second descriptor, for the option while the stream reads.
+    let fd = tcp.as_fd().try_clone_to_owned().ok();
+    tokio_util::io::InspectReader::new(tcp, move |_| {
+        if let Some(fd) = fd.as_ref().filter(|_| !until.is_cancelled()) {
             // Sends the acknowledgement now if one is pending (Linux resets the flag).
-            let _ = socket2::SockRef::from(&self.tcp).set_tcp_quickack(true);
+            let _ = socket2::SockRef::from(fd).set_tcp_quickack(true);
         }
-        read
-    }
-}
-
-impl AsyncWrite for QuickAck {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut self.tcp).poll_write(cx, buf)
-    }
-
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.tcp).poll_flush(cx)
-    }
-
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.tcp).poll_shutdown(cx)
-    }
+    })
 }
 
 /// One push connection from nginx-rtmp.

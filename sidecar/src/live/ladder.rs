@@ -289,7 +289,7 @@ async fn run(
     });
     let exit = tokio::select! {
         exit = ffmpeg => exit?.0,
-        e = keep_master(dir, &rungs, source, (input.since, run_start), stop) => return Err(e),
+        e = keep_master(dir, &rungs, source, input.since, run_start, stop) => return Err(e),
     };
     match exit {
         Exit::Cancelled if stop.is_cancelled() => Ok(Ended::Stopped),
@@ -428,7 +428,8 @@ async fn keep_master(
     dir: &Path,
     rungs: &[Rung],
     source: Source,
-    (since, run_start): (std::time::SystemTime, std::time::SystemTime),
+    since: std::time::SystemTime,
+    run_start: std::time::SystemTime,
     stop: &CancellationToken,
 ) -> anyhow::Error {
     let path = dir.join(LIVE_MASTER);
