@@ -13,7 +13,7 @@ RUN make deps && make build
 FROM debian:bookworm-slim
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      nginx libnginx-mod-rtmp ffmpeg python3 ca-certificates openssl \
+      nginx libnginx-mod-rtmp ffmpeg fonts-dejavu-core python3 ca-certificates openssl \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --home-dir /data --shell /usr/sbin/nologin streamedge
 COPY --from=build /src/target/release/streamedge /usr/local/bin/streamedge

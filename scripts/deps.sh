@@ -12,8 +12,8 @@ packages=(
   nginx nginx-dev libnginx-mod-rtmp
   # what bindgen and nginx's configure need
   clang libclang-dev libpcre3-dev libssl-dev zlib1g-dev pkg-config make
-  # media
-  ffmpeg
+  # media; the font of the restreams' "be right back" slate
+  ffmpeg fonts-dejavu-core
   # openssl for inspecting certificates, curl for checks
   openssl ca-certificates curl
   # the yt-dlp virtual environment
@@ -21,8 +21,9 @@ packages=(
 )
 case "$what" in
   run) ;;
-  # a real ACME server; the web player's browser test; ip for the tests' own namespaces
-  test) packages+=(pebble chromium iproute2) ;;
+  # a real ACME server; the web player's browser test; ip for the tests' own namespaces;
+  # nginx's stream module: the RTMPS destination of the restream tests
+  test) packages+=(pebble chromium iproute2 libnginx-mod-stream) ;;
   # benchmarks, and the peers they compare against
   bench) packages+=(wrk hyperfine time certbot lego) ;;
   *) echo "usage: scripts/deps.sh run|test|bench" >&2; exit 2 ;;

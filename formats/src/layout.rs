@@ -57,6 +57,17 @@ impl Layout {
         self.root.join(".keys.lock")
     }
 
+    /// Restream destinations and relays, their platforms' stream keys in the clear: the
+    /// sidecar's alone (mode 0600; nginx never reads it).
+    pub fn restreams_file(&self) -> PathBuf {
+        self.root.join("restreams.toml")
+    }
+
+    /// Taken while the restreams file is rewritten.
+    pub fn restreams_lock(&self) -> PathBuf {
+        self.root.join(".restreams.lock")
+    }
+
     /// The signing secrets of private links.
     pub fn secrets_file(&self) -> PathBuf {
         self.root.join("sign.keys")

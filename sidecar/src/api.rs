@@ -34,6 +34,7 @@ struct Api {
     config: Config,
     jobs: Manager,
     live: crate::live::Board,
+    restreams: crate::restream::session::Board,
     token: String,
 }
 
@@ -68,6 +69,7 @@ pub async fn serve(
     config: Config,
     jobs: Manager,
     live: crate::live::Board,
+    restreams: crate::restream::session::Board,
 ) -> Result<()> {
     let token = read_token(&config)?;
     tracing::info!("control API on {}", config.api.listen);
@@ -75,6 +77,7 @@ pub async fn serve(
         config,
         jobs,
         live,
+        restreams,
         token,
     });
     axum::serve(listener, router(api))
@@ -91,6 +94,11 @@ fn router(api: Shared) -> Router {
         .route("/api/library/{id}/thumbnails", post(take_thumbnails))
         .route("/api/library/{id}/poster", post(set_poster))
         .route("/api/live", get(list_live))
+        .route("/api/restreams", get(list_restreams).post(add_restream))
+        .route(
+            "/api/restreams/{id}",
+            delete(remove_restream).patch(edit_restream),
+        )
         .route("/api/processes", get(list_processes))
         .route("/api/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
@@ -155,6 +163,70 @@ fn ok<T: Serialize>(status: StatusCode, value: &T) -> Response {
 /// The live pipeline of every live stream, private ones too: the owner's.
 async fn list_live(State(api): State<Shared>) -> Response {
     ok(StatusCode::OK, &api.live.snapshot())
+}
+
+/// Every restream destination (keys masked) with what its push does now: the owner's.
+async fn list_restreams(State(api): State<Shared>) -> Response {
+    match crate::restream::listed(&api.config, &api.restreams) {
+        Ok(list) => ok(StatusCode::OK, &list),
+        Err(e) => Error::from(e).into_response(),
+    }
+}
+
+/// `{"stream": "alice", "url": "rtmp://…/KEY", "label": "…", "rendition": "720p"}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRestream {
+    stream: String,
+    url: String,
+    label: Option<String>,
+    rendition: Option<String>,
+}
+
+async fn add_restream(State(api): State<Shared>, body: Body) -> Response {
+    let example =
+        "{\"stream\": \"alice\", \"url\": \"rtmp://HOST/APP/STREAM-KEY\", \"label\": \"YouTube\"}";
+    let result = match json_body::<NewRestream>(body, example).await {
+        Ok(n) => crate::restream::add(
+            &api.config,
+            &crate::restream::NewDestination {
+                stream: &n.stream,
+                url: &n.url,
+                label: n.label.as_deref(),
+                rendition: n.rendition.as_deref(),
+            },
+        ),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(d) => ok(StatusCode::CREATED, &d),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `{"enabled": false}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditRestream {
+    enabled: bool,
+}
+
+async fn edit_restream(State(api): State<Shared>, Path(id): Path<String>, body: Body) -> Response {
+    let result = match json_body::<EditRestream>(body, "{\"enabled\": false}").await {
+        Ok(e) => crate::restream::set_enabled(&api.config, &id, e.enabled),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(d) => ok(StatusCode::OK, &d),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn remove_restream(State(api): State<Shared>, Path(id): Path<String>) -> Response {
+    match crate::restream::remove(&api.config, &id) {
+        Ok(d) => ok(StatusCode::OK, &d),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Every process the sidecar runs, what each costs, and the totals by role.

@@ -52,6 +52,11 @@ impl Client {
         Ok(body)
     }
 
+    pub async fn get(&self, path: &str) -> Result<Value> {
+        self.call(self.http.get(format!("{}{path}", self.base)))
+            .await
+    }
+
     pub async fn submit(&self, request: &Value) -> Result<Job> {
         let v = self
             .call(
@@ -184,4 +189,23 @@ pub async fn wait(client: &Client, config: &Config, id: &str, speak: bool) -> Re
         _ => println!("{}", job.state.as_str()),
     }
     Ok(job)
+}
+
+/// The restream destinations with what each does: from the daemon when it runs, else from
+/// the file (no status).
+pub async fn restreams(config: &Config) -> Result<Value> {
+    if let Ok(api) = Client::new(config) {
+        if let Ok(v) = api.get("/api/restreams").await {
+            return Ok(v);
+        }
+    }
+    let list: Vec<Value> = crate::restream::list(config)?
+        .into_iter()
+        .map(|d| {
+            let mut v = serde_json::to_value(d).expect("serializes");
+            v["status"] = Value::Null;
+            v
+        })
+        .collect();
+    Ok(Value::Array(list))
 }

@@ -31,6 +31,8 @@ pub struct Config {
     #[serde(default)]
     pub live: Live,
     #[serde(default)]
+    pub restream: Restream,
+    #[serde(default)]
     pub fetch: Fetch,
     #[serde(default)]
     pub api: Api,
@@ -174,6 +176,42 @@ impl Default for Api {
         Api {
             listen: "127.0.0.1:8089".into(),
         }
+    }
+}
+
+/// Restreaming: each live stream out to its destinations (`streamedge restream`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Restream {
+    /// A publisher back within this long finds its destinations still connected: meanwhile
+    /// they get the slate.
+    #[serde(with = "humantime_serde")]
+    pub grace: Duration,
+    /// The "be right back" picture (PNG or JPEG); none: a generated one.
+    pub slate: Option<PathBuf>,
+    /// PEM certificates to trust for `rtmps://` destinations beside the system's.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for Restream {
+    fn default() -> Self {
+        Restream {
+            grace: Duration::from_secs(30),
+            slate: None,
+            ca_file: None,
+        }
+    }
+}
+
+impl Restream {
+    fn check(&self) -> Result<()> {
+        if self.grace > Duration::from_secs(3600) {
+            bail!(
+                "restream.grace: \"{}\" is more than an hour",
+                humantime::format_duration(self.grace)
+            );
+        }
+        Ok(())
     }
 }
 
@@ -630,6 +668,8 @@ impl Config {
         ]
         .into_iter()
         .chain(self.acme.ca_root.as_mut())
+        .chain(self.restream.slate.as_mut())
+        .chain(self.restream.ca_file.as_mut())
         .chain(self.fetch.ytdlp.as_mut())
         .chain(self.ddns.as_mut().and_then(|d| d.api_key_file.as_mut()))
         {
@@ -659,6 +699,7 @@ impl Config {
             ),
         }
         self.live.check()?;
+        self.restream.check()?;
         let feed = self.live.feed.port();
         if all.contains(&feed)
             || self

@@ -54,6 +54,9 @@ const DOCS: &[Doc] = &[
     ("live", "record_grace", "A publisher back within this long continues the same recording; then it becomes a library item.", None),
     ("live", "feed", "Loopback address nginx-rtmp pushes each live stream to (RTMP), so the ladder starts from the publish, not from nginx-rtmp's first HLS fragment.", None),
     ("live", "record_min_free_mb", "Free space, MiB, below which recordings pause with a log line, so they never fill the disk.", None),
+    ("restream", "grace", "A publisher back within this long finds its restreams still connected; meanwhile the destinations get the slate.", None),
+    ("restream", "slate", "The \"be right back\" picture (PNG or JPEG) destinations get while the publisher is away. Default: a generated one.", Some("\"brb.png\"")),
+    ("restream", "ca_file", "PEM certificates trusted for rtmps:// destinations beside the system's. Default: none.", Some("\"/etc/ssl/my-ca.pem\"")),
     ("fetch", "concurrency", "Fetch jobs that run at once; the rest queue.", None),
     ("fetch", "allow_private_addresses", "Allow fetch and job webhook URLs on this machine, its LAN or link-local addresses.", None),
     ("fetch", "min_free_mb", "Free space data_dir keeps, MiB: new jobs are refused (507) with less, and a running job is stopped (its tools ended, its scratch removed) when it falls below.", None),
@@ -72,7 +75,7 @@ const DOCS: &[Doc] = &[
 ];
 
 const SECTIONS: &[&str] = &[
-    "", "ports", "publish", "acme", "ddns", "live", "fetch", "api", "nginx",
+    "", "ports", "publish", "acme", "ddns", "live", "restream", "fetch", "api", "nginx",
 ];
 
 fn comment(out: &mut String, text: &str, indent: &str) {
@@ -93,7 +96,7 @@ fn comment(out: &mut String, text: &str, indent: &str) {
 
 /// Every section's defaults, as `config.rs` defines them: the only place they are written.
 fn defaults() -> toml::Table {
-    use crate::config::{Acme, Api, Ddns, Fetch, Live, Nginx, Ports, Publish};
+    use crate::config::{Acme, Api, Ddns, Fetch, Live, Nginx, Ports, Publish, Restream};
     fn table<T: serde::Serialize>(v: T) -> toml::Value {
         toml::Value::Table(toml::Table::try_from(v).expect("the defaults serialize"))
     }
@@ -103,6 +106,7 @@ fn defaults() -> toml::Table {
         ("acme".to_string(), table(Acme::default())),
         ("ddns".to_string(), table(Ddns::default())),
         ("live".to_string(), table(Live::default())),
+        ("restream".to_string(), table(Restream::default())),
         ("fetch".to_string(), table(Fetch::default())),
         ("api".to_string(), table(Api::default())),
         ("nginx".to_string(), table(Nginx::default())),

@@ -149,6 +149,7 @@ pub fn init(args: &InitArgs) -> Result<Config> {
             ..Default::default()
         }),
         live: Default::default(),
+        restream: Default::default(),
         fetch: Default::default(),
         api: Default::default(),
         acme: crate::config::Acme {

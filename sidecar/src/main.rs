@@ -20,6 +20,7 @@ mod keys;
 mod library;
 mod live;
 mod nginx;
+mod restream;
 mod sign;
 // The base: configuration, the data directory, errors, file, process and address helpers.
 mod address;

@@ -27,10 +27,16 @@ pub async fn run(config: &Config) -> Result<()> {
     let jobs = crate::fetch::Manager::open(config)?;
     jobs.resume();
     let board = crate::live::Board::default();
+    let restreams = crate::restream::session::Board::default();
     {
-        let (config, jobs, board) = (config.clone(), jobs.clone(), board.clone());
+        let (config, jobs, board, restreams) = (
+            config.clone(),
+            jobs.clone(),
+            board.clone(),
+            restreams.clone(),
+        );
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = crate::api::serve(listener, config, jobs, board).await {
+            if let Err(e) = crate::api::serve(listener, config, jobs, board, restreams).await {
                 tracing::error!("{e:#}");
             }
         }));
@@ -51,7 +57,14 @@ pub async fn run(config: &Config) -> Result<()> {
     tasks.push(tokio::spawn(crate::live::run_loop(
         config.clone(),
         board,
+        feeds.clone(),
+        live.clone(),
+    )));
+    // Each live stream on to its destinations.
+    tasks.push(tokio::spawn(crate::restream::session::run_loop(
+        config.clone(),
         feeds,
+        restreams,
         live.clone(),
     )));
     if config.ddns.is_some() {

@@ -20,6 +20,7 @@ mod ports;
 mod processes;
 mod public;
 mod publisher;
+mod rtmp_sink;
 mod server;
 mod wait;
 
@@ -40,5 +41,6 @@ pub use ports::free_port;
 pub use processes::processes_mentioning;
 pub use public::PublicStandIn;
 pub use publisher::Publisher;
+pub use rtmp_sink::RtmpSink;
 pub use server::{Key, Options, Server};
 pub use wait::wait_for;

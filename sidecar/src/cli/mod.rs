@@ -8,6 +8,7 @@ mod fetch;
 mod init;
 mod keys;
 mod library;
+mod restream;
 mod run;
 mod sign;
 mod status;
@@ -58,6 +59,13 @@ enum Command {
     /// Dynamic DNS (IONOS).
     #[command(subcommand)]
     Ddns(ddns::Ddns),
+    /// Send live streams on to other RTMP servers (YouTube, Twitch, …).
+    #[command(subcommand)]
+    Restream(restream::Restream),
+    /// Send one stream to one destination (run by `streamedge run`; the URL and then FLV on
+    /// stdin).
+    #[command(hide = true)]
+    Push(restream::Push),
     /// Show whether nginx runs, who is live and how many keys exist.
     Status(status::Status),
 }
@@ -90,6 +98,8 @@ impl Cli {
             Command::Library(l) => l.run(&ctx).await,
             Command::Cert(c) => c.run(&ctx).await,
             Command::Ddns(d) => d.run(&ctx).await,
+            Command::Restream(r) => r.run(&ctx).await,
+            Command::Push(p) => p.run().await,
             Command::Status(s) => s.run(&ctx).await,
         }
     }

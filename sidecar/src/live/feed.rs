@@ -23,7 +23,7 @@ use bytes::Bytes;
 use scuffle_rtmp::session::server::{ServerSessionError, SessionData, SessionHandler};
 use scuffle_rtmp::ServerSession;
 use streamedge_formats::name::check_name;
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
@@ -73,7 +73,7 @@ impl Tag {
 
     /// A codec configuration (AVC or HEVC decoder record, AAC AudioSpecificConfig): what a
     /// decoder needs before any frame.
-    fn is_config(&self) -> bool {
+    pub fn is_config(&self) -> bool {
         let d = &self.data;
         match self.kind {
             Kind::Video => d.len() > 1 && matches!(d[0] & 0x0f, 7 | 12) && d[1] == 0,
@@ -83,7 +83,7 @@ impl Tag {
     }
 
     /// A video keyframe (not its configuration): where a reader can start.
-    fn is_keyframe(&self) -> bool {
+    pub fn is_keyframe(&self) -> bool {
         self.kind == Kind::Video
             && !self.data.is_empty()
             && self.data[0] >> 4 == 1
@@ -207,35 +207,45 @@ impl Head {
         self.audio_seen || self.audio_config.is_some()
     }
 
-    /// The FLV a reader starts with.
-    fn flv(&self) -> Vec<u8> {
-        let mut out = FLV_HEADER.to_vec();
+    /// The FLV file header for this stream.
+    fn header(&self) -> [u8; 13] {
+        let mut out = FLV_HEADER;
         if !self.has_audio() {
             out[4] = 1; // video only
         }
+        out
+    }
+
+    /// The tags a reader starts with.
+    fn tags(&self) -> Vec<Tag> {
         let start = self.gop.first().map_or(0, |t| t.timestamp);
-        for tag in [&self.metadata, &self.video_config, &self.audio_config]
+        [&self.metadata, &self.video_config, &self.audio_config]
             .into_iter()
             .flatten()
-        {
             // Configurations at the time the reader starts: an FLV reader takes a jump back
             // in time for a new start.
-            Tag {
+            .map(|tag| Tag {
                 timestamp: start,
                 ..tag.clone()
-            }
-            .write_flv(&mut out);
-        }
-        for tag in &self.gop {
+            })
+            .chain(self.gop.iter().cloned())
+            .collect()
+    }
+
+    /// The FLV a reader starts with.
+    #[cfg(test)]
+    fn flv(&self) -> Vec<u8> {
+        let mut out = self.header().to_vec();
+        for tag in self.tags() {
             tag.write_flv(&mut out);
         }
         out
     }
 }
 
-struct Feed {
+pub(crate) struct Feed {
     /// Tells this feed from a later one of the same name.
-    id: u64,
+    pub(crate) id: u64,
     head: Mutex<Head>,
     tx: broadcast::Sender<Tag>,
 }
@@ -250,12 +260,18 @@ pub struct Feeds {
 
 /// A reader of one feed.
 pub struct Reader {
-    /// What the reader starts with, as FLV; empty once written.
-    head: Vec<u8>,
+    /// The FLV file header for the stream.
+    pub header: [u8; 13],
+    /// The tags it starts with (metadata, configurations, the newest keyframe's group).
+    head: std::collections::VecDeque<Tag>,
     /// The metadata, and whether audio has come, when the reader joined.
     pub meta: Meta,
     /// The newest keyframe has come: the reader starts with a picture.
     pub started: bool,
+    /// Skipping to the next keyframe: it fell behind, or joined before the first.
+    skipping: bool,
+    /// The stream has video: skipping waits for a keyframe (audio alone never skips).
+    video: bool,
     rx: broadcast::Receiver<Tag>,
 }
 
@@ -268,12 +284,15 @@ impl Feeds {
         // Under the head's lock nothing is sent: the reader has every tag once.
         let head = feed.head.lock().expect("not poisoned");
         Some(Reader {
-            head: head.flv(),
+            header: head.header(),
+            head: head.tags().into(),
             meta: Meta {
                 audio: head.has_audio(),
                 ..head.meta
             },
             started: !head.gop.is_empty(),
+            skipping: head.gop.is_empty(),
+            video: head.video_config.is_some(),
             rx: feed.tx.subscribe(),
         })
     }
@@ -308,7 +327,24 @@ impl Feeds {
         self.changed.notified().await
     }
 
-    fn start(&self, name: &str) -> Option<Arc<Feed>> {
+    /// Whether stream `name` has a feed now.
+    pub fn contains(&self, name: &str) -> bool {
+        self.all.lock().expect("not poisoned").contains_key(name)
+    }
+
+    /// The names that have a feed now.
+    pub fn names(&self) -> Vec<String> {
+        self.all
+            .lock()
+            .expect("not poisoned")
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    /// Starts stream `name`'s feed, which readers can read until [`Feeds::end`]; `None` if
+    /// the name has one already (or too many names do).
+    pub(crate) fn start(&self, name: &str) -> Option<Arc<Feed>> {
         let mut all = self.all.lock().expect("not poisoned");
         // One push per name: nginx pushes a stream again only once its previous push has
         // ended, so a second one while a feed is live is someone else's.
@@ -326,7 +362,9 @@ impl Feeds {
         Some(feed)
     }
 
-    fn end(&self, name: &str, id: u64) {
+    /// Ends stream `name`'s feed `id` (not a later one of the same name): its readers get
+    /// the end once they have read what came before.
+    pub(crate) fn end(&self, name: &str, id: u64) {
         let mut all = self.all.lock().expect("not poisoned");
         if all.get(name).is_some_and(|f| f.id == id) {
             all.remove(name);
@@ -337,7 +375,8 @@ impl Feeds {
 }
 
 impl Feed {
-    fn push(&self, tag: Tag) {
+    /// Sends `tag` to every reader.
+    pub(crate) fn push(&self, tag: Tag) {
         let mut head = self.head.lock().expect("not poisoned");
         if let Some(tag) = head.take(tag) {
             // No reader is no error.
@@ -347,30 +386,100 @@ impl Feed {
 }
 
 impl Reader {
-    /// Writes the feed to `out` (an ffmpeg's stdin) until the feed ends (`Ok`) or `out` is
-    /// closed (`Err`). Behind by more than the backlog, it skips to the next keyframe.
-    pub async fn copy_to(mut self, out: &mut (impl AsyncWrite + Unpin)) -> std::io::Result<()> {
-        out.write_all(&std::mem::take(&mut self.head)).await?;
-        let mut skipping = !self.started;
-        let mut buf = Vec::with_capacity(64 << 10);
+    /// The next tag: those it started with, then the feed's as they come; `None` once the
+    /// feed has ended. Behind by more than the backlog, it skips to the next keyframe.
+    pub async fn next(&mut self) -> Option<Tag> {
+        if let Some(tag) = self.head.pop_front() {
+            return Some(tag);
+        }
         loop {
             let tag = match self.rx.recv().await {
                 Ok(tag) => tag,
                 Err(broadcast::error::RecvError::Lagged(_)) => {
-                    skipping = true;
+                    self.skipping = true;
                     continue;
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
+                Err(broadcast::error::RecvError::Closed) => return None,
             };
-            if skipping && !tag.is_keyframe() && !tag.is_config() && tag.kind != Kind::Script {
+            self.video |= tag.kind == Kind::Video;
+            if self.skipping
+                && self.video
+                && !tag.is_keyframe()
+                && !tag.is_config()
+                && tag.kind != Kind::Script
+            {
                 continue;
             }
-            skipping = false;
+            self.skipping = false;
+            return Some(tag);
+        }
+    }
+
+    /// Writes the feed to `out` (an ffmpeg's stdin) as FLV until the feed ends (`Ok`) or
+    /// `out` is closed (`Err`).
+    pub async fn copy_to(mut self, out: &mut (impl AsyncWrite + Unpin)) -> std::io::Result<()> {
+        out.write_all(&self.header).await?;
+        let mut buf = Vec::with_capacity(64 << 10);
+        while let Some(tag) = self.next().await {
             buf.clear();
             tag.write_flv(&mut buf);
             out.write_all(&buf).await?;
         }
         out.flush().await
+    }
+}
+
+/// Reads an FLV stream's file header (and the zero size after it); whether it says the
+/// stream has audio.
+pub async fn read_flv_header(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<bool> {
+    let mut header = [0u8; 13];
+    r.read_exact(&mut header).await?;
+    if &header[..3] != b"FLV"
+        || header[3] != 1
+        || u32::from_be_bytes(header[5..9].try_into().expect("4 bytes")) < 9
+    {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not an FLV stream",
+        ));
+    }
+    Ok(header[4] & 4 != 0)
+}
+
+/// Reads the next FLV tag (after [`read_flv_header`]); `None` at the end of the stream.
+/// Tags of other kinds (encrypted ones) are skipped; a tag over `MAX_TAG` is an error.
+pub async fn read_flv_tag(r: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Option<Tag>> {
+    const MAX_TAG: usize = 16 << 20;
+    loop {
+        let mut h = [0u8; 11];
+        match r.read_exact(&mut h[..1]).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        r.read_exact(&mut h[1..]).await?;
+        let len = u32::from_be_bytes([0, h[1], h[2], h[3]]) as usize;
+        let timestamp = u32::from_be_bytes([h[7], h[4], h[5], h[6]]);
+        if len > MAX_TAG {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("an FLV tag of {len} bytes"),
+            ));
+        }
+        let mut data = vec![0u8; len + 4];
+        r.read_exact(&mut data).await?;
+        data.truncate(len);
+        let kind = match h[0] & 0x1f {
+            8 => Kind::Audio,
+            9 => Kind::Video,
+            18 => Kind::Script,
+            _ => continue,
+        };
+        return Ok(Some(Tag {
+            kind,
+            timestamp,
+            data: Bytes::from(data),
+        }));
     }
 }
 
@@ -742,6 +851,46 @@ mod tests {
             feeds.start("bob").is_some(),
             "once it has ended, nginx may push again"
         );
+    }
+
+    #[tokio::test]
+    async fn flv_written_is_flv_read_and_a_broken_stream_is_an_error() {
+        let tags = [
+            video(true, true, 0),
+            audio(0x0100_0000 + 7),
+            video(false, false, 33),
+        ];
+        let mut flv = FLV_HEADER.to_vec();
+        for t in &tags {
+            t.write_flv(&mut flv);
+        }
+        let mut r = &flv[..];
+        assert!(read_flv_header(&mut r).await.unwrap(), "audio and video");
+        for t in &tags {
+            assert_eq!(read_flv_tag(&mut r).await.unwrap().as_ref(), Some(t));
+        }
+        assert_eq!(read_flv_tag(&mut r).await.unwrap(), None);
+        assert!(read_flv_header(&mut &b"GIF89a-------"[..]).await.is_err());
+        // Cut inside a tag: an error, not an end.
+        let mut cut = &flv[13..flv.len() - 3];
+        read_flv_tag(&mut cut).await.unwrap();
+        read_flv_tag(&mut cut).await.unwrap();
+        assert!(read_flv_tag(&mut cut).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn audio_alone_is_read_from_the_start() {
+        let feeds = Feeds::default();
+        let feed = feeds.start("radio").unwrap();
+        let mut reader = feeds.read("radio").unwrap();
+        assert!(!reader.started);
+        feed.push(audio(0));
+        feed.push(audio(23));
+        feeds.end("radio", feed.id);
+        drop(feed);
+        assert_eq!(reader.next().await.map(|t| t.timestamp), Some(0));
+        assert_eq!(reader.next().await.map(|t| t.timestamp), Some(23));
+        assert_eq!(reader.next().await, None);
     }
 
     #[test]

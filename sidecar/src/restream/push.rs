@@ -1,0 +1,314 @@
+//! `streamedge push`: the process that sends one stream to one destination. It reads the
+//! destination's URL as the first line of its stdin (so the stream key is on no command line:
+//! /proc/PID/cmdline is every local user's to read), then the stream as FLV, and publishes it
+//! over RTMP, or RTMPS with the system's roots (and `--ca-file`'s), with rml_rtmp's client
+//! session: no re-encode, no second copy of the stream in memory.
+//!
+//! It says what it does on stdout for the sidecar: `publishing` once the destination accepts
+//! the stream, `sent BYTES` every second. Errors go to stderr and name the server
+//! (`HOST:PORT/APP`), never the key. It ends, status 0, when its stdin ends (the broadcast is
+//! over: it unpublishes first), and status 1 when the destination refuses or drops it.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::sessions::{
+    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
+    PublishRequestType, StreamMetadata,
+};
+use rml_rtmp::time::RtmpTimestamp;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+
+use super::RtmpUrl;
+use crate::live::feed::{read_flv_header, read_flv_tag, Kind, Tag};
+
+/// How long the destination has to answer the TCP connect, and then to accept the publish.
+const CONNECT_WITHIN: Duration = Duration::from_secs(10);
+const PUBLISH_WITHIN: Duration = Duration::from_secs(15);
+/// A destination that takes no bytes for this long is gone.
+const STALLED: Duration = Duration::from_secs(20);
+
+trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
+
+/// Runs the push on this process's stdin and stdout.
+pub async fn run(ca_file: Option<&Path>) -> Result<()> {
+    let mut input = BufReader::with_capacity(256 << 10, tokio::io::stdin());
+    let mut line = String::new();
+    (&mut input)
+        .take(4096)
+        .read_line(&mut line)
+        .await
+        .context("cannot read the destination from stdin")?;
+    let url =
+        RtmpUrl::parse(line.trim_end_matches(['\n', '\r'])).context("the destination on stdin")?;
+    drop(line);
+    let server = format!("{}/{}", url.server(), url.app);
+    read_flv_header(&mut input)
+        .await
+        .context("the stream on stdin")?;
+
+    let conn = connect(&url, ca_file)
+        .await
+        .with_context(|| format!("cannot connect to {server}"))?;
+    let (mut rd, mut wr) = tokio::io::split(conn);
+    let mut session = tokio::time::timeout(PUBLISH_WITHIN, start(&url, &mut rd, &mut wr))
+        .await
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{server} did not accept the stream within {}s",
+                PUBLISH_WITHIN.as_secs()
+            )
+        })?
+        .with_context(|| server.clone())?;
+    say("publishing").await;
+
+    let mut sent: u64 = 0;
+    let mut first: Option<u32> = None;
+    let mut buf = vec![0u8; 16 << 10];
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            tag = read_flv_tag(&mut input) => {
+                let Some(tag) = tag.context("the stream on stdin")? else {
+                    // The broadcast is over: unpublish, then close.
+                    let results = session.stop_publishing().unwrap_or_default();
+                    let _ = send(&mut wr, results).await;
+                    let _ = wr.shutdown().await;
+                    return Ok(());
+                };
+                // Each connection starts at 0: the stream may be joined at any keyframe.
+                let start = *first.get_or_insert(tag.timestamp);
+                let ts = RtmpTimestamp::new(tag.timestamp.wrapping_sub(start));
+                let result = match tag.kind {
+                    Kind::Video => session.publish_video_data(tag.data, ts, false),
+                    Kind::Audio => session.publish_audio_data(tag.data, ts, false),
+                    Kind::Script => match stream_metadata(&tag) {
+                        Some(m) => session.publish_metadata(&m),
+                        None => continue,
+                    },
+                };
+                let ClientSessionResult::OutboundResponse(packet) =
+                    result.map_err(|e| anyhow::anyhow!("{server}: {e}"))?
+                else {
+                    continue;
+                };
+                tokio::time::timeout(STALLED, wr.write_all(&packet.bytes))
+                    .await
+                    .map_err(|_| anyhow::anyhow!("{server} took nothing for {}s", STALLED.as_secs()))?
+                    .with_context(|| format!("{server} dropped the connection"))?;
+                sent += packet.bytes.len() as u64;
+            }
+            n = rd.read(&mut buf) => {
+                let n = n.with_context(|| format!("{server} dropped the connection"))?;
+                if n == 0 {
+                    bail!("{server} closed the connection");
+                }
+                let results = session
+                    .handle_input(&buf[..n])
+                    .map_err(|e| anyhow::anyhow!("{server}: {e}"))?;
+                send(&mut wr, results).await?;
+            }
+            _ = tick.tick() => say(&format!("sent {sent}")).await,
+        }
+    }
+}
+
+/// A line on stdout for the sidecar.
+async fn say(line: &str) {
+    let mut out = tokio::io::stdout();
+    let _ = out.write_all(format!("{line}\n").as_bytes()).await;
+    let _ = out.flush().await;
+}
+
+async fn connect(url: &RtmpUrl, ca_file: Option<&Path>) -> Result<Box<dyn Conn>> {
+    let tcp = tokio::time::timeout(
+        CONNECT_WITHIN,
+        tokio::net::TcpStream::connect((url.host.as_str(), url.port)),
+    )
+    .await
+    .map_err(|_| anyhow::anyhow!("no answer within {}s", CONNECT_WITHIN.as_secs()))??;
+    // Frames go out as they come: a live stream, not a file.
+    let _ = tcp.set_nodelay(true);
+    if !url.tls {
+        return Ok(Box::new(tcp));
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS")?
+    .with_root_certificates(roots(ca_file)?)
+    .with_no_client_auth();
+    let name = rustls::pki_types::ServerName::try_from(url.host.clone())
+        .context("the host is not a name TLS can check")?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .context("TLS")?;
+    Ok(Box::new(tls))
+}
+
+/// The system's roots, and `ca_file`'s.
+fn roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    if let Some(path) = ca_file {
+        let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .with_context(|| format!("{} is not PEM certificates", path.display()))?;
+        let (added, _) = roots.add_parsable_certificates(certs);
+        if added == 0 {
+            bail!("{} has no certificate", path.display());
+        }
+    }
+    if roots.is_empty() {
+        bail!("no trusted certificates: install ca-certificates, or set restream.ca_file");
+    }
+    Ok(roots)
+}
+
+/// The RTMP handshake, `connect` and `publish`: the session once the destination takes the
+/// stream.
+async fn start(
+    url: &RtmpUrl,
+    rd: &mut (impl AsyncRead + Unpin),
+    wr: &mut (impl AsyncWrite + Unpin),
+) -> Result<ClientSession> {
+    let mut handshake = Handshake::new(PeerType::Client);
+    let p0p1 = handshake
+        .generate_outbound_p0_and_p1()
+        .map_err(|e| anyhow::anyhow!("handshake: {e}"))?;
+    wr.write_all(&p0p1).await?;
+    let mut buf = vec![0u8; 16 << 10];
+    let leftover = loop {
+        let n = rd.read(&mut buf).await?;
+        if n == 0 {
+            bail!("closed the connection during the RTMP handshake");
+        }
+        match handshake
+            .process_bytes(&buf[..n])
+            .map_err(|e| anyhow::anyhow!("handshake: {e}"))?
+        {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                wr.write_all(&response_bytes).await?
+            }
+            HandshakeProcessResult::Completed {
+                response_bytes,
+                remaining_bytes,
+            } => {
+                wr.write_all(&response_bytes).await?;
+                break remaining_bytes;
+            }
+        }
+    };
+    let mut config = ClientSessionConfig::new();
+    config.tc_url = Some(url.tc_url());
+    config.flash_version = "FMLE/3.0 (compatible; streamedge)".into();
+    let (mut session, results) = ClientSession::new(config).map_err(|e| anyhow::anyhow!("{e}"))?;
+    send(wr, results).await?;
+    let connect = session
+        .request_connection(url.app.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    send(wr, vec![connect]).await?;
+    let mut input = leftover;
+    loop {
+        let results = session
+            .handle_input(&input)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        for r in results {
+            match r {
+                ClientSessionResult::OutboundResponse(p) => wr.write_all(&p.bytes).await?,
+                ClientSessionResult::RaisedEvent(event) => match event {
+                    ClientSessionEvent::ConnectionRequestAccepted => {
+                        let publish = session
+                            .request_publishing(url.key.clone(), PublishRequestType::Live)
+                            .map_err(|e| anyhow::anyhow!("{e}"))?;
+                        send(wr, vec![publish]).await?;
+                    }
+                    ClientSessionEvent::ConnectionRequestRejected { description } => {
+                        bail!("refused the connection: {}", description.escape_debug())
+                    }
+                    ClientSessionEvent::PublishRequestAccepted => return Ok(session),
+                    // NetStream.Publish.BadName and the like: the key was not taken.
+                    ClientSessionEvent::UnhandleableOnStatusCode { code } => {
+                        bail!("refused the stream: {}", code.escape_debug())
+                    }
+                    _ => {}
+                },
+                ClientSessionResult::UnhandleableMessageReceived(_) => {}
+            }
+        }
+        wr.flush().await?;
+        let n = rd.read(&mut buf).await?;
+        if n == 0 {
+            bail!("closed the connection before taking the stream (a wrong stream key?)");
+        }
+        input = buf[..n].to_vec();
+    }
+}
+
+/// Writes what the session wants sent.
+async fn send(wr: &mut (impl AsyncWrite + Unpin), results: Vec<ClientSessionResult>) -> Result<()> {
+    for r in results {
+        if let ClientSessionResult::OutboundResponse(p) = r {
+            wr.write_all(&p.bytes).await?;
+        }
+    }
+    wr.flush().await?;
+    Ok(())
+}
+
+/// What an `onMetaData` tag says, as rml_rtmp sends it on.
+fn stream_metadata(tag: &Tag) -> Option<StreamMetadata> {
+    use scuffle_amf0::decoder::Amf0Decoder;
+    use scuffle_amf0::Amf0Value;
+    let mut values = Amf0Decoder::from_slice(&tag.data);
+    let mut first = values.decode_value().ok()?;
+    if matches!(&first, Amf0Value::String(s) if s.as_str() == "@setDataFrame") {
+        first = values.decode_value().ok()?;
+    }
+    if !matches!(&first, Amf0Value::String(s) if s.as_str() == "onMetaData") {
+        return None;
+    }
+    let mut m = StreamMetadata::new();
+    let Ok(Amf0Value::Object(fields)) = values.decode_value() else {
+        return Some(m);
+    };
+    for (key, value) in fields.iter() {
+        let number = match value {
+            Amf0Value::Number(n) if n.is_finite() && *n >= 0.0 && *n < 1e9 => Some(*n),
+            _ => None,
+        };
+        let whole = number.map(|n| n as u32);
+        match key.as_str() {
+            "width" => m.video_width = whole,
+            "height" => m.video_height = whole,
+            "videocodecid" => m.video_codec_id = whole,
+            "framerate" => m.video_frame_rate = number.map(|n| n as f32),
+            "videodatarate" => m.video_bitrate_kbps = whole,
+            "audiocodecid" => m.audio_codec_id = whole,
+            "audiodatarate" => m.audio_bitrate_kbps = whole,
+            "audiosamplerate" => m.audio_sample_rate = whole,
+            "audiochannels" => m.audio_channels = whole,
+            "stereo" => {
+                if let Amf0Value::Boolean(b) = value {
+                    m.audio_is_stereo = Some(*b);
+                }
+            }
+            "encoder" => {
+                if let Amf0Value::String(s) = value {
+                    m.encoder = Some(s.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(m)
+}
