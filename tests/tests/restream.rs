@@ -260,3 +260,64 @@ fn bad_destinations_are_refused_with_the_reason() {
     assert_eq!(status, 404);
     s.stop();
 }
+
+/// A destination that asks for a rung of the ladder gets that rung, copied as the ladder
+/// makes it; another destination of the same stream gets the source as published.
+#[test]
+fn a_destination_gets_the_rung_it_asks_for() {
+    let (small, full) = (RtmpSink::start(), RtmpSink::start());
+    let mut s = Server::init(Options {
+        transcode: true,
+        ..Options::default()
+    });
+    s.edit_config(|t| {
+        t["live"]
+            .as_table_mut()
+            .unwrap()
+            .insert("ladder".into(), toml::Value::Array(vec![180.into()]));
+    });
+    s.run();
+    let key = s.key("add", "carol");
+    let out = s.cli(&[
+        "restream",
+        "add",
+        "carol",
+        &small.url(KEY_A),
+        "--rendition",
+        "180p",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s.cli(&[
+        "restream",
+        "add",
+        "carol",
+        &small.url(KEY_B),
+        "--rendition",
+        "480p",
+    ]);
+    assert!(!out.status.success(), "no 480p rung in this ladder");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no rung \"480p\" (it has 180p)"));
+    add(&s, "carol", &full.url(KEY_B), "source");
+    let _publisher = Publisher::start_sized(&key.url(), 120, "320x240", 15);
+    grows(
+        &small,
+        KEY_A,
+        50_000,
+        "the 180p rung to reach its destination",
+    );
+    grows(&full, KEY_B, 50_000, "the source to reach its destination");
+    let rung = small.received_streams(KEY_A);
+    assert!(
+        rung.iter().any(|l| l.starts_with("video,240,180")),
+        "{rung:?}"
+    );
+    let source = full.received_streams(KEY_B);
+    assert!(
+        source.iter().any(|l| l.starts_with("video,320,240")),
+        "{source:?}"
+    );
+}

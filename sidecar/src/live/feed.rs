@@ -109,7 +109,7 @@ pub struct Meta {
 /// The stream's metadata from an `onMetaData` data message (or `@setDataFrame` wrapping one,
 /// as OBS sends it): the message as an FLV reader expects it, and what it says. `None` for
 /// any other data message.
-fn metadata(data: &Bytes) -> Option<(Bytes, Meta)> {
+pub(crate) fn metadata(data: &Bytes) -> Option<(Bytes, Meta)> {
     use scuffle_amf0::decoder::Amf0Decoder;
     use scuffle_amf0::Amf0Value;
     // Value by value: the decoder takes the end of an ECMA array (an empty key and the
@@ -330,6 +330,13 @@ impl Feeds {
     /// Whether stream `name` has a feed now.
     pub fn contains(&self, name: &str) -> bool {
         self.all.lock().expect("not poisoned").contains_key(name)
+    }
+
+    /// Whether stream `name` has a feed with a keyframe now: a reader would start with a
+    /// picture.
+    pub fn started(&self, name: &str) -> bool {
+        let feed = self.all.lock().expect("not poisoned").get(name).cloned();
+        feed.is_some_and(|f| !f.head.lock().expect("not poisoned").gop.is_empty())
     }
 
     /// The names that have a feed now.

@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use tokio::io::AsyncWriteExt;
@@ -55,7 +55,7 @@ struct Entry {
 /// One destination as `GET /api/restreams` shows what it does.
 #[derive(Debug, Clone, Serialize)]
 pub struct DestinationStatus {
-    /// "connecting", "sending" or "retrying".
+    /// "waiting" (for a picture to send), "connecting", "sending" or "retrying".
     pub state: &'static str,
     /// What it is sent: "publisher", or "slate" while the publisher is away.
     pub program: &'static str,
@@ -170,6 +170,7 @@ async fn session(
     let on_slate = tokio::sync::watch::Sender::new(false);
     let pushes = tokio::spawn(destinations(
         config.clone(),
+        feeds.clone(),
         programs.clone(),
         board,
         name.clone(),
@@ -202,9 +203,9 @@ async fn session(
             humantime::format_duration(grace)
         );
         on_slate.send_replace(true);
-        let back = slate(
-            &config, &shape, &program, &mut clock, &feeds, &name, grace, &stop,
-        )
+        let back = slate(&config, &shape, &program, &mut clock, grace, &stop, || {
+            feeds.started(&name)
+        })
         .await;
         on_slate.send_replace(false);
         clock.cut();
@@ -379,30 +380,21 @@ fn slate_command(config: &Config, shape: &Shape) -> Command {
     cmd
 }
 
-/// Puts the slate on the program until the publisher is back (`true`), the grace period
-/// ends or `stop` fires (`false`).
-#[allow(clippy::too_many_arguments)]
+/// Puts the slate on the program until `back` says the publisher is back (`true`), the
+/// grace period ends or `stop` fires (`false`).
 async fn slate(
     config: &Config,
     shape: &Shape,
     program: &Feed,
     clock: &mut Clock,
-    feeds: &Feeds,
-    name: &str,
     grace: Duration,
     stop: &CancellationToken,
+    back: impl Fn() -> bool,
 ) -> bool {
     let deadline = tokio::time::Instant::now() + grace;
     let back = async {
-        loop {
-            let changed = feeds.changed();
-            if feeds.read(name).is_some_and(|r| r.started) {
-                return;
-            }
-            tokio::select! {
-                _ = changed => {}
-                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-            }
+        while !back() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
     tokio::pin!(back);
@@ -437,7 +429,7 @@ async fn slate(
             r = run => {
                 failures += 1;
                 let why = r.err().unwrap_or_default();
-                tracing::warn!("restream \"{name}\": the slate's ffmpeg stopped: {why}");
+                tracing::warn!("restream: the slate's ffmpeg stopped: {why}");
                 clock.cut();
                 if failures >= 3 {
                     // No slate: the destinations wait on a silent connection.
@@ -455,6 +447,7 @@ async fn slate(
 /// Keeps one push running per enabled destination of stream `name` while its program runs.
 async fn destinations(
     config: Config,
+    feeds: Feeds,
     programs: Feeds,
     board: Board,
     name: String,
@@ -465,6 +458,8 @@ async fn destinations(
         String,
         (Destination, CancellationToken, tokio::task::JoinHandle<()>),
     > = HashMap::new();
+    // The programs of the ladder's rungs that destinations ask for, by rendition.
+    let mut rungs: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
     let mut unreadable = false;
     while programs.contains(&name) {
         match load(&config.layout().restreams_file()) {
@@ -487,6 +482,19 @@ async fn destinations(
                 for d in wanted {
                     if running.contains_key(&d.id) {
                         continue;
+                    }
+                    if let Some(r) = &d.rendition {
+                        if rungs.get(r).is_none_or(|t| t.is_finished()) {
+                            let task = tokio::spawn(rung_program(
+                                config.clone(),
+                                feeds.clone(),
+                                programs.clone(),
+                                name.clone(),
+                                r.clone(),
+                                stop.clone(),
+                            ));
+                            rungs.insert(r.clone(), task);
+                        }
                     }
                     let token = stop.child_token();
                     let task = tokio::spawn(push_loop(
@@ -520,6 +528,130 @@ async fn destinations(
         let _ = task.await;
         board.remove(&id);
     }
+    for (_, task) in rungs {
+        let _ = task.await;
+    }
+}
+
+/// The name of the program destination `d` gets: the stream's, or one of its rungs'.
+fn program_of(d: &Destination) -> String {
+    match &d.rendition {
+        Some(r) => format!("{}@{r}", d.stream),
+        None => d.stream.clone(),
+    }
+}
+
+/// When `path` last changed, if it exists.
+fn modified(path: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The program of rendition `r` ("720p") of stream `name`, for as long as the stream's own
+/// program runs: the ladder's rung as it writes it (copied from its HLS by one ffmpeg, no
+/// second encode), and the slate at the rung's size while the publisher is away.
+async fn rung_program(
+    config: Config,
+    feeds: Feeds,
+    programs: Feeds,
+    name: String,
+    r: String,
+    stop: CancellationToken,
+) {
+    let key = format!("{name}@{r}");
+    let Some(program) = programs.start(&key) else {
+        return;
+    };
+    let playlist = config
+        .layout()
+        .live()
+        .join(&name)
+        .join(&r)
+        .join(streamedge_formats::layout::LIVE_PLAYLIST);
+    let height: u32 = r.trim_end_matches('p').parse().unwrap_or(720);
+    let mut shape = Shape::default();
+    let mut clock = Clock::default();
+    // A playlist written before this is a previous run's of the ladder.
+    let mut since = SystemTime::now();
+    let poll = Duration::from_millis(200);
+    while programs.contains(&name) && !stop.is_cancelled() {
+        if !feeds.contains(&name) {
+            // The publisher is away: the slate, at the rung's size, until the ladder writes
+            // this rung again or the broadcast is over.
+            let away = SystemTime::now();
+            let mut rung = Shape {
+                meta: shape.meta.or(Some(Default::default())),
+                audio: shape.audio,
+            };
+            if let Some(m) = rung.meta.as_mut() {
+                m.height = Some(height);
+                m.width = m.width.or(Some(height * 16 / 9));
+            }
+            let grace = config.restream.grace;
+            let back = slate(&config, &rung, &program, &mut clock, grace, &stop, || {
+                feeds.contains(&name) && modified(&playlist).is_some_and(|m| m > away)
+            })
+            .await;
+            clock.cut();
+            if !back {
+                break;
+            }
+            since = away;
+            continue;
+        }
+        if modified(&playlist).is_none_or(|m| m < since) {
+            tokio::select! {
+                _ = tokio::time::sleep(poll) => {}
+                _ = stop.cancelled() => {}
+            }
+            continue;
+        }
+        let mut cmd = Command::new("ffmpeg");
+        cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"])
+            .args(["-live_start_index", "-1", "-i"])
+            .arg(&playlist)
+            .args([
+                "-c",
+                "copy",
+                "-bsf:a",
+                "aac_adtstoasc",
+                "-f",
+                "flv",
+                "pipe:1",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        proc::prepare(&mut cmd, nix::sys::signal::Signal::SIGKILL);
+        let Ok(mut child) = cmd.spawn() else {
+            tracing::warn!("restream \"{name}\" {r}: cannot run ffmpeg");
+            break;
+        };
+        let mut out = child.stdout.take().expect("piped");
+        let copy = async {
+            if read_flv_header(&mut out).await.is_ok() {
+                while let Ok(Some(tag)) = read_flv_tag(&mut out).await {
+                    shape.see(&tag);
+                    program.push(clock.map(tag));
+                }
+            }
+        };
+        let publisher_gone = async {
+            while feeds.contains(&name) {
+                tokio::time::sleep(poll).await;
+            }
+        };
+        tokio::select! {
+            _ = copy => {}
+            _ = publisher_gone => {}
+            _ = stop.cancelled() => {}
+        }
+        drop(child);
+        clock.cut();
+        since = SystemTime::now();
+    }
+    programs.end(&key, program.id);
 }
 
 /// The path of this program, for `streamedge push`.
@@ -540,8 +672,33 @@ async fn push_loop(
     let shown = masked(&d.url);
     let who = d.label.clone().unwrap_or_else(|| d.id.clone());
     let mut backoff = Duration::from_secs(1);
+    let program = program_of(&d);
     loop {
-        let Some(reader) = programs.read(&d.stream) else {
+        // Connected once there is a picture to send (a stream without video: after a
+        // moment), not before: a platform may drop a publisher that sends nothing.
+        let waiting = Instant::now();
+        let reader = loop {
+            if !programs.contains(&d.stream) || stop.is_cancelled() {
+                break None;
+            }
+            let late = waiting.elapsed() >= KEYFRAME_WAIT;
+            if programs.started(&program) || (late && d.rendition.is_none()) {
+                break programs.read(&program);
+            }
+            if let (true, Some(r)) = (late, &d.rendition) {
+                board.update(&d.id, |e| {
+                    e.status.state = "waiting";
+                    e.status.last_error = Some(format!(
+                        "no {r} rung from the ladder yet (it makes only rungs below the source's height)"
+                    ));
+                });
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                _ = stop.cancelled() => {}
+            }
+        };
+        let Some(reader) = reader else {
             break;
         };
         board.update(&d.id, |e| {
