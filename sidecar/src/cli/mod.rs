@@ -83,6 +83,12 @@ impl Ctx {
 }
 
 impl Cli {
+    /// Whether the command is one push of a restream: a process per destination, each on a
+    /// single thread (one stream's copying needs no more, and threads would cost its CPU).
+    pub fn single_threaded(&self) -> bool {
+        matches!(self.command, Command::Push(_))
+    }
+
     /// Runs the command; its exit code, or the error to print.
     pub async fn run(self) -> Result<ExitCode> {
         let ctx = Ctx {

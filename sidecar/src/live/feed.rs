@@ -408,18 +408,45 @@ impl Reader {
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             };
-            self.video |= tag.kind == Kind::Video;
-            if self.skipping
-                && self.video
-                && !tag.is_keyframe()
-                && !tag.is_config()
-                && tag.kind != Kind::Script
-            {
-                continue;
+            if self.passes(&tag) {
+                return Some(tag);
             }
-            self.skipping = false;
+        }
+    }
+
+    /// The next tag if one is there already (see [`Reader::next`]).
+    fn ready(&mut self) -> Option<Tag> {
+        if let Some(tag) = self.head.pop_front() {
             return Some(tag);
         }
+        loop {
+            let tag = match self.rx.try_recv() {
+                Ok(tag) => tag,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                    self.skipping = true;
+                    continue;
+                }
+                Err(_) => return None,
+            };
+            if self.passes(&tag) {
+                return Some(tag);
+            }
+        }
+    }
+
+    /// Whether the reader takes `tag`, skipping to a keyframe as it may be.
+    fn passes(&mut self, tag: &Tag) -> bool {
+        self.video |= tag.kind == Kind::Video;
+        if self.skipping
+            && self.video
+            && !tag.is_keyframe()
+            && !tag.is_config()
+            && tag.kind != Kind::Script
+        {
+            return false;
+        }
+        self.skipping = false;
+        true
     }
 
     /// Writes the feed to `out` (an ffmpeg's stdin) as FLV until the feed ends (`Ok`) or
@@ -430,6 +457,13 @@ impl Reader {
         while let Some(tag) = self.next().await {
             buf.clear();
             tag.write_flv(&mut buf);
+            // What has come meanwhile goes in the same write: one system call, not one a tag.
+            while buf.len() < 256 << 10 {
+                match self.ready() {
+                    Some(tag) => tag.write_flv(&mut buf),
+                    None => break,
+                }
+            }
             out.write_all(&buf).await?;
         }
         out.flush().await

@@ -9,6 +9,7 @@
 //! (`HOST:PORT/APP`), never the key. It ends, status 0, when its stdin ends (the broadcast is
 //! over: it unpublishes first), and status 1 when the destination refuses or drops it.
 
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,7 +37,17 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
 /// Runs the push on this process's stdin and stdout.
 pub async fn run(ca_file: Option<&Path>) -> Result<()> {
-    let mut input = BufReader::with_capacity(256 << 10, tokio::io::stdin());
+    // The pipe from the sidecar, read through the runtime's poller (tokio's `stdin()` reads
+    // on a thread of its blocking pool, a hand-over per read).
+    let stdin = std::fs::File::from(
+        std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("stdin")?,
+    );
+    let pipe =
+        tokio::net::unix::pipe::Receiver::from_file(stdin).context("stdin must be a pipe")?;
+    let mut input = BufReader::with_capacity(256 << 10, pipe);
     let mut line = String::new();
     (&mut input)
         .take(4096)
@@ -69,12 +80,16 @@ pub async fn run(ca_file: Option<&Path>) -> Result<()> {
     let mut sent: u64 = 0;
     let mut first: Option<u32> = None;
     let mut buf = vec![0u8; 16 << 10];
+    // The packets of the tags read so far, written once no whole tag waits in the input:
+    // one system call for what came in one read, not one a tag.
+    let mut pending: Vec<u8> = Vec::with_capacity(256 << 10);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             tag = read_flv_tag(&mut input) => {
                 let Some(tag) = tag.context("the stream on stdin")? else {
                     // The broadcast is over: unpublish, then close.
+                    let _ = wr.write_all(&pending).await;
                     let results = session.stop_publishing().unwrap_or_default();
                     let _ = send(&mut wr, results).await;
                     let _ = wr.shutdown().await;
@@ -96,11 +111,15 @@ pub async fn run(ca_file: Option<&Path>) -> Result<()> {
                 else {
                     continue;
                 };
-                tokio::time::timeout(STALLED, wr.write_all(&packet.bytes))
-                    .await
-                    .map_err(|_| anyhow::anyhow!("{server} took nothing for {}s", STALLED.as_secs()))?
-                    .with_context(|| format!("{server} dropped the connection"))?;
-                sent += packet.bytes.len() as u64;
+                pending.extend_from_slice(&packet.bytes);
+                if input.buffer().is_empty() || pending.len() >= 256 << 10 {
+                    tokio::time::timeout(STALLED, wr.write_all(&pending))
+                        .await
+                        .map_err(|_| anyhow::anyhow!("{server} took nothing for {}s", STALLED.as_secs()))?
+                        .with_context(|| format!("{server} dropped the connection"))?;
+                    sent += pending.len() as u64;
+                    pending.clear();
+                }
             }
             n = rd.read(&mut buf) => {
                 let n = n.with_context(|| format!("{server} dropped the connection"))?;
@@ -110,6 +129,8 @@ pub async fn run(ca_file: Option<&Path>) -> Result<()> {
                 let results = session
                     .handle_input(&buf[..n])
                     .map_err(|e| anyhow::anyhow!("{server}: {e}"))?;
+                // The session's answers go after the media it has serialized already.
+                wr.write_all(&std::mem::take(&mut pending)).await?;
                 send(&mut wr, results).await?;
             }
             _ = tick.tick() => say(&format!("sent {sent}")).await,
@@ -117,11 +138,12 @@ pub async fn run(ca_file: Option<&Path>) -> Result<()> {
     }
 }
 
-/// A line on stdout for the sidecar.
+/// A line on stdout for the sidecar (a few bytes a second: written as they come).
 async fn say(line: &str) {
-    let mut out = tokio::io::stdout();
-    let _ = out.write_all(format!("{line}\n").as_bytes()).await;
-    let _ = out.flush().await;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
 }
 
 async fn connect(url: &RtmpUrl, ca_file: Option<&Path>) -> Result<Box<dyn Conn>> {
