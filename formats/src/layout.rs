@@ -26,6 +26,9 @@ pub const LIVE_PLAYLIST: &str = "index.m3u8";
 pub const LIVE_MASTER: &str = "master.m3u8";
 /// A live stream's thumbnail, beside its playlists.
 pub const LIVE_THUMBNAIL: &str = "thumb.jpg";
+/// A live stream's title, beside its playlists, when its publisher gave one (a relay: the
+/// source's title); one line of text.
+pub const LIVE_TITLE: &str = "title.txt";
 /// A library item's top playlist.
 pub const VOD_PLAYLIST: &str = "master.m3u8";
 /// The certificate chain and key file names of every pair in `certs/`.

@@ -23,6 +23,25 @@ pub struct Stream {
     /// While live, once the sidecar has made one: the path of its thumbnail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnail: Option<String>,
+    /// While live, when its publisher gave one: the broadcast's title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+}
+
+/// The longest title, in characters.
+pub const MAX_TITLE: usize = 200;
+
+/// A title as it is shown: the first line of `text`, without control characters or the
+/// spaces around it, at most [`MAX_TITLE`] characters; none if nothing is left.
+pub fn clean_title(text: &str) -> Option<String> {
+    let line = text.lines().next().unwrap_or_default();
+    let title: String = line
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_TITLE)
+        .collect();
+    let title = title.trim();
+    (!title.is_empty()).then(|| title.to_string())
 }
 
 /// The answer: live streams first, then by name; one line.
@@ -45,6 +64,7 @@ mod tests {
             publishing: false,
             since: since.map(Into::into),
             thumbnail: None,
+            title: None,
         };
         let mut list = vec![
             s("zed", false, None),
@@ -66,5 +86,20 @@ mod tests {
              \"thumbnail\":\"/live/yan/thumb.jpg\"}"
         ));
         assert_eq!(to_json(&mut []), "[]\n");
+    }
+
+    #[test]
+    fn titles_are_one_clean_line() {
+        assert_eq!(
+            clean_title("  Night Set \nsecond"),
+            Some("Night Set".into())
+        );
+        assert_eq!(clean_title("a\u{7}b\tc"), Some("abc".into()));
+        assert_eq!(clean_title(" \n"), None);
+        assert_eq!(clean_title(""), None);
+        assert_eq!(
+            clean_title(&"é".repeat(300)).unwrap().chars().count(),
+            MAX_TITLE
+        );
     }
 }

@@ -76,7 +76,7 @@ use crate::ffi::{
     add_variable, args, command, now_ms, parse_time_ms, send, set_variable, DUPLICATE, JSON, TEXT,
 };
 use crate::shm::ZoneSpec;
-use streamedge_formats::layout::{Layout, LIVE_PLAYLIST, LIVE_THUMBNAIL};
+use streamedge_formats::layout::{Layout, LIVE_PLAYLIST, LIVE_THUMBNAIL, LIVE_TITLE};
 use streamedge_formats::streams::{self, Stream};
 use streamedge_formats::time::rfc3339_secs;
 use streamedge_policy::conns::OwnerSlot;
@@ -545,6 +545,9 @@ fn streams(r: &mut Request, all: bool) -> Status {
                 since: Some(rfc3339_secs(since / 1000)),
                 thumbnail: (playable && current(name, LIVE_THUMBNAIL, *since))
                     .then(|| format!("/live/{name}/{LIVE_THUMBNAIL}")),
+                title: (playable && current(name, LIVE_TITLE, *since))
+                    .then(|| read_title(&live_dir.as_ref()?.join(name).join(LIVE_TITLE)))
+                    .flatten(),
             }
         })
         .collect();
@@ -565,12 +568,26 @@ fn streams(r: &mut Request, all: bool) -> Status {
                 publishing: false,
                 since: None,
                 thumbnail: None,
+                title: None,
             });
         }
     }
     let json = streams::to_json(&mut list);
     r.add_header_out("Cache-Control", "no-cache");
     send(r, 200, JSON, json.as_bytes())
+}
+
+/// A live stream's title file: its first line, cleaned (a small file, read whole from the
+/// page cache like the playlist's metadata).
+fn read_title(path: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(1024);
+    std::fs::File::open(path)
+        .ok()?
+        .take(1024)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    streams::clean_title(&String::from_utf8_lossy(&bytes))
 }
 
 http_request_handler!(json_error_handler, |r: &mut Request| {

@@ -35,6 +35,7 @@ struct Api {
     jobs: Manager,
     live: crate::live::Board,
     restreams: crate::restream::session::Board,
+    relays: crate::restream::relay::Board,
     token: String,
 }
 
@@ -70,6 +71,7 @@ pub async fn serve(
     jobs: Manager,
     live: crate::live::Board,
     restreams: crate::restream::session::Board,
+    relays: crate::restream::relay::Board,
 ) -> Result<()> {
     let token = read_token(&config)?;
     tracing::info!("control API on {}", config.api.listen);
@@ -78,6 +80,7 @@ pub async fn serve(
         jobs,
         live,
         restreams,
+        relays,
         token,
     });
     axum::serve(listener, router(api))
@@ -99,6 +102,8 @@ fn router(api: Shared) -> Router {
             "/api/restreams/{id}",
             delete(remove_restream).patch(edit_restream),
         )
+        .route("/api/relays", get(list_relays).post(add_relay))
+        .route("/api/relays/{stream}", delete(remove_relay))
         .route("/api/processes", get(list_processes))
         .route("/api/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
@@ -225,6 +230,76 @@ async fn edit_restream(State(api): State<Shared>, Path(id): Path<String>, body: 
 async fn remove_restream(State(api): State<Shared>, Path(id): Path<String>) -> Response {
     match crate::restream::remove(&api.config, &id) {
         Ok(d) => ok(StatusCode::OK, &d),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Every relay with what it does now: the owner's.
+async fn list_relays(State(api): State<Shared>) -> Response {
+    match crate::restream::relay::listed(&api.config, &api.relays) {
+        Ok(list) => ok(StatusCode::OK, &list),
+        Err(e) => Error::from(e).into_response(),
+    }
+}
+
+/// `{"stream": "dj", "from": "https://…", "watch": "2m", "private": false, "record": true}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRelay {
+    stream: String,
+    from: String,
+    /// Watch the source: how often to check it ("2m"), or `true` for every 2 minutes.
+    watch: Option<serde_json::Value>,
+    #[serde(default)]
+    private: bool,
+    #[serde(default)]
+    record: bool,
+}
+
+async fn add_relay(State(api): State<Shared>, body: Body) -> Response {
+    let example = "{\"stream\": \"dj\", \"from\": \"https://example.net/live\", \"watch\": \"2m\"}";
+    let result = match json_body::<NewRelay>(body, example).await {
+        Ok(n) => match watch_of(n.watch.as_ref()) {
+            Ok(watch) => crate::restream::relay::add(
+                &api.config,
+                &crate::restream::relay::NewRelay {
+                    stream: &n.stream,
+                    from: &n.from,
+                    watch,
+                    private: n.private,
+                    record: n.record,
+                },
+            ),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(r) => ok(StatusCode::CREATED, &r),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `"watch"`: absent, null or false for none, true for the default, or a duration.
+fn watch_of(v: Option<&serde_json::Value>) -> Result<Option<Duration>, Error> {
+    match v {
+        None | Some(serde_json::Value::Null) | Some(serde_json::Value::Bool(false)) => Ok(None),
+        Some(serde_json::Value::Bool(true)) => Ok(Some(crate::restream::relay::DEFAULT_WATCH)),
+        Some(serde_json::Value::String(s)) => humantime::parse_duration(s).map(Some).map_err(|e| {
+            Error::Invalid(format!(
+                "\"watch\": \"{}\" is not a duration: {e}",
+                s.escape_debug()
+            ))
+        }),
+        Some(_) => Err(Error::Invalid(
+            "\"watch\" is a duration such as \"2m\", or true".into(),
+        )),
+    }
+}
+
+async fn remove_relay(State(api): State<Shared>, Path(stream): Path<String>) -> Response {
+    match crate::restream::relay::remove(&api.config, &stream) {
+        Ok(r) => ok(StatusCode::OK, &r),
         Err(e) => e.into_response(),
     }
 }

@@ -191,6 +191,25 @@ pub async fn wait(client: &Client, config: &Config, id: &str, speak: bool) -> Re
     Ok(job)
 }
 
+/// The relays with their status from the running sidecar, or without status when it does not
+/// answer.
+pub async fn relays(config: &Config) -> Result<Value> {
+    if let Ok(api) = Client::new(config) {
+        if let Ok(v) = api.get("/api/relays").await {
+            return Ok(v);
+        }
+    }
+    let list: Vec<Value> = crate::restream::relay::list(config)?
+        .into_iter()
+        .map(|r| {
+            let mut v = serde_json::to_value(r).expect("serializes");
+            v["status"] = Value::Null;
+            v
+        })
+        .collect();
+    Ok(Value::Array(list))
+}
+
 /// The restream destinations with what each does: from the daemon when it runs, else from
 /// the file (no status).
 pub async fn restreams(config: &Config) -> Result<Value> {

@@ -782,15 +782,24 @@ impl Config {
         format!("http://127.0.0.1:{}", self.ports.internal)
     }
 
-    /// The web player's plain-HTTP address from this machine.
-    pub fn local_http(&self) -> String {
-        let host = match self.ports.bind.as_str() {
+    /// nginx's listening address as this machine reaches it, for URLs.
+    fn local_host(&self) -> String {
+        match self.ports.bind.as_str() {
             "0.0.0.0" => "127.0.0.1".to_string(),
             "::" => "[::1]".to_string(),
             b if b.contains(':') => format!("[{b}]"),
             b => b.to_string(),
-        };
-        format!("http://{host}:{}", self.ports.http)
+        }
+    }
+
+    /// The web player's plain-HTTP address from this machine.
+    pub fn local_http(&self) -> String {
+        format!("http://{}:{}", self.local_host(), self.ports.http)
+    }
+
+    /// Where this machine's own publishers (relays) publish: the RTMP application.
+    pub fn local_rtmp(&self) -> String {
+        format!("rtmp://{}:{}/live", self.local_host(), self.ports.rtmp)
     }
 
     /// What OBS calls "Server".

@@ -200,7 +200,7 @@ pub fn prepare(cmd: &mut Command, on_parent_death: Signal) {
 }
 
 /// The last lines of a stream.
-async fn tail(r: impl AsyncRead + Unpin) -> String {
+pub(crate) async fn tail(r: impl AsyncRead + Unpin) -> String {
     let mut lines = BufReader::new(r).lines();
     let mut kept = VecDeque::with_capacity(TAIL);
     while let Ok(Some(l)) = lines.next_line().await {

@@ -28,15 +28,19 @@ pub async fn run(config: &Config) -> Result<()> {
     jobs.resume();
     let board = crate::live::Board::default();
     let restreams = crate::restream::session::Board::default();
+    let relays = crate::restream::relay::Board::default();
     {
-        let (config, jobs, board, restreams) = (
+        let (config, jobs, board, restreams, relays) = (
             config.clone(),
             jobs.clone(),
             board.clone(),
             restreams.clone(),
+            relays.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            if let Err(e) = crate::api::serve(listener, config, jobs, board, restreams).await {
+            if let Err(e) =
+                crate::api::serve(listener, config, jobs, board, restreams, relays).await
+            {
                 tracing::error!("{e:#}");
             }
         }));
@@ -65,6 +69,12 @@ pub async fn run(config: &Config) -> Result<()> {
         config.clone(),
         feeds,
         restreams,
+        live.clone(),
+    )));
+    // Live sources pulled in as local streams.
+    tasks.push(tokio::spawn(crate::restream::relay::run_loop(
+        config.clone(),
+        relays,
         live.clone(),
     )));
     if config.ddns.is_some() {

@@ -5,6 +5,7 @@
 //! One file per stand-in or fixture; everything is re-exported here, so tests name it
 //! `streamedge_tests::X`.
 
+mod channel;
 mod disk;
 mod dns;
 mod hooks;
@@ -24,6 +25,7 @@ mod rtmp_sink;
 mod server;
 mod wait;
 
+pub use channel::{LiveChannel, CHANNEL_TITLE};
 pub use disk::SmallDisk;
 pub use dns::TestDns;
 pub use hooks::HookReceiver;

@@ -8,6 +8,7 @@ mod fetch;
 mod init;
 mod keys;
 mod library;
+mod relay;
 mod restream;
 mod run;
 mod sign;
@@ -62,6 +63,9 @@ enum Command {
     /// Send live streams on to other RTMP servers (YouTube, Twitch, …).
     #[command(subcommand)]
     Restream(restream::Restream),
+    /// Pull a live source (a channel, a page, an HLS, RTMP or SRT URL) into a local stream.
+    #[command(subcommand)]
+    Relay(relay::Relay),
     /// Send one stream to one destination (run by `streamedge run`; the URL and then FLV on
     /// stdin).
     #[command(hide = true)]
@@ -105,6 +109,7 @@ impl Cli {
             Command::Cert(c) => c.run(&ctx).await,
             Command::Ddns(d) => d.run(&ctx).await,
             Command::Restream(r) => r.run(&ctx).await,
+            Command::Relay(r) => r.run(&ctx).await,
             Command::Push(p) => p.run().await,
             Command::Status(s) => s.run(&ctx).await,
         }

@@ -45,11 +45,21 @@ pub struct Push {
     /// PEM certificates to trust for rtmps:// beside the system's.
     #[arg(long)]
     ca_file: Option<PathBuf>,
+    /// Read the stream from here with ffmpeg instead of from stdin (a relay).
+    #[arg(long)]
+    from: Option<String>,
+    /// An HTTP header for `--from` ("Name: value"); again for more.
+    #[arg(long, requires = "from")]
+    header: Vec<String>,
 }
 
 impl Push {
     pub async fn run(self) -> Result<ExitCode> {
-        restream::push::run(self.ca_file.as_deref()).await?;
+        let source = self.from.map(|url| restream::push::Source {
+            url,
+            headers: self.header,
+        });
+        restream::push::run(self.ca_file.as_deref(), source.as_ref()).await?;
         super::done()
     }
 }

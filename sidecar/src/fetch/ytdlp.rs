@@ -52,6 +52,14 @@ pub fn probe_args(url: &str) -> Vec<String> {
     a
 }
 
+/// Arguments that print what is live at `url` as JSON: one stream with picture and sound
+/// (`-f b`, what a relay copies), its URL and title.
+pub fn live_args(url: &str) -> Vec<String> {
+    let mut a: Vec<String> = COMMON.map(String::from).to_vec();
+    a.extend(["--no-warnings", "-J", "-f", "b", "--", url].map(String::from));
+    a
+}
+
 /// yt-dlp's format choice: for video the best video and audio within the height limit
 /// (heights unknown to yt-dlp, as for direct links, do not exclude a format), for audio the
 /// best audio (or the best file, whose sound is kept).

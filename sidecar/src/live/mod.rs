@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use streamedge_formats::layout::{LIVE_MASTER, LIVE_THUMBNAIL};
+use streamedge_formats::layout::{LIVE_MASTER, LIVE_THUMBNAIL, LIVE_TITLE};
 use streamedge_formats::name::check_name;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -227,7 +227,7 @@ pub fn clean_up(config: &Config) {
         return;
     };
     for e in entries.flatten() {
-        for file in [LIVE_MASTER, LIVE_THUMBNAIL] {
+        for file in [LIVE_MASTER, LIVE_THUMBNAIL, LIVE_TITLE] {
             let _ = std::fs::remove_file(e.path().join(file));
         }
     }

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use streamedge_formats::layout::LIVE_PLAYLIST;
+use streamedge_formats::layout::{LIVE_PLAYLIST, LIVE_TITLE};
+use streamedge_formats::streams::clean_title;
 use tokio::process::Command;
 use tokio_util::sync::CancellationToken;
 
@@ -99,6 +100,7 @@ pub async fn record(config: &Config, name: &str, folder: &Path, stop: &Cancellat
         }
         if !paused {
             link_new(&live, folder, &mut linked);
+            keep_title(&live, folder);
         }
         tokio::select! {
             _ = stop.cancelled() => break,
@@ -108,6 +110,19 @@ pub async fn record(config: &Config, name: &str, folder: &Path, stop: &Cancellat
     // The fragments written until the end.
     if !paused {
         link_new(&live, folder, &mut linked);
+    }
+}
+
+/// The broadcast's title (a relay's), kept with the recording for its library item.
+fn keep_title(live: &Path, folder: &Path) {
+    if let Ok(text) = std::fs::read_to_string(live.join(LIVE_TITLE)) {
+        let kept = folder.join(LIVE_TITLE);
+        match clean_title(&text) {
+            Some(t) if std::fs::read_to_string(&kept).ok().as_deref() != Some(t.as_str()) => {
+                let _ = std::fs::write(kept, t);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -210,7 +225,13 @@ async fn import(config: &Config, name: &str, folder: &Path) -> Result<Option<Str
         .and_then(|f| f.rsplit_once('-'))
         .map(|(_, t)| t.to_string())
         .unwrap_or_default();
-    let title = title(name, &started);
+    let mut title = title(name, &started);
+    if let Some(t) = std::fs::read_to_string(folder.join(LIVE_TITLE))
+        .ok()
+        .and_then(|t| clean_title(&t))
+    {
+        title = format!("{t} ({title})");
+    }
     let meta = crate::library::import(config, &joined, Some(&title), false, true)
         .await
         .context("cannot import the recording")?;

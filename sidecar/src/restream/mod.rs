@@ -8,6 +8,7 @@
 //! command line (which every local user can read in /proc) nor in a log.
 
 pub mod push;
+pub mod relay;
 pub mod session;
 
 use std::fs::File;
@@ -61,6 +62,8 @@ impl std::fmt::Debug for Destination {
 pub struct RestreamFile {
     #[serde(default, rename = "destination")]
     pub destinations: Vec<Destination>,
+    #[serde(default, rename = "relay")]
+    pub relays: Vec<relay::Relay>,
 }
 
 /// A destination as `restream list --json` and the API show it: the key masked.

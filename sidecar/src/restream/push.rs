@@ -35,8 +35,24 @@ const STALLED: Duration = Duration::from_secs(20);
 trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
-/// Runs the push on this process's stdin and stdout.
-pub async fn run(ca_file: Option<&Path>) -> Result<()> {
+/// Where a push reads the stream from when it is not its stdin: a relay's source, which
+/// ffmpeg reads (`--from`).
+#[derive(Debug, Default)]
+pub struct Source {
+    pub url: String,
+    /// HTTP request headers for it ("Name: value"), as yt-dlp says the site wants them.
+    pub headers: Vec<String>,
+}
+
+/// How long a source may send nothing before ffmpeg gives up on it, in microseconds.
+const SOURCE_TIMEOUT_US: &str = "15000000";
+
+type Input = BufReader<tokio::net::unix::pipe::Receiver>;
+
+/// Runs the push on this process's stdin and stdout: the stream is what follows the
+/// destination on stdin, or with `source` what ffmpeg reads from there (copied, never
+/// encoded again).
+pub async fn run(ca_file: Option<&Path>, source: Option<&Source>) -> Result<()> {
     // The pipe from the sidecar, read through the runtime's poller (tokio's `stdin()` reads
     // on a thread of its blocking pool, a hand-over per read).
     let stdin = std::fs::File::from(
@@ -57,16 +73,87 @@ pub async fn run(ca_file: Option<&Path>) -> Result<()> {
     let url =
         RtmpUrl::parse(line.trim_end_matches(['\n', '\r'])).context("the destination on stdin")?;
     drop(line);
+    let Some(source) = source else {
+        return publish(&url, input, ca_file).await;
+    };
+    let mut ffmpeg = pull(source)?;
+    let fd = ffmpeg
+        .child
+        .stdout
+        .take()
+        .expect("piped")
+        .into_owned_fd()
+        .context("ffmpeg's output")?;
+    let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd).context("ffmpeg's output")?;
+    let result = publish(&url, BufReader::with_capacity(256 << 10, pipe), ca_file).await;
+    // The source's end says more than the pipe's: ffmpeg's own last words when it failed.
+    let status = match &result {
+        Ok(()) => tokio::time::timeout(Duration::from_secs(5), ffmpeg.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok),
+        Err(_) => ffmpeg.child.try_wait().ok().flatten(),
+    };
+    let _ = ffmpeg.child.start_kill();
+    match status {
+        Some(s) if !s.success() => {
+            let tail = ffmpeg.stderr.await.unwrap_or_default();
+            let why = tail
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim().to_string())
+                .unwrap_or_else(|| format!("ffmpeg ended with {s}"));
+            bail!("the source: {why}")
+        }
+        _ => result,
+    }
+}
+
+/// ffmpeg reading a relay's source and writing it as FLV on its stdout, and the end of its
+/// stderr.
+struct Pull {
+    child: tokio::process::Child,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+fn pull(source: &Source) -> Result<Pull> {
+    let mut cmd = tokio::process::Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-loglevel", "error"])
+        .args(["-rw_timeout", SOURCE_TIMEOUT_US]);
+    let http = source.url.starts_with("http://") || source.url.starts_with("https://");
+    if http && !source.headers.is_empty() {
+        let headers: String = source.headers.iter().map(|h| format!("{h}\r\n")).collect();
+        cmd.arg("-headers").arg(headers);
+    }
+    cmd.arg("-i")
+        .arg(&source.url)
+        // The first picture and the first sound; FLV carries one of each.
+        .args(["-map", "0:v:0?", "-map", "0:a:0?", "-c", "copy"])
+        .args(["-f", "flv", "-flvflags", "no_duration_filesize", "pipe:1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    // Gone with this process, whatever ends it.
+    crate::proc::prepare(&mut cmd, nix::sys::signal::Signal::SIGKILL);
+    let mut child = cmd.spawn().context("cannot run ffmpeg")?;
+    let stderr = tokio::spawn(crate::proc::tail(child.stderr.take().expect("piped")));
+    Ok(Pull { child, stderr })
+}
+
+/// Publishes the FLV stream `input` to `url` until it ends.
+async fn publish(url: &RtmpUrl, mut input: Input, ca_file: Option<&Path>) -> Result<()> {
     let server = format!("{}/{}", url.server(), url.app);
     read_flv_header(&mut input)
         .await
         .context("the stream on stdin")?;
 
-    let conn = connect(&url, ca_file)
+    let conn = connect(url, ca_file)
         .await
         .with_context(|| format!("cannot connect to {server}"))?;
     let (mut rd, mut wr) = tokio::io::split(conn);
-    let mut session = tokio::time::timeout(PUBLISH_WITHIN, start(&url, &mut rd, &mut wr))
+    let mut session = tokio::time::timeout(PUBLISH_WITHIN, start(url, &mut rd, &mut wr))
         .await
         .map_err(|_| {
             anyhow::anyhow!(

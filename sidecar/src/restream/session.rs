@@ -655,7 +655,7 @@ async fn rung_program(
 }
 
 /// The path of this program, for `streamedge push`.
-fn own_binary() -> PathBuf {
+pub(super) fn own_binary() -> PathBuf {
     std::env::current_exe().unwrap_or_else(|_| PathBuf::from("streamedge"))
 }
 
@@ -790,7 +790,7 @@ async fn push_loop(
 }
 
 /// The reason in a push's stderr: its last line, without the program's name.
-fn last_line(tail: &str) -> String {
+pub(super) fn last_line(tail: &str) -> String {
     let line = tail
         .lines()
         .rev()
