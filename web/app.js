@@ -1,5 +1,5 @@
 // The streamedge web player: live streams from /api/streams, the library from /api/library,
-// fetch jobs through /api/jobs. Plain DOM, hls.js for HLS where the browser lacks it.
+// fetch jobs through /api/jobs, restreams and relays through /api/restreams and /api/relays. Plain DOM, hls.js for HLS where the browser lacks it.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -142,6 +142,7 @@ async function refreshLive() {
         ? el("span", { class: "badge live" }, "LIVE")
         : el("span", { class: "badge offline" }, "offline");
       const meta = s.live && since !== null ? `for ${clock(since)}` : "not streaming";
+      const title = s.live && s.title ? el("span", { class: "description" }, s.title) : "";
       return el(
         "li",
         { class: "card", "data-stream": s.name },
@@ -154,6 +155,7 @@ async function refreshLive() {
             : el("span", { class: "noposter", "aria-hidden": "true" }, s.live ? "●" : "○"),
           el("span", { class: "title" }, badge, s.name),
           el("span", { class: "meta" }, meta),
+          title,
         ),
       );
     }),
@@ -166,7 +168,7 @@ async function refreshLive() {
     if (s && s.live && state.playingLive !== cur.name) {
       state.playingLive = cur.name;
       // The stream's entry: its adaptive ladder when one runs, else the source.
-      play(`/live/${cur.name}/`, cur.name, true);
+      play(`/live/${cur.name}/`, s.title ? `${cur.name}: ${s.title}` : cur.name, true);
     } else if (!s || !s.live) {
       if (state.playingLive === cur.name) stop();
       state.playingLive = null;
@@ -315,6 +317,146 @@ async function submitFetch(ev) {
   refreshJobs();
 }
 
+// --- restreams and relays (the owner's: with the token) ---------------------------------
+
+function button(text, label, onclick) {
+  return el("button", { type: "button", "aria-label": label, onclick }, text);
+}
+
+async function change(path, options, statusId) {
+  const r = await api(path, options);
+  if (r.status === 401) return askToken("The API token is not valid.");
+  if (!r.ok) $(statusId).textContent = (r.body && r.body.error) || `The server refused (${r.status}).`;
+  refreshRestreams();
+  return r;
+}
+
+function when(rfc3339) {
+  return rfc3339 ? new Date(rfc3339).toLocaleTimeString() : "";
+}
+
+async function refreshRestreams() {
+  const section = $("restream-section");
+  if (!token()) {
+    section.hidden = true;
+    return;
+  }
+  let dests, relays;
+  try {
+    const [d, r] = await Promise.all([api("/api/restreams"), api("/api/relays")]);
+    if (d.status === 401 || r.status === 401) {
+      section.hidden = true;
+      return;
+    }
+    if (!d.ok || !r.ok) return;
+    dests = d.body;
+    relays = r.body;
+  } catch {
+    return;
+  }
+  section.hidden = false;
+  $("restreams").replaceChildren(
+    ...dests.map((d) => {
+      const st = d.status;
+      const name = d.label || d.id;
+      const li = el("li", { "data-restream": d.id, "data-state": st ? st.state : d.enabled ? "idle" : "disabled" });
+      li.append(el("strong", {}, name), ` ${d.stream}${d.rendition ? ` (${d.rendition})` : ""} → ${d.url} `);
+      if (!d.enabled) li.append(el("span", { class: "badge offline" }, "disabled"));
+      else if (st) {
+        li.append(el("span", { class: st.state === "sending" ? "badge live" : "badge offline" }, st.state));
+        if (st.bitrate_kbps) li.append(` ${Math.round(st.bitrate_kbps)} kbit/s`);
+        if (st.program === "slate") li.append(" (slate)");
+      } else li.append(el("span", { class: "badge offline" }, "waiting for the stream"));
+      li.append(
+        button(d.enabled ? "Disable" : "Enable", `${d.enabled ? "Disable" : "Enable"} ${name}`, () =>
+          change(
+            `/api/restreams/${encodeURIComponent(d.id)}`,
+            {
+              method: "PATCH",
+              headers: { "Content-Type": "application/json" },
+              body: JSON.stringify({ enabled: !d.enabled }),
+            },
+            "restream-status",
+          ),
+        ),
+        button("Remove", `Remove ${name}`, () => {
+          if (confirm(`Stop sending ${d.stream} to ${name} and forget it?`)) {
+            change(`/api/restreams/${encodeURIComponent(d.id)}`, { method: "DELETE" }, "restream-status");
+          }
+        }),
+      );
+      if (st && st.last_error) li.append(el("span", { class: "detail failed" }, `last error: ${st.last_error}`));
+      return li;
+    }),
+  );
+  $("relays").replaceChildren(
+    ...relays.map((r) => {
+      const st = r.status;
+      const li = el("li", { "data-relay": r.stream, "data-state": st ? st.state : "stopped" });
+      const w = r.watch_seconds;
+      const every = w ? `, watched every ${w % 60 ? `${w} s` : `${w / 60} min`}` : "";
+      li.append(el("strong", {}, r.stream), ` ← ${r.from}${every} `);
+      li.append(el("span", { class: st && st.state === "live" ? "badge live" : "badge offline" }, st ? st.state : "stopped"));
+      if (st && st.title) li.append(` ${st.title}`);
+      li.append(
+        button("Remove", `Remove the relay ${r.stream}`, () => {
+          if (confirm(`Stop relaying into ${r.stream} and remove its key?`)) {
+            change(`/api/relays/${encodeURIComponent(r.stream)}`, { method: "DELETE" }, "relay-status");
+          }
+        }),
+      );
+      if (st && st.last_check) {
+        const failed = st.last_check.startsWith("failed");
+        li.append(el("span", { class: failed ? "detail failed" : "detail" }, `${when(st.last_check_at)}: ${st.last_check}`));
+      }
+      return li;
+    }),
+  );
+}
+
+async function submitRestream(ev) {
+  ev.preventDefault();
+  const label = $("restream-label").value.trim();
+  const r = await change(
+    "/api/restreams",
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ stream: $("restream-stream").value.trim(), url: $("restream-url").value.trim(), label: label || undefined }),
+    },
+    "restream-status",
+  );
+  if (r && r.ok) {
+    // The key leaves the page once the server has it.
+    $("restream-url").value = "";
+    $("restream-label").value = "";
+    $("restream-status").textContent = `Added: ${r.body.stream} → ${r.body.url}.`;
+  }
+}
+
+async function submitRelay(ev) {
+  ev.preventDefault();
+  const r = await change(
+    "/api/relays",
+    {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({
+        stream: $("relay-stream").value.trim(),
+        from: $("relay-from").value.trim(),
+        watch: $("relay-watch").checked,
+        record: $("relay-record").checked,
+      }),
+    },
+    "relay-status",
+  );
+  if (r && r.ok) {
+    $("relay-stream").value = "";
+    $("relay-from").value = "";
+    $("relay-status").textContent = `Added: ${r.body.stream} from ${r.body.from}.`;
+  }
+}
+
 // --- token ---------------------------------------------------------------------------
 
 function askToken(message) {
@@ -341,12 +483,14 @@ function setupToken() {
     $("fetch-status").textContent = "Token saved.";
     refreshJobs();
     refreshLibrary();
+    refreshRestreams();
   });
   $("token-forget").addEventListener("click", () => {
     localStorage.removeItem(TOKEN_KEY);
     $("fetch-status").textContent = "Token forgotten.";
     refreshJobs();
     refreshLibrary();
+    refreshRestreams();
   });
 }
 
@@ -354,6 +498,8 @@ function setupToken() {
 
 setupToken();
 $("fetch-form").addEventListener("submit", submitFetch);
+$("restream-form").addEventListener("submit", submitRestream);
+$("relay-form").addEventListener("submit", submitRelay);
 window.addEventListener("hashchange", openFromHash);
 openFromHash();
 refreshLive();
@@ -361,3 +507,5 @@ refreshLibrary();
 refreshJobs();
 setInterval(refreshLive, 3000);
 setInterval(refreshLibrary, 30000);
+refreshRestreams();
+setInterval(refreshRestreams, 3000);

@@ -124,6 +124,81 @@ fn the_player_plays_live_and_library_and_fetches() {
     assert!(shots.join("player.png").metadata().unwrap().len() > 10_000);
 }
 
+/// The restream and relay section, with the token only: a destination added (its key never
+/// shown again), disabled and removed, a bad one's reason, a relay of a live channel whose
+/// title shows on its stream's tile.
+#[test]
+fn the_page_manages_restreams_and_relays_with_the_token() {
+    const KEY: &str = "web-SECRET-0042-wxyz";
+    let sink = RtmpSink::start();
+    let mut channel = LiveChannel::start();
+    channel.go_live();
+    let s = Server::start(Options::default());
+    let _cam = s.key("add", "cam");
+    let shots = target_dir().join("test-artifacts");
+    std::fs::create_dir_all(&shots).unwrap();
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    let out = Command::new("node")
+        .arg(web.join("test/restream.mjs"))
+        .current_dir(&web)
+        .env("BASE", s.url(""))
+        .env("TOKEN", s.token())
+        .env("DEST_URL", sink.url(KEY))
+        .env("DEST_KEY", KEY)
+        .env("CHANNEL", channel.url())
+        .env("TITLE", CHANNEL_TITLE)
+        .env("SHOTS", &shots)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node (make deps installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = stdout.lines().last().unwrap_or_default();
+    let found: Value = serde_json::from_str(report).unwrap_or_else(|_| {
+        panic!(
+            "no report: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.status.success() && found["error"].is_null(), "{found}");
+    assert_eq!(found["hidden_without_token"], true, "{found}");
+    assert_eq!(found["url_field_type"], "password", "{found}");
+    assert_eq!(found["url_field_after"], "", "{found}");
+    assert_eq!(found["key_in_page"], false, "{found}");
+    let row = found["destination_row"].as_str().unwrap();
+    assert!(
+        row.contains("Sink")
+            && row.contains(&format!("rtmp://127.0.0.1:{}/dest/****wxyz", sink.port)),
+        "{found}"
+    );
+    assert!(
+        found["bad_status"]
+            .as_str()
+            .unwrap()
+            .contains("the URL must start with rtmp:// or rtmps://"),
+        "{found}"
+    );
+    assert!(
+        found["relay_row"]
+            .as_str()
+            .unwrap()
+            .contains(&channel.url()),
+        "{found}"
+    );
+    assert_eq!(found["tile_title"], CHANNEL_TITLE, "{found}");
+    assert_eq!(found["removed"], true, "{found}");
+    assert!(found["phone_overflow"].as_i64().unwrap() <= 0, "{found}");
+    assert_eq!(found["external"], serde_json::json!([]), "{found}");
+    // But the refused destination's 400, which the browser logs.
+    for e in found["consoleErrors"].as_array().unwrap() {
+        assert!(e.as_str().unwrap().contains("status of 400"), "{found}");
+    }
+    // What the page did is real.
+    let (_, list) = s.api("GET", "/api/restreams", None, true);
+    assert_eq!(list, serde_json::json!([]));
+    let (_, list) = s.api("GET", "/api/relays", None, true);
+    assert_eq!(list, serde_json::json!([]));
+}
+
 #[test]
 fn the_page_comes_with_security_headers_and_http_goes_to_https() {
     let mut s = Server::init(Options::default());
