@@ -28,6 +28,12 @@ pub struct Stream {
     pub title: Option<String>,
 }
 
+/// Invisible characters that change how the text around them shows: zero-width ones and
+/// the bidirectional overrides (a title that reads backwards).
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// The longest title, in characters.
 pub const MAX_TITLE: usize = 200;
 
@@ -37,7 +43,7 @@ pub fn clean_title(text: &str) -> Option<String> {
     let line = text.lines().next().unwrap_or_default();
     let title: String = line
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !is_format(*c))
         .take(MAX_TITLE)
         .collect();
     let title = title.trim();
@@ -95,6 +101,10 @@ mod tests {
             Some("Night Set".into())
         );
         assert_eq!(clean_title("a\u{7}b\tc"), Some("abc".into()));
+        assert_eq!(
+            clean_title("evil\u{202E}txt.exe\u{200B}"),
+            Some("eviltxt.exe".into())
+        );
         assert_eq!(clean_title(" \n"), None);
         assert_eq!(clean_title(""), None);
         assert_eq!(

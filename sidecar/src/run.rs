@@ -22,6 +22,9 @@ pub async fn run(config: &Config) -> Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
 
     // The background work, whoever runs nginx.
+    // What a previous run that died left in the live folders (a master playlist naming
+    // rungs no process writes, a relay's title) goes before anything reads it.
+    crate::live::clean_up(config);
     let mut tasks = vec![announce_when_ready(config.clone())];
     let listener = crate::api::bind(config).await?;
     let jobs = crate::fetch::Manager::open(config)?;

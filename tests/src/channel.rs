@@ -103,6 +103,14 @@ impl LiveChannel {
         self.live.store(true, Ordering::SeqCst);
     }
 
+    /// Goes live with a playlist of one's own (a hostile page's), no ffmpeg behind it.
+    pub fn go_live_with(&mut self, playlist: &str) {
+        let live = self.dir.path().join("live");
+        std::fs::create_dir_all(&live).unwrap();
+        std::fs::write(live.join("index.m3u8"), playlist).unwrap();
+        self.live.store(true, Ordering::SeqCst);
+    }
+
     /// Ends the broadcast: ffmpeg stops (and writes `#EXT-X-ENDLIST`), the page is offline.
     pub fn end(&mut self) {
         if let Some(mut c) = self.ffmpeg.take() {

@@ -252,6 +252,63 @@ fn an_rtmp_source_is_pulled_at_once_and_idles_when_it_ends() {
     s.stop();
 }
 
+/// A hostile live page whose playlist names a file on this machine: ffmpeg may read only
+/// web addresses for it, so the file never goes out as the stream; the relay says why.
+#[test]
+fn a_playlist_naming_local_files_relays_nothing() {
+    let mut ch = LiveChannel::start();
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("private.ts");
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=160x120:rate=25",
+            "-t",
+            "2",
+        ])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-f", "mpegts"])
+        .arg(&secret)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let segment = format!("#EXTINF:2.0,\nfile://{}\n", secret.display());
+    ch.go_live_with(&format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n{}",
+        segment.repeat(3)
+    ));
+    let mut s = Server::start(Options::default());
+    let out = s.cli(&["relay", "add", "leak", "--from", &ch.url()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The pull fails (and is tried again, and fails again): each time, the reason.
+    let r = wait_status(&s, "leak", "the refused pull", |st| {
+        st["restarts"].as_u64().is_some_and(|n| n >= 1)
+            && st["last_check"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("failed: "))
+    });
+    assert!(
+        r["status"]["last_check"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("failed: ") && c.contains("ffmpeg")),
+        "{r}"
+    );
+    assert_eq!(r["status"]["live_since"], Value::Null, "{r}");
+    assert!(!s.is_live("leak"));
+    assert!(
+        !s.data("live/leak/index.m3u8").exists(),
+        "nothing was published"
+    );
+    s.stop();
+}
+
 /// Bad relays are refused with the reason; an unreachable source is an error tried again.
 #[test]
 fn bad_relays_are_refused_and_an_unreachable_source_is_an_error() {

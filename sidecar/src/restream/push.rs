@@ -46,6 +46,9 @@ pub struct Source {
 
 /// How long a source may send nothing before ffmpeg gives up on it, in microseconds.
 const SOURCE_TIMEOUT_US: &str = "15000000";
+/// How long a source may send no media (while ffmpeg waits on, say, a playlist whose
+/// segments never load) before the push gives up on it.
+const SOURCE_IDLE: Duration = Duration::from_secs(20);
 
 type Input = BufReader<tokio::net::unix::pipe::Receiver>;
 
@@ -74,7 +77,7 @@ pub async fn run(ca_file: Option<&Path>, source: Option<&Source>) -> Result<()> 
         RtmpUrl::parse(line.trim_end_matches(['\n', '\r'])).context("the destination on stdin")?;
     drop(line);
     let Some(source) = source else {
-        return publish(&url, input, ca_file).await;
+        return publish(&url, input, ca_file, None).await;
     };
     let mut ffmpeg = pull(source)?;
     let fd = ffmpeg
@@ -85,7 +88,8 @@ pub async fn run(ca_file: Option<&Path>, source: Option<&Source>) -> Result<()> 
         .into_owned_fd()
         .context("ffmpeg's output")?;
     let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(fd).context("ffmpeg's output")?;
-    let result = publish(&url, BufReader::with_capacity(256 << 10, pipe), ca_file).await;
+    let input = BufReader::with_capacity(256 << 10, pipe);
+    let result = publish(&url, input, ca_file, Some(SOURCE_IDLE)).await;
     // The source's end says more than the pipe's: ffmpeg's own last words when it failed.
     let status = match &result {
         Ok(()) => tokio::time::timeout(Duration::from_secs(5), ffmpeg.child.wait())
@@ -95,18 +99,22 @@ pub async fn run(ca_file: Option<&Path>, source: Option<&Source>) -> Result<()> 
         Err(_) => ffmpeg.child.try_wait().ok().flatten(),
     };
     let _ = ffmpeg.child.start_kill();
-    match status {
-        Some(s) if !s.success() => {
-            let tail = ffmpeg.stderr.await.unwrap_or_default();
-            let why = tail
-                .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
-                .map(|l| l.trim().to_string())
-                .unwrap_or_else(|| format!("ffmpeg ended with {s}"));
-            bail!("the source: {why}")
+    // Its stderr ends with it.
+    let tail = ffmpeg.stderr.await.unwrap_or_default();
+    let last = tail
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string());
+    match (status, result, last) {
+        (Some(s), _, last) if !s.success() => {
+            bail!(
+                "the source: {}",
+                last.unwrap_or_else(|| format!("ffmpeg ended with {s}"))
+            )
         }
-        _ => result,
+        (_, Err(e), Some(last)) => bail!("{e:#} (ffmpeg: {last})"),
+        (_, result, _) => result,
     }
 }
 
@@ -126,6 +134,9 @@ fn pull(source: &Source) -> Result<Pull> {
         let headers: String = source.headers.iter().map(|h| format!("{h}\r\n")).collect();
         cmd.arg("-headers").arg(headers);
     }
+    // Only the source's own protocols: a playlist from the web may name file: or other
+    // local segments, which would send this machine's files out as the stream.
+    cmd.args(["-protocol_whitelist", protocols(&source.url)]);
     cmd.arg("-i")
         .arg(&source.url)
         // The first picture and the first sound; FLV carries one of each.
@@ -142,12 +153,41 @@ fn pull(source: &Source) -> Result<Pull> {
     Ok(Pull { child, stderr })
 }
 
-/// Publishes the FLV stream `input` to `url` until it ends.
-async fn publish(url: &RtmpUrl, mut input: Input, ca_file: Option<&Path>) -> Result<()> {
+/// The protocols ffmpeg may use for a source at `url` (and what it leads to: an HLS
+/// playlist's segments and keys).
+pub fn protocols(url: &str) -> &'static str {
+    let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("srt") => "srt,udp",
+        Some("rtmp") | Some("rtmps") => "rtmp,rtmps,tcp,tls",
+        _ => "http,https,tls,tcp,crypto,data",
+    }
+}
+
+/// Publishes the FLV stream `input` until it ends; with `idle`, an input that sends
+/// nothing for that long is given up on (a source that answers but plays nothing: a live
+/// playlist whose segments never load).
+async fn publish(
+    url: &RtmpUrl,
+    mut input: Input,
+    ca_file: Option<&Path>,
+    idle: Option<Duration>,
+) -> Result<()> {
     let server = format!("{}/{}", url.server(), url.app);
-    read_flv_header(&mut input)
-        .await
-        .context("the stream on stdin")?;
+    let silent = || {
+        anyhow::anyhow!(
+            "the source sent nothing for {}s",
+            idle.unwrap_or_default().as_secs()
+        )
+    };
+    match idle {
+        Some(d) => tokio::time::timeout(d, read_flv_header(&mut input))
+            .await
+            .map_err(|_| silent())?,
+        None => read_flv_header(&mut input).await,
+    }
+    .context("the stream on stdin")?;
+    let mut last_input = std::time::Instant::now();
 
     let conn = connect(url, ca_file)
         .await
@@ -174,6 +214,7 @@ async fn publish(url: &RtmpUrl, mut input: Input, ca_file: Option<&Path>) -> Res
     loop {
         tokio::select! {
             tag = read_flv_tag(&mut input) => {
+                last_input = std::time::Instant::now();
                 let Some(tag) = tag.context("the stream on stdin")? else {
                     // The broadcast is over: unpublish, then close.
                     let _ = wr.write_all(&pending).await;
@@ -220,7 +261,12 @@ async fn publish(url: &RtmpUrl, mut input: Input, ca_file: Option<&Path>) -> Res
                 wr.write_all(&std::mem::take(&mut pending)).await?;
                 send(&mut wr, results).await?;
             }
-            _ = tick.tick() => say(&format!("sent {sent}")).await,
+            _ = tick.tick() => {
+                if idle.is_some_and(|d| last_input.elapsed() >= d) {
+                    bail!(silent());
+                }
+                say(&format!("sent {sent}")).await
+            }
         }
     }
 }

@@ -91,7 +91,7 @@ impl From<&Relay> for RelayInfo {
     fn from(r: &Relay) -> Self {
         RelayInfo {
             stream: r.stream.clone(),
-            from: r.from.clone(),
+            from: masked_source(&r.from),
             watch_seconds: r.watch_seconds,
             created: r.created.clone(),
         }
@@ -133,6 +133,68 @@ fn via(url: &str) -> Result<Via, String> {
         return Err("the URL has no host".into());
     }
     Ok(via)
+}
+
+/// The source URL as lists, logs and the API show it: a password (`user:pass@`, an SRT
+/// `passphrase=`, a `token=`) masked. (ffmpeg's command line, which only this machine's
+/// users can read, still has it.)
+pub fn masked_source(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let cut = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(cut);
+    let authority = match authority.rsplit_once('@') {
+        Some((_, host)) => format!("****@{host}"),
+        None => authority.to_string(),
+    };
+    let (tail, fragment) = match tail.split_once('#') {
+        Some((t, f)) => (t, format!("#{f}")),
+        None => (tail, String::new()),
+    };
+    let (path, query) = match tail.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (tail, None),
+    };
+    let query = query.map(|q| {
+        q.split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if secret_name(k) => format!("{k}=****"),
+                _ => kv.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match query {
+        Some(q) => format!("{scheme}://{authority}{path}?{q}{fragment}"),
+        None => format!("{scheme}://{authority}{path}{fragment}"),
+    }
+}
+
+fn secret_name(k: &str) -> bool {
+    let k = k.to_ascii_lowercase();
+    ["pass", "key", "token", "secret", "auth", "sig"]
+        .iter()
+        .any(|w| k.contains(w))
+}
+
+/// Whether an entry of the file (which a person may have edited) is one a relay can run.
+fn runnable(r: &Relay) -> Result<(), String> {
+    check_name(r.stream.as_bytes()).map_err(|e| format!("invalid stream name: {e}"))?;
+    via(&r.from).map_err(|e| format!("invalid source URL: {e}"))?;
+    if let Some(w) = r.watch_seconds.map(Duration::from_secs) {
+        if w < MIN_WATCH || w > MAX_WATCH {
+            return Err(format!(
+                "watch_seconds is from {} to {}",
+                MIN_WATCH.as_secs(),
+                MAX_WATCH.as_secs()
+            ));
+        }
+    }
+    if r.key.is_empty() {
+        return Err("it has no key".into());
+    }
+    Ok(())
 }
 
 /// What `relay add` is asked for.
@@ -317,6 +379,7 @@ pub async fn run_loop(config: Config, board: Board, shutdown: CancellationToken)
     let checks = Arc::new(Semaphore::new(1));
     let mut running: HashMap<String, (Relay, CancellationToken)> = HashMap::new();
     let mut unreadable = false;
+    let mut refused: Vec<Relay> = Vec::new();
     loop {
         let relays = match load(&config.layout().restreams_file()) {
             Ok(f) => {
@@ -341,8 +404,18 @@ pub async fn run_loop(config: Config, board: Board, shutdown: CancellationToken)
                 }
                 keep
             });
+            refused.retain(|r| relays.contains(r));
             for r in relays {
-                if running.contains_key(&r.stream) {
+                if running.contains_key(&r.stream) || refused.contains(&r) {
+                    continue;
+                }
+                if let Err(why) = runnable(&r) {
+                    tracing::error!(
+                        "relay \"{}\" in {}: {why}; not started",
+                        r.stream.escape_debug(),
+                        config.layout().restreams_file().display()
+                    );
+                    refused.push(r);
                     continue;
                 }
                 let stop = shutdown.child_token();
@@ -391,11 +464,18 @@ async fn relay(
 ) {
     let watch = r.watch_seconds.map(Duration::from_secs);
     let name = r.stream.clone();
+    let shown = masked_source(&r.from);
     let mut errors = 0u32;
     let mut backoff = Duration::from_secs(1);
+    // "watching" until the first check says more: the source is being looked at.
+    board.update(&name, |s| s.state = "watching");
     loop {
         let found = {
-            let Ok(_permit) = checks.acquire().await else {
+            let permit = tokio::select! {
+                p = checks.acquire() => p,
+                _ = stop.cancelled() => return,
+            };
+            let Ok(_permit) = permit else {
                 return;
             };
             tokio::select! {
@@ -408,8 +488,8 @@ async fn relay(
                 Some(t) => format!("live: \"{t}\""),
                 None => "live".to_string(),
             },
-            Check::NotLive(why) => format!("not live: {why}"),
-            Check::Failed(why) => format!("failed: {why}"),
+            Check::NotLive(why) => format!("not live: {}", why.replace(&r.from, &shown)),
+            Check::Failed(why) => format!("failed: {}", why.replace(&r.from, &shown)),
         };
         board.update(&name, |s| {
             s.last_check_at = Some(crate::clock::now_rfc3339());
@@ -428,15 +508,18 @@ async fn relay(
                     backoff = Duration::from_secs(1);
                 }
                 match outcome {
+                    // ffmpeg also ends well when a playlist stops loading (a network drop,
+                    // a site's stream URL expiring after hours): the source is checked again
+                    // at once to tell, and only a quick end again waits longer.
                     Ok(()) => {
                         tracing::info!("relay \"{name}\": the source ended");
                         board.update(&name, |s| s.last_check = Some("the source ended".into()));
-                        match watch {
-                            Some(every) => ("watching", Some(jittered(every))),
-                            None => ("idle", None),
-                        }
+                        let wait = backoff;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                        ("watching", Some(wait))
                     }
                     Err(why) => {
+                        let why = why.replace(&r.from, &shown);
                         tracing::warn!(
                             "relay \"{name}\": {why}; trying again in {}s",
                             backoff.as_secs()
@@ -525,6 +608,7 @@ async fn check(config: &Config, from: &str, stop: &CancellationToken) -> Check {
         Via::Ffmpeg => {
             let mut c = Command::new("ffprobe");
             c.args(["-v", "error", "-rw_timeout", "10000000"])
+                .args(["-protocol_whitelist", super::push::protocols(from)])
                 .args(["-show_entries", "format_tags=title", "-of", "json", "-i"])
                 .arg(from);
             c
@@ -534,10 +618,15 @@ async fn check(config: &Config, from: &str, stop: &CancellationToken) -> Check {
     let mut out = String::new();
     let ran = tokio::time::timeout(
         CHECK_WITHIN,
-        proc::run(cmd, Role::new("relay check", from), stop, |l| {
-            out.push_str(l);
-            out.push('\n');
-        }),
+        proc::run(
+            cmd,
+            Role::new("relay check", masked_source(from)),
+            stop,
+            |l| {
+                out.push_str(l);
+                out.push('\n');
+            },
+        ),
     )
     .await;
     match (via, ran) {
@@ -619,6 +708,13 @@ fn is_live(v: &serde_json::Value) -> bool {
 /// no player yet), or a check that failed.
 fn ytdlp_failure(stderr: &str) -> Check {
     let lower = stderr.to_lowercase();
+    if lower.contains("requested format is not available") {
+        return Check::Failed(
+            "no single stream with picture and sound: the source sends them apart, which a relay \
+             does not join"
+                .into(),
+        );
+    }
     let why = crate::fetch::ytdlp::explain(stderr);
     let not_live = [
         "not currently live",
@@ -648,13 +744,15 @@ async fn pull(
 ) -> Result<(), String> {
     let name = &r.stream;
     let mut cmd = Command::new(super::session::own_binary());
-    cmd.args(["push", "--from"]).arg(&live.url);
+    // `--x=VALUE`: a value that starts with "-" stays a value.
+    cmd.arg("push").arg(format!("--from={}", live.url));
     for h in &live.headers {
-        cmd.arg("--header").arg(h);
+        cmd.arg(format!("--header={h}"));
     }
     let url = format!("{}/{}?key={}", config.local_rtmp(), name, r.key);
     let title = live.title.clone();
     let ended = CancellationToken::new();
+    let mut titler: Option<tokio::task::JoinHandle<()>> = None;
     let dir = config.layout().live().join(name);
     let mut last: Option<(Instant, u64)> = None;
     let result = proc::run_watched(
@@ -677,8 +775,12 @@ async fn pull(
                     s.live_since = Some(crate::clock::now_rfc3339());
                     s.next_check_at = None;
                 });
-                if let Some(t) = &title {
-                    tokio::spawn(keep_title(dir.clone(), t.clone(), ended.clone()));
+                if let (Some(t), None) = (&title, &titler) {
+                    titler = Some(tokio::spawn(keep_title(
+                        dir.clone(),
+                        t.clone(),
+                        ended.clone(),
+                    )));
                 }
             } else if let Some(n) = line
                 .strip_prefix("sent ")
@@ -695,6 +797,9 @@ async fn pull(
     )
     .await;
     ended.cancel();
+    if let Some(t) = titler {
+        let _ = t.await;
+    }
     let _ = std::fs::remove_file(dir.join(LIVE_TITLE));
     match result {
         Ok((Exit::Success, _)) | Ok((Exit::Cancelled, _)) => Ok(()),
@@ -704,13 +809,16 @@ async fn pull(
 }
 
 /// Writes the stream's title file once nginx has made the stream's folder (at its first
-/// fragment), and again if it goes missing, until `ended`.
+/// fragment; a file left from before is written over), and again if it goes missing,
+/// until `ended`.
 async fn keep_title(dir: std::path::PathBuf, title: String, ended: CancellationToken) {
     let file = dir.join(LIVE_TITLE);
+    let mut written = false;
     loop {
-        if dir.is_dir() && !file.exists() {
-            if let Err(e) = write_title(&dir, &title) {
-                tracing::warn!("relay: cannot write {}: {e:#}", file.display());
+        if dir.is_dir() && (!written || !file.exists()) {
+            match write_title(&dir, &title) {
+                Ok(()) => written = true,
+                Err(e) => tracing::warn!("relay: cannot write {}: {e:#}", file.display()),
             }
         }
         tokio::select! {
@@ -805,6 +913,59 @@ mod tests {
             ),
             Check::Failed("cannot connect to the server (connection refused)".into())
         );
+    }
+
+    #[test]
+    fn passwords_in_sources_are_masked() {
+        assert_eq!(
+            masked_source("srt://h:9000?streamid=live&passphrase=hunter22hunter"),
+            "srt://h:9000?streamid=live&passphrase=****"
+        );
+        assert_eq!(
+            masked_source("https://u:p@h.example/live.m3u8?token=abc&x=1#t"),
+            "https://****@h.example/live.m3u8?token=****&x=1#t"
+        );
+        assert_eq!(
+            masked_source("https://www.youtube.com/watch?v=abc"),
+            "https://www.youtube.com/watch?v=abc"
+        );
+        assert_eq!(masked_source("rtmp://h/app/x"), "rtmp://h/app/x");
+    }
+
+    #[test]
+    fn hand_edited_entries_that_cannot_run_are_refused() {
+        let ok = Relay {
+            stream: "dj".into(),
+            from: "https://example.net/live".into(),
+            watch_seconds: Some(120),
+            key: "k".into(),
+            created: String::new(),
+        };
+        assert_eq!(runnable(&ok), Ok(()));
+        for bad in [
+            Relay {
+                watch_seconds: Some(0),
+                ..ok.clone()
+            },
+            Relay {
+                watch_seconds: Some(u64::MAX),
+                ..ok.clone()
+            },
+            Relay {
+                from: "file:///etc/passwd".into(),
+                ..ok.clone()
+            },
+            Relay {
+                stream: "../x".into(),
+                ..ok.clone()
+            },
+            Relay {
+                key: String::new(),
+                ..ok.clone()
+            },
+        ] {
+            assert!(runnable(&bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
