@@ -78,7 +78,7 @@ fn relay_secret(s: &Server, stream: &str) -> String {
 /// A channel watched every 5 s: nothing while it is offline; relayed, with the page's title,
 /// while it is live (the stream plays, the title is in the public list); when it ends, the
 /// stream ends, the relay watches again and the recording becomes a library item named
-/// after the broadcast. The page is asked politely, the relay's key shows nowhere.
+/// after the broadcast; meanwhile it is restreamed like any stream. The page is asked politely, the relay's key shows nowhere.
 #[test]
 fn a_watched_channel_is_relayed_while_it_is_live_with_its_title() {
     let mut ch = LiveChannel::start();
@@ -112,6 +112,14 @@ fn a_watched_channel_is_relayed_while_it_is_live_with_its_title() {
     assert_eq!(added["watch_seconds"], 5);
     let secret = relay_secret(&s, "dj");
     assert!(!String::from_utf8_lossy(&out.stdout).contains(&secret));
+    // Sent on like any stream.
+    let sink = RtmpSink::start();
+    let out = s.cli(&["restream", "add", "dj", &sink.url("dj-out-key")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Offline: checked, not live, nothing published.
     let r = wait_status(&s, "dj", "the first check", |st| {
@@ -151,6 +159,9 @@ fn a_watched_channel_is_relayed_while_it_is_live_with_its_title() {
         streams.iter().any(|l| l.starts_with("aac,audio")),
         "{streams:?}"
     );
+    wait_for("the restream of the relay", Duration::from_secs(30), || {
+        (sink.bytes("dj-out-key") > 100_000).then_some(())
+    });
     // The key is on no command line (every local user reads them) and in no log.
     assert!(
         processes_mentioning(&secret).is_empty(),
