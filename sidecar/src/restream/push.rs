@@ -8,6 +8,10 @@
 //! the stream, `sent BYTES` every second. Errors go to stderr and name the server
 //! (`HOST:PORT/APP`), never the key. It ends, status 0, when its stdin ends (the broadcast is
 //! over: it unpublishes first), and status 1 when the destination refuses or drops it.
+//!
+//! A relay's push (`--from URL`) reads the stream from its own ffmpeg instead, which copies
+//! the source to FLV with only the source's protocols allowed; it ends with the source, and
+//! says why when ffmpeg failed or the source went silent.
 
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -174,6 +178,11 @@ async fn publish(
     idle: Option<Duration>,
 ) -> Result<()> {
     let server = format!("{}/{}", url.server(), url.app);
+    let what = if idle.is_some() {
+        "the source"
+    } else {
+        "the stream on stdin"
+    };
     let silent = || {
         anyhow::anyhow!(
             "the source sent nothing for {}s",
@@ -186,7 +195,7 @@ async fn publish(
             .map_err(|_| silent())?,
         None => read_flv_header(&mut input).await,
     }
-    .context("the stream on stdin")?;
+    .context(what)?;
     let mut last_input = std::time::Instant::now();
 
     let conn = connect(url, ca_file)
@@ -215,7 +224,7 @@ async fn publish(
         tokio::select! {
             tag = read_flv_tag(&mut input) => {
                 last_input = std::time::Instant::now();
-                let Some(tag) = tag.context("the stream on stdin")? else {
+                let Some(tag) = tag.context(what)? else {
                     // The broadcast is over: unpublish, then close.
                     let _ = wr.write_all(&pending).await;
                     let results = session.stop_publishing().unwrap_or_default();

@@ -539,6 +539,7 @@ async fn relay(
                 match watch {
                     Some(every) => ("watching", Some(jittered(every))),
                     None => {
+                        let why = why.replace(&r.from, &shown);
                         tracing::info!("relay \"{name}\": the source is not live ({why}); idle");
                         ("idle", None)
                     }
@@ -560,6 +561,7 @@ async fn relay(
                     }
                 };
                 if errors == 1 {
+                    let why = why.replace(&r.from, &shown);
                     tracing::warn!("relay \"{name}\": cannot check the source: {why}");
                 }
                 ("error", Some(wait))
