@@ -194,34 +194,31 @@ pub async fn wait(client: &Client, config: &Config, id: &str, speak: bool) -> Re
 /// The relays with their status from the running sidecar, or without status when it does not
 /// answer.
 pub async fn relays(config: &Config) -> Result<Value> {
-    if let Ok(api) = Client::new(config) {
-        if let Ok(v) = api.get("/api/relays").await {
-            return Ok(v);
-        }
-    }
-    let list: Vec<Value> = crate::restream::relay::list(config)?
-        .into_iter()
-        .map(|r| {
-            let mut v = serde_json::to_value(r).expect("serializes");
-            v["status"] = Value::Null;
-            v
-        })
-        .collect();
-    Ok(Value::Array(list))
+    from_daemon_or(config, "/api/relays", crate::restream::relay::list(config)?).await
 }
 
 /// The restream destinations with what each does: from the daemon when it runs, else from
 /// the file (no status).
 pub async fn restreams(config: &Config) -> Result<Value> {
+    from_daemon_or(config, "/api/restreams", crate::restream::list(config)?).await
+}
+
+/// The running sidecar's answer at `path`, else `listed` from the files, each with a null
+/// `status`.
+async fn from_daemon_or<T: serde::Serialize>(
+    config: &Config,
+    path: &str,
+    listed: Vec<T>,
+) -> Result<Value> {
     if let Ok(api) = Client::new(config) {
-        if let Ok(v) = api.get("/api/restreams").await {
+        if let Ok(v) = api.get(path).await {
             return Ok(v);
         }
     }
-    let list: Vec<Value> = crate::restream::list(config)?
+    let list: Vec<Value> = listed
         .into_iter()
-        .map(|d| {
-            let mut v = serde_json::to_value(d).expect("serializes");
+        .map(|x| {
+            let mut v = serde_json::to_value(x).expect("serializes");
             v["status"] = Value::Null;
             v
         })

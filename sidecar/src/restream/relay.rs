@@ -788,10 +788,7 @@ async fn pull(
                 .strip_prefix("sent ")
                 .and_then(|n| n.parse::<u64>().ok())
             {
-                let rate = last.map(|(t, b)| {
-                    let secs = now.duration_since(t).as_secs_f64().max(0.1);
-                    (n.saturating_sub(b) as f64 * 8.0 / 1000.0 / secs).round()
-                });
+                let rate = super::session::kbps(last, now, n);
                 last = Some((now, n));
                 board.update(name, |s| s.bitrate_kbps = rate.or(s.bitrate_kbps));
             }

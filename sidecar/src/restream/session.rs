@@ -740,10 +740,7 @@ async fn push_loop(
                     .strip_prefix("sent ")
                     .and_then(|n| n.parse::<u64>().ok())
                 {
-                    let rate = last.map(|(t, b)| {
-                        let secs = now.duration_since(t).as_secs_f64().max(0.1);
-                        ((n.saturating_sub(b)) as f64 * 8.0 / 1000.0 / secs).round()
-                    });
+                    let rate = kbps(last, now, n);
                     last = Some((now, n));
                     let program = if *slate.borrow() {
                         "slate"
@@ -787,6 +784,14 @@ async fn push_loop(
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// kbit/s between a push's previous `sent BYTES` line (`last`: when, how many) and this one.
+pub(super) fn kbps(last: Option<(Instant, u64)>, now: Instant, bytes: u64) -> Option<f64> {
+    last.map(|(t, b)| {
+        let secs = now.duration_since(t).as_secs_f64().max(0.1);
+        (bytes.saturating_sub(b) as f64 * 8.0 / 1000.0 / secs).round()
+    })
 }
 
 /// The reason in a push's stderr: its last line, without the program's name.
