@@ -1,5 +1,8 @@
 // The streamedge web player: live streams from /api/streams, the library from /api/library,
-// fetch jobs through /api/jobs, restreams and relays through /api/restreams and /api/relays. Plain DOM, hls.js for HLS where the browser lacks it.
+// fetch jobs through /api/jobs, restreams and relays through /api/restreams and /api/relays,
+// a live stream's chat over a WebSocket (/api/streams/NAME/chat/ws), likes through
+// /api/streams/NAME/like. Plain DOM, hls.js for HLS where the browser lacks it. Text from
+// others (titles, chat) only ever goes into text nodes, never into HTML.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -11,7 +14,11 @@ const state = (window.streamedge = {
   current: null, // { kind: "live", name } or { kind: "vod", src, title }
   fatalErrors: [],
   hls: null,
+  chat: null, // { name, ws, retry }
+  live: null, // the entry of /api/streams of the live stream shown
 });
+const NICK_KEY = "streamedge-nick";
+const LIKE_PAUSE_MS = 10000;
 
 function token() {
   return localStorage.getItem(TOKEN_KEY) || "";
@@ -64,6 +71,21 @@ function stop() {
   }
   video.removeAttribute("src");
   video.load();
+  audioOnly(false);
+}
+
+// A stream or item with sound and no picture shows the audio view over a slim player.
+function audioOnly(on) {
+  $("audio-view").hidden = !on;
+  $("player").classList.toggle("player-audio", on);
+}
+
+// One id per playback, sent with each request as Apple's players do: the server counts a
+// player once however often it asks, and tells players behind one address apart.
+function sessionId() {
+  const b = new Uint8Array(16);
+  crypto.getRandomValues(b);
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
 
 function play(src, title, isLive) {
@@ -73,13 +95,16 @@ function play(src, title, isLive) {
   if (window.Hls && window.Hls.isSupported()) {
     // Two segments behind the live edge, and a little faster (at most 1.1x) when further
     // behind: bench/glass.sh measured what each setting gives.
+    const session = sessionId();
     const hls = new window.Hls({
       liveDurationInfinity: true,
       enableWorker: true,
       liveSyncDurationCount: 2,
       maxLiveSyncPlaybackRate: 1.1,
+      xhrSetup: (xhr) => xhr.setRequestHeader("X-Playback-Session-Id", session),
     });
     state.hls = hls;
+    hls.on(window.Hls.Events.BUFFER_CODECS, (_, tracks) => audioOnly(!tracks.video && !!tracks.audio));
     hls.on(window.Hls.Events.ERROR, (_, data) => {
       if (!data.fatal) return;
       state.fatalErrors.push(`${data.type}: ${data.details}`);
@@ -108,7 +133,160 @@ function watchLive(name) {
   state.playingLive = null;
   stop();
   $("now-playing").textContent = name;
+  openChat(name);
   refreshLive();
+}
+
+function watchItem(src, title) {
+  state.current = { kind: "vod", src, title };
+  closeChat();
+  showLive(null);
+  play(src, title, false);
+}
+
+// --- the live bar: time on air, viewers, likes ----------------------------------------
+
+function plural(n, one, many) {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+function showLive(s) {
+  state.live = s && s.live ? s : null;
+  $("live-bar").hidden = !state.live;
+  if (!state.live) return;
+  tickOnAir();
+  const a = s.audience || { viewers: 0, likes: 0 };
+  $("viewers").textContent = plural(a.viewers, "watching", "watching");
+  $("likes").textContent = plural(a.likes, "like", "likes");
+}
+
+function tickOnAir() {
+  const s = state.live;
+  if (s && s.since) $("on-air").textContent = `on air ${clock((Date.now() - Date.parse(s.since)) / 1000)}`;
+}
+
+async function like() {
+  const cur = state.current;
+  if (!cur || cur.kind !== "live") return;
+  const button = $("like");
+  button.disabled = true;
+  setTimeout(() => (button.disabled = false), LIKE_PAUSE_MS);
+  const r = await api(`/api/streams/${encodeURIComponent(cur.name)}/like`, { method: "POST" });
+  if (r.ok && r.body && typeof r.body.likes === "number") {
+    $("likes").textContent = plural(r.body.likes, "like", "likes");
+  } else if (r.status === 429) {
+    say("Too many likes from here: wait a little.");
+  }
+}
+
+// --- chat ----------------------------------------------------------------------------
+
+function closeChat() {
+  const c = state.chat;
+  state.chat = null;
+  if (c) {
+    clearTimeout(c.retry);
+    if (c.ws) c.ws.close();
+  }
+  $("chat").hidden = true;
+  $("chat-messages").replaceChildren();
+}
+
+function chatLine(m) {
+  const li = el("li", { "data-id": String(m.id) }, el("span", { class: "nick" }, m.nick), m.text);
+  li.title = new Date(m.at).toLocaleTimeString();
+  if (token()) {
+    li.append(el("button", { type: "button", class: "del", "aria-label": `Delete the message of ${m.nick}`, onclick: () => deleteMessage(m.id) }, "✕"));
+  }
+  return li;
+}
+
+function addMessages(list, replace) {
+  const box = $("chat-messages");
+  const atEnd = box.scrollTop + box.clientHeight >= box.scrollHeight - 8;
+  const lines = list.map(chatLine);
+  if (replace) box.replaceChildren(...lines);
+  else box.append(...lines);
+  while (box.children.length > 100) box.firstChild.remove();
+  if (atEnd || replace) box.scrollTop = box.scrollHeight;
+}
+
+function openChat(name) {
+  if (state.chat && state.chat.name === name) return;
+  closeChat();
+  const c = (state.chat = { name, ws: null, retry: null });
+  $("chat").hidden = false;
+  $("chat-status").textContent = "Connecting…";
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/api/streams/${encodeURIComponent(name)}/chat/ws`);
+  c.ws = ws;
+  let banned = false;
+  ws.onmessage = (ev) => {
+    let e;
+    try {
+      e = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    if (e.type === "hello") {
+      addMessages(e.messages || [], true);
+      $("chat-status").textContent = "";
+      if (e.audience) audience(e.audience);
+    } else if (e.type === "message") {
+      addMessages([e.message], false);
+    } else if (e.type === "deleted") {
+      const li = $("chat-messages").querySelector(`li[data-id="${Number(e.id)}"]`);
+      if (li) li.remove();
+    } else if (e.type === "audience") {
+      audience(e);
+    } else if (e.type === "refused") {
+      banned = banned || /banned/.test(e.error);
+      $("chat-status").textContent = e.error;
+    }
+  };
+  ws.onclose = () => {
+    if (state.chat !== c) return;
+    if (banned) {
+      $("chat-status").textContent = "You are banned from this chat.";
+      return;
+    }
+    $("chat-status").textContent = "The chat is not connected; trying again…";
+    c.retry = setTimeout(() => {
+      if (state.chat === c) {
+        state.chat = null;
+        openChat(name);
+      }
+    }, 3000);
+  };
+}
+
+// Counts as the chat hears them, between two polls of /api/streams.
+function audience(a) {
+  if (!state.live) return;
+  state.live.audience = { viewers: a.viewers, likes: a.likes, peak: a.peak, total: a.total };
+  showLive(state.live);
+}
+
+function sendChat(ev) {
+  ev.preventDefault();
+  const c = state.chat;
+  if (!c || !c.ws || c.ws.readyState !== WebSocket.OPEN) {
+    $("chat-status").textContent = "The chat is not connected.";
+    return;
+  }
+  const nick = $("chat-nick").value.trim();
+  const text = $("chat-text").value;
+  localStorage.setItem(NICK_KEY, nick);
+  c.ws.send(JSON.stringify({ nick, text }));
+  $("chat-text").value = "";
+  $("chat-status").textContent = "";
+}
+
+async function deleteMessage(id) {
+  const c = state.chat;
+  if (!c) return;
+  const r = await api(`/api/streams/${encodeURIComponent(c.name)}/chat/messages/${id}`, { method: "DELETE" });
+  if (!r.ok) $("chat-status").textContent = (r.body && r.body.error) || `Deleting failed (${r.status}).`;
 }
 
 // A signed link opens a private stream or item: /#play=/s/TOKEN/live/NAME/
@@ -121,6 +299,9 @@ function openFromHash() {
   const parts = src.match(/^(?:\/s\/[A-Za-z0-9._-]+)?\/(live|vod)\/([A-Za-z0-9_-]+)\//);
   if (!parts) return;
   state.current = { kind: "link", src };
+  // A private stream has no chat or likes: they are for public names.
+  closeChat();
+  showLive(null);
   play(src, parts[2], parts[1] === "live");
 }
 
@@ -141,7 +322,8 @@ async function refreshLive() {
       const badge = s.live
         ? el("span", { class: "badge live" }, "LIVE")
         : el("span", { class: "badge offline" }, "offline");
-      const meta = s.live && since !== null ? `for ${clock(since)}` : "not streaming";
+      const watching = s.live && s.audience ? ` · ${s.audience.viewers} watching` : "";
+      const meta = s.live && since !== null ? `for ${clock(since)}${watching}` : "not streaming";
       const title = s.live && s.title ? el("span", { class: "description" }, s.title) : "";
       return el(
         "li",
@@ -165,6 +347,7 @@ async function refreshLive() {
   const cur = state.current;
   if (cur && cur.kind === "live") {
     const s = streams.find((x) => x.name === cur.name);
+    showLive(s);
     if (s && s.live && state.playingLive !== cur.name) {
       state.playingLive = cur.name;
       // The stream's entry: its adaptive ladder when one runs, else the source.
@@ -220,10 +403,7 @@ async function refreshLibrary() {
           {
             class: "play",
             type: "button",
-            onclick: () => {
-              state.current = { kind: "vod", src: it.playlist, title: it.title };
-              play(it.playlist, it.title, false);
-            },
+            onclick: () => watchItem(it.playlist, it.title),
           },
           art,
           el("span", { class: "title" }, it.private ? el("span", { class: "badge offline" }, "private") : "", it.title),
@@ -498,6 +678,10 @@ function setupToken() {
 
 setupToken();
 $("fetch-form").addEventListener("submit", submitFetch);
+$("chat-form").addEventListener("submit", sendChat);
+$("like").addEventListener("click", like);
+$("chat-nick").value = localStorage.getItem(NICK_KEY) || "";
+setInterval(tickOnAir, 1000);
 $("restream-form").addEventListener("submit", submitRestream);
 $("relay-form").addEventListener("submit", submitRelay);
 window.addEventListener("hashchange", openFromHash);

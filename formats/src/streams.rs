@@ -26,11 +26,28 @@ pub struct Stream {
     /// While live, when its publisher gave one: the broadcast's title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    /// While live (in this machine's own list, also of the last broadcast): who is
+    /// watching or listening.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<Audience>,
+}
+
+/// A broadcast's audience: counts only, nothing that tells one viewer from another.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Audience {
+    /// Players that asked for the stream within the last 25 to 30 seconds, and the
+    /// sidecar's listeners (`/listen/NAME`).
+    pub viewers: u32,
+    /// The most at once, this broadcast.
+    pub peak: u32,
+    /// Visits this broadcast: a player counts again after 30 seconds away.
+    pub total: u32,
+    pub likes: u32,
 }
 
 /// Invisible characters that change how the text around them shows: zero-width ones and
 /// the bidirectional overrides (a title that reads backwards).
-fn is_format(c: char) -> bool {
+pub fn is_format(c: char) -> bool {
     matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
@@ -71,6 +88,7 @@ mod tests {
             since: since.map(Into::into),
             thumbnail: None,
             title: None,
+            audience: None,
         };
         let mut list = vec![
             s("zed", false, None),

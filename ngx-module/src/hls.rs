@@ -238,11 +238,14 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     let inner = &uri_bytes[inner_start..];
     let target = hls::parse_path(mode, inner).map_err(refuse)?;
     let mut entry = None;
+    // The broadcast a live playlist belongs to, for the audience.
+    let mut broadcast = None;
     let (private, offline) = match mode {
         Mode::Live => match crate::stream_state(r, target.name) {
             // A playlist the current broadcast has not written yet (none, or the previous
             // broadcast's) is not served: the stream is not playable yet.
             Some(k) if k.live && target.kind == Kind::Playlist => {
+                broadcast = Some(k.since);
                 let data = crate::data_dir(r).ok_or(500u16)?;
                 let dir = Layout::new(data).live().join(target.name);
                 let current = |file: &str| playlist_is_current(&dir.join(file), k.since);
@@ -294,6 +297,9 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     }
     if offline {
         return Ok(Some(Answer::Offline(target.name.to_string())));
+    }
+    if let Some(since) = broadcast {
+        crate::audience::count_player(r, target.name, since);
     }
     if let (true, None, Some(token), Kind::Playlist) =
         (private, path_token, query_token, target.kind)

@@ -42,6 +42,7 @@
 //!   answers some errors (a bad request line, `TRACE`) before any location is chosen, so
 //!   this is what an API's clients can rely on.
 
+mod audience;
 mod conn;
 mod ffi;
 mod hls;
@@ -104,6 +105,8 @@ pub struct MainConf {
     zone: *mut ZoneSpec,
     /// Which worker holds each RTMP connection (`conn.rs`).
     owners: *mut ZoneSpec,
+    /// The players of live streams (`audience.rs`).
+    audience: *mut ZoneSpec,
     /// This worker's view of the keys file (workers are single-threaded).
     keys: RefCell<Option<KeyCache>>,
 }
@@ -119,6 +122,7 @@ impl Default for MainConf {
             used_by: None,
             zone: ptr::null_mut(),
             owners: ptr::null_mut(),
+            audience: ptr::null_mut(),
             keys: RefCell::new(None),
         }
     }
@@ -127,7 +131,7 @@ impl Default for MainConf {
 // ---------------------------------------------------------------------------------------
 // Directives, module context, module definition
 
-static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 8] = [
+static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 10] = [
     command(
         ngx_string!("streamedge_data"),
         NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
@@ -162,6 +166,18 @@ static mut NGX_HTTP_STREAMEDGE_COMMANDS: [ngx_command_t; 8] = [
         ngx_string!("streamedge_streams"),
         NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS | NGX_CONF_TAKE1,
         ngx_http_streamedge_streams,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("streamedge_like"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        audience::ngx_http_streamedge_like,
+        NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx_string!("streamedge_listeners"),
+        NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        audience::ngx_http_streamedge_listeners,
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
     command(
@@ -268,7 +284,7 @@ pub(crate) fn stream_key(r: &Request, name: &str) -> Option<bool> {
 }
 
 /// The registry's clocks: monotonic and wall-clock milliseconds.
-fn now(mcf: &MainConf) -> Now {
+pub(crate) fn now(mcf: &MainConf) -> Now {
     // SAFETY: `ngx_cached_time` always points at a valid slot of this process.
     let wall_ms = unsafe { (*ngx_cached_time).sec * 1000 + (*ngx_cached_time).msec as i64 };
     Now {
@@ -534,9 +550,9 @@ fn streams(r: &mut Request, all: bool) -> Status {
     // Private streams are nobody's business: they are not listed (but to this machine).
     let mut list: Vec<Stream> = known
         .iter()
-        .filter(|(_, _, _, private)| all || !private)
-        .map(|(name, live, since, _)| {
-            let name = name.as_str();
+        .filter(|s| all || !s.private)
+        .map(|s| {
+            let (name, live, since) = (s.name.as_str(), &s.live, &s.since);
             let playable = *live && current(name, LIVE_PLAYLIST, *since);
             Stream {
                 name: name.to_owned(),
@@ -548,6 +564,12 @@ fn streams(r: &mut Request, all: bool) -> Status {
                 title: (playable && current(name, LIVE_TITLE, *since))
                     .then(|| read_title(&live_dir.as_ref()?.join(name).join(LIVE_TITLE)))
                     .flatten(),
+                audience: (playable || all).then_some(streams::Audience {
+                    viewers: s.audience.now,
+                    peak: s.audience.peak,
+                    total: s.audience.total,
+                    likes: s.audience.likes,
+                }),
             }
         })
         .collect();
@@ -561,7 +583,7 @@ fn streams(r: &mut Request, all: bool) -> Status {
         let active = k.state == streamedge_formats::keys::KeyState::Active;
         let listed = list.iter().any(|s| s.name == k.name);
         let shown = all || !k.private;
-        if active && shown && !listed && !known.iter().any(|(n, ..)| n.as_str() == k.name) {
+        if active && shown && !listed && !known.iter().any(|s| s.name.as_str() == k.name) {
             list.push(Stream {
                 name: k.name.clone(),
                 live: false,
@@ -569,6 +591,7 @@ fn streams(r: &mut Request, all: bool) -> Status {
                 since: None,
                 thumbnail: None,
                 title: None,
+                audience: None,
             });
         }
     }
@@ -678,6 +701,23 @@ extern "C" fn ngx_http_streamedge_init_main_conf(
         return NGX_CONF_ERROR;
     }
     mcf.owners = owners;
+    let players = pool.allocate(ZoneSpec::new(
+        "streamedge_audience".into(),
+        0,
+        "the players of live streams".into(),
+    ));
+    if players.is_null()
+        || shm::add_zone::<streamedge_policy::audience::PlayerSlot>(
+            cf,
+            audience::ZONE_SIZE,
+            tag,
+            players,
+        )
+        .is_none()
+    {
+        return NGX_CONF_ERROR;
+    }
+    mcf.audience = players;
     NGX_CONF_OK
 }
 

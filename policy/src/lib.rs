@@ -2,6 +2,7 @@
 //! the keys file, time passed in. The module (`ngx-module/`) is the thin edge that feeds it
 //! requests, the clock and its shared memory, and turns its answers into responses and logs.
 
+pub mod audience;
 pub mod auth;
 pub mod ban;
 pub mod callback;

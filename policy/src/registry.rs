@@ -10,6 +10,7 @@
 //! connection table had to drop) does the heartbeat decide: a stream whose last publish or
 //! update is older than the live timeout is offline.
 
+use crate::audience::{Audience, Figures, Step};
 use crate::table::{self, Claim, Slot};
 use streamedge_formats::name::MAX_NAME_LEN;
 
@@ -59,6 +60,8 @@ pub struct StreamState {
     pub since: i64,
     /// Monotonic milliseconds of the last publish or update.
     pub seen: u64,
+    /// Players, likes and listeners of the current (or last) broadcast.
+    pub audience: Audience,
 }
 
 pub type StreamSlot = Slot<NameKey, StreamState>;
@@ -138,6 +141,7 @@ impl Registry<'_> {
             clientid,
             since: now.wall_ms,
             seen: now.mono,
+            audience: Audience::default(),
         };
         match how {
             Claim::Evicted => Publish::LiveEvicting,
@@ -185,14 +189,55 @@ impl Registry<'_> {
         s.since = now.wall_ms;
         true
     }
+
+    /// Changes the audience of the broadcast of `name` that went live at `broadcast`, if
+    /// it is still the current one; returns its figures then.
+    pub fn audience(
+        &mut self,
+        name: &str,
+        broadcast: Option<i64>,
+        now: &Now,
+        f: impl FnOnce(&mut Audience),
+    ) -> Option<Figures> {
+        let key = NameKey::new(name)?;
+        let i = table::find(self.slots, self.hash(&key), &key)?;
+        let s = &mut self.slots[i].value;
+        if !now.is_live(s) || broadcast.is_some_and(|b| b != s.since) {
+            return None;
+        }
+        f(&mut s.audience);
+        Some(s.audience.figures(now.mono))
+    }
+
+    /// Counts a player's step (`audience::touch`) for the broadcast it was made in.
+    pub fn player(&mut self, name: &str, broadcast: i64, step: Step, now: &Now) {
+        self.audience(name, Some(broadcast), now, |a| a.step(step, now.mono));
+    }
 }
 
-/// Every stream in `slots`, as (name, live, since, private).
-pub fn list(slots: &[StreamSlot], now: &Now) -> Vec<(NameKey, bool, i64, bool)> {
+/// One stream as the registry lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listed {
+    pub name: NameKey,
+    pub live: bool,
+    pub since: i64,
+    pub private: bool,
+    /// The current broadcast's audience, or the last one's.
+    pub audience: Figures,
+}
+
+/// Every stream in `slots`.
+pub fn list(slots: &[StreamSlot], now: &Now) -> Vec<Listed> {
     slots
         .iter()
         .filter(|s| s.used)
-        .map(|s| (s.key, now.is_live(&s.value), s.value.since, s.value.private))
+        .map(|s| Listed {
+            name: s.key,
+            live: now.is_live(&s.value),
+            since: s.value.since,
+            private: s.value.private,
+            audience: s.value.audience.figures(now.mono),
+        })
         .collect()
 }
 
@@ -294,8 +339,8 @@ mod tests {
     fn live_names(r: &Registry<'_>, n: &Now) -> Vec<String> {
         list(r.slots, n)
             .into_iter()
-            .filter(|e| e.1)
-            .map(|e| e.0.as_str().to_string())
+            .filter(|e| e.live)
+            .map(|e| e.name.as_str().to_string())
             .collect()
     }
 
@@ -314,8 +359,39 @@ mod tests {
         assert!(live_names(&r, &now(5000, None)).is_empty());
         let all = list(r.slots, &now(5000, None));
         assert_eq!(all.len(), 1);
-        assert_eq!(all[0].2, 1_700_000_004_000);
+        assert_eq!(all[0].since, 1_700_000_004_000);
         assert_eq!(r.publish(&alice, 9, false, &now(6000, None)), Publish::Live);
+    }
+
+    #[test]
+    fn an_audience_belongs_to_one_broadcast() {
+        let mut slots = vec![StreamSlot::default(); 32];
+        let mut r = reg(&mut slots);
+        let alice = NameKey::new("alice").unwrap();
+        let like = |r: &mut Registry<'_>, t| {
+            r.audience("alice", None, &now(t, None), |a| {
+                a.like();
+            })
+        };
+        assert_eq!(like(&mut r, 0), None, "never live");
+        r.publish(&alice, 7, false, &now(1000, None));
+        let since = 1_700_000_001_000;
+        let step = crate::audience::Step { from: None, to: 0 };
+        r.player("alice", since, step, &now(1000, None));
+        // A step made for an earlier broadcast is not counted in this one.
+        r.player("alice", since - 1, step, &now(1000, None));
+        like(&mut r, 1100);
+        let f = like(&mut r, 1200).unwrap();
+        assert_eq!((f.now, f.total, f.likes), (1, 1, 2));
+        r.done(&alice, 7, &now(2000, None));
+        assert_eq!(like(&mut r, 2100), None, "offline");
+        // The last broadcast's figures stay listed until the next publish.
+        assert_eq!(list(r.slots, &now(2100, None))[0].audience.likes, 2);
+        r.publish(&alice, 8, false, &now(3000, None));
+        assert_eq!(
+            list(r.slots, &now(3000, None))[0].audience,
+            Figures::default()
+        );
     }
 
     #[test]

@@ -36,6 +36,7 @@ struct Api {
     live: crate::live::Board,
     restreams: crate::restream::session::Board,
     relays: crate::restream::relay::Board,
+    chat: crate::chat::Chat,
     token: String,
 }
 
@@ -72,6 +73,7 @@ pub async fn serve(
     live: crate::live::Board,
     restreams: crate::restream::session::Board,
     relays: crate::restream::relay::Board,
+    chat: crate::chat::Chat,
 ) -> Result<()> {
     let token = read_token(&config)?;
     tracing::info!("control API on {}", config.api.listen);
@@ -81,6 +83,7 @@ pub async fn serve(
         live,
         restreams,
         relays,
+        chat,
         token,
     });
     axum::serve(listener, router(api))
@@ -104,11 +107,20 @@ fn router(api: Shared) -> Router {
         )
         .route("/api/relays", get(list_relays).post(add_relay))
         .route("/api/relays/{stream}", delete(remove_relay))
+        .route("/api/streams/{name}/chat/messages", get(chat_messages))
+        .route(
+            "/api/streams/{name}/chat/messages/{id}",
+            delete(delete_chat_message),
+        )
+        .route("/api/chat/bans", get(chat_bans).post(add_chat_ban))
+        .route("/api/chat/bans/{kind}/{value}", delete(lift_chat_ban))
         .route("/api/processes", get(list_processes))
         .route("/api/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
     Router::new()
         .route("/api/library", get(list_library))
+        .route("/api/streams/{name}/chat", get(chat_history))
+        .route("/api/streams/{name}/chat/ws", get(chat_socket))
         // Only on this port, which listens on loopback and which nginx does not proxy
         // (it forwards /api/ alone): for a Prometheus on this machine.
         .route("/metrics", get(metrics))
@@ -524,6 +536,169 @@ async fn set_poster(State(api): State<Shared>, Path(id): Path<String>, body: Bod
 async fn remove_item(State(api): State<Shared>, Path(id): Path<String>) -> Response {
     match crate::library::remove(&api.config, &id) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Chat
+
+/// `GET /api/streams/NAME/chat`: the last messages, as viewers see them.
+async fn chat_history(State(api): State<Shared>, Path(name): Path<String>) -> Response {
+    match api.chat.history(&name) {
+        Ok(list) => {
+            let shown: Vec<_> = list.iter().map(|m| m.shown()).collect();
+            ok(StatusCode::OK, &json!({ "messages": shown }))
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The viewer's address as nginx passed it on (`X-Forwarded-For $remote_addr`): the API
+/// listens on loopback, so only nginx or this machine sends it.
+fn chat_client(headers: &HeaderMap) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|v| v.trim().parse().ok())
+        .map(crate::chat::client_of)
+        .unwrap_or_else(|| "this machine".into())
+}
+
+/// A page of another site may not open the chat in its visitors' names: a browser's
+/// `Origin` must name the host it talks to.
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = |authority: &str| {
+        let a = authority.rsplit('@').next().unwrap_or(authority);
+        match a.strip_prefix('[') {
+            Some(v6) => v6.split(']').next().unwrap_or("").to_ascii_lowercase(),
+            None => a.split(':').next().unwrap_or("").to_ascii_lowercase(),
+        }
+    };
+    let origin_host = origin.split("://").nth(1).map(host);
+    let request_host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(host);
+    origin_host.is_some() && origin_host == request_host
+}
+
+/// `GET /api/streams/NAME/chat/ws`: the chat as a WebSocket (`chat::ws`).
+async fn chat_socket(
+    State(api): State<Shared>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    upgrade: Result<
+        axum::extract::ws::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> Response {
+    if let Err(e) = api.chat.history(&name) {
+        return e.into_response();
+    }
+    if !same_origin(&headers) {
+        return Error::Forbidden("the chat opens from this server's own page".into())
+            .into_response();
+    }
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(_) => {
+            return Error::Invalid("this is a WebSocket: connect with an Upgrade request".into())
+                .into_response()
+        }
+    };
+    let (chat, client) = (api.chat.clone(), chat_client(&headers));
+    upgrade
+        .max_message_size(crate::chat::ws::MAX_FRAME)
+        .max_frame_size(crate::chat::ws::MAX_FRAME)
+        .on_upgrade(move |socket| crate::chat::ws::serve(chat, name, client, socket))
+}
+
+/// `GET /api/streams/NAME/chat/messages`: the owner's view, with who sent each.
+async fn chat_messages(State(api): State<Shared>, Path(name): Path<String>) -> Response {
+    match api.chat.history(&name) {
+        Ok(list) => ok(StatusCode::OK, &json!({ "messages": list })),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn delete_chat_message(
+    State(api): State<Shared>,
+    Path((name, id)): Path<(String, String)>,
+) -> Response {
+    let Ok(id) = id.parse::<u64>() else {
+        return Error::NotFound(format!("no message {} in this chat", id.escape_debug()))
+            .into_response();
+    };
+    match api.chat.delete(&name, id) {
+        Ok(m) => ok(StatusCode::OK, &m),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn chat_bans(State(api): State<Shared>) -> Response {
+    ok(StatusCode::OK, &api.chat.bans())
+}
+
+/// `{"nick": "…"}`, `{"client": "203.0.113.7"}` or `{"stream": "alice", "message": 12}`
+/// (the client that sent it).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBan {
+    nick: Option<String>,
+    client: Option<String>,
+    stream: Option<String>,
+    message: Option<u64>,
+}
+
+async fn add_chat_ban(State(api): State<Shared>, body: Body) -> Response {
+    let example = "{\"nick\": \"troll\"}, {\"client\": \"203.0.113.7\"} or {\"stream\": \"alice\", \"message\": 12}";
+    let result = async {
+        let ban = match json_body::<NewBan>(body, example).await? {
+            NewBan {
+                nick: Some(n),
+                client: None,
+                stream: None,
+                message: None,
+            } => crate::chat::Ban::Nick(n),
+            NewBan {
+                nick: None,
+                client: Some(c),
+                stream: None,
+                message: None,
+            } => crate::chat::Ban::Client(c),
+            NewBan {
+                nick: None,
+                client: None,
+                stream: Some(s),
+                message: Some(id),
+            } => crate::chat::Ban::Client(api.chat.sender(&s, id)?),
+            _ => return Err(Error::Invalid(format!("a ban is one of {example}"))),
+        };
+        api.chat.set_ban(&ban, true)
+    };
+    match result.await {
+        Ok(bans) => ok(StatusCode::CREATED, &bans),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `DELETE /api/chat/bans/nick/NICK` or `/api/chat/bans/client/ADDRESS`.
+async fn lift_chat_ban(
+    State(api): State<Shared>,
+    Path((kind, value)): Path<(String, String)>,
+) -> Response {
+    let ban = match kind.as_str() {
+        "nick" => crate::chat::Ban::Nick(value),
+        "client" => crate::chat::Ban::Client(value),
+        _ => return Error::NotFound("bans are by nick or by client".into()).into_response(),
+    };
+    match api.chat.set_ban(&ban, false) {
+        Ok(bans) => ok(StatusCode::OK, &bans),
         Err(e) => e.into_response(),
     }
 }

@@ -14,6 +14,9 @@ pub enum Error {
     /// The request needs the API token and has not got it.
     #[error("{0}")]
     Unauthorized(String),
+    /// Refused whoever asks: a page of another site.
+    #[error("{0}")]
+    Forbidden(String),
     /// The method does not apply to this endpoint.
     #[error("{0}")]
     MethodNotAllowed(String),
@@ -37,6 +40,7 @@ impl Error {
         match self {
             Error::Invalid(_) => 400,
             Error::Unauthorized(_) => 401,
+            Error::Forbidden(_) => 403,
             Error::NotFound(_) => 404,
             Error::MethodNotAllowed(_) => 405,
             Error::Conflict(_) => 409,

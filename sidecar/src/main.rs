@@ -14,6 +14,7 @@ mod setup;
 mod status;
 // The services.
 mod certs;
+mod chat;
 mod ddns;
 mod fetch;
 mod keys;

@@ -32,17 +32,19 @@ pub async fn run(config: &Config) -> Result<()> {
     let board = crate::live::Board::default();
     let restreams = crate::restream::session::Board::default();
     let relays = crate::restream::relay::Board::default();
+    let chat = crate::chat::Chat::open(&config.layout())?;
     {
-        let (config, jobs, board, restreams, relays) = (
+        let (config, jobs, board, restreams, relays, chat) = (
             config.clone(),
             jobs.clone(),
             board.clone(),
             restreams.clone(),
             relays.clone(),
+            chat.clone(),
         );
         tasks.push(tokio::spawn(async move {
             if let Err(e) =
-                crate::api::serve(listener, config, jobs, board, restreams, relays).await
+                crate::api::serve(listener, config, jobs, board, restreams, relays, chat).await
             {
                 tracing::error!("{e:#}");
             }
@@ -61,10 +63,15 @@ pub async fn run(config: &Config) -> Result<()> {
         feeds.clone(),
         live.clone(),
     )));
+    // Who is live, as the live pipeline last heard it from nginx: the chat rooms tell
+    // their viewers the audience from it.
+    let registry = tokio::sync::watch::Sender::new(std::sync::Arc::new(Vec::new()));
+    let chat_task = tokio::spawn(chat.run(registry.subscribe(), live.clone()));
     tasks.push(tokio::spawn(crate::live::run_loop(
         config.clone(),
         board,
         feeds.clone(),
+        registry,
         live.clone(),
     )));
     // Each live stream on to its destinations.
@@ -102,6 +109,7 @@ pub async fn run(config: &Config) -> Result<()> {
         stop_tasks(&tasks);
         live.cancel();
         crate::live::clean_up(config);
+        let _ = tokio::time::timeout(Duration::from_secs(2), chat_task).await;
         return Ok(());
     }
     let mut supervisor = {
@@ -114,6 +122,7 @@ pub async fn run(config: &Config) -> Result<()> {
                 stop_tasks(&tasks);
                 live.cancel();
                 crate::live::clean_up(config);
+                let _ = tokio::time::timeout(Duration::from_secs(2), chat_task).await;
                 return done.context("nginx supervisor failed")?;
             }
             _ = hup.recv() => { let _ = tx.send(Order::Reload).await; }
@@ -124,6 +133,7 @@ pub async fn run(config: &Config) -> Result<()> {
     stop_tasks(&tasks);
     live.cancel();
     crate::live::clean_up(config);
+    let _ = tokio::time::timeout(Duration::from_secs(2), chat_task).await;
     tracing::info!("stopping");
     let _ = tx.send(Order::Stop).await;
     supervisor.await.context("nginx supervisor failed")?

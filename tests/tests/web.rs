@@ -200,6 +200,58 @@ fn the_page_manages_restreams_and_relays_with_the_token() {
 }
 
 #[test]
+fn viewers_chat_like_and_are_counted_in_the_page() {
+    let s = Server::start(Options::default());
+    let key = s.key("add", "cam");
+    let _publisher = Publisher::start(&key.url(), 300);
+    s.wait_live("cam", true);
+    let shots = target_dir().join("test-artifacts");
+    std::fs::create_dir_all(&shots).unwrap();
+    let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
+    let out = Command::new("node")
+        .arg(web.join("test/audience.mjs"))
+        .current_dir(&web)
+        .env("BASE", s.url(""))
+        .env("STREAM", "cam")
+        .env("SHOTS", &shots)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run node (make deps installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = stdout.lines().last().unwrap_or_default();
+    let found: Value = serde_json::from_str(report).unwrap_or_else(|_| {
+        panic!(
+            "no report: {stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(out.status.success() && found["error"].is_null(), "{found}");
+    assert_eq!(found["live_bar"], true, "{found}");
+    assert_eq!(found["viewers"], "2 watching", "{found}");
+    // The script payload: shown as the text it is, run nowhere.
+    let payload = r#"<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>"#;
+    assert_eq!(found["bob_saw"], format!("Ann{payload}"), "{found}");
+    assert_eq!(found["elements_in_chat"], 0, "{found}");
+    assert!(
+        found["xss"].is_null() && found["xss_sender"].is_null(),
+        "{found}"
+    );
+    assert_eq!(found["ann_saw"], true, "{found}");
+    assert_eq!(found["like_disabled"], true, "{found}");
+    assert_eq!(found["bob_likes"], "1 like", "{found}");
+    assert_eq!(found["like_enabled_again"], true, "{found}");
+    assert_eq!(found["carol_history"], 2, "{found}");
+    assert!(found["phone_overflow"].as_i64().unwrap() <= 0, "{found}");
+    assert_eq!(found["external"], serde_json::json!([]), "{found}");
+    assert_eq!(found["consoleErrors"], serde_json::json!([]), "{found}");
+    // What the page showed is the server's count.
+    let (_, list) = s.api("GET", "/api/streams", None, false);
+    let cam = &list.as_array().unwrap()[0];
+    assert_eq!(cam["audience"]["likes"], 1, "{cam}");
+    assert!(cam["audience"]["peak"].as_u64().unwrap() >= 3, "{cam}");
+}
+
+#[test]
 fn the_page_comes_with_security_headers_and_http_goes_to_https() {
     let mut s = Server::init(Options::default());
     s.run();

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use streamedge_formats::layout::{LIVE_MASTER, LIVE_THUMBNAIL, LIVE_TITLE};
 use streamedge_formats::name::check_name;
+use streamedge_formats::streams::Stream;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -120,6 +121,7 @@ pub async fn run_loop(
     config: Config,
     board: Board,
     feeds: feed::Feeds,
+    registry: tokio::sync::watch::Sender<Arc<Vec<Stream>>>,
     shutdown: CancellationToken,
 ) {
     let mut running: HashMap<String, Running> = HashMap::new();
@@ -138,6 +140,14 @@ pub async fn run_loop(
         match crate::nginx::streams_all(&config).await {
             Ok(list) => {
                 unreachable = false;
+                // For what shows the registry to viewers (the chat rooms' audience).
+                registry.send_if_modified(|old| {
+                    let changed = **old != list;
+                    if changed {
+                        *old = Arc::new(list.clone());
+                    }
+                    changed
+                });
                 // Names become folder names: only well-formed ones, whatever nginx says. A
                 // stream's pipeline starts at the publish (the ladder reads the feed), what
                 // works on its playlist once it plays.
