@@ -75,7 +75,7 @@ pub fn malformed(error: &CallbackError, addr: Option<IpAddr>) -> Decision {
 /// Whether a call asks to start something, and so goes through the location's limits
 /// (nginx's own push does not: the publish it follows went through them).
 pub fn is_limited(cb: &Callback<'_>) -> bool {
-    matches!(cb.call, Call::Publish | Call::Play) && !cb.relay
+    matches!(cb.call, Call::Publish | Call::Play | Call::CheckPublish) && !cb.relay
 }
 
 /// Decides one well-formed callback.
@@ -83,6 +83,7 @@ pub fn decide(cb: &Callback<'_>, registry: &mut Registry<'_>, set: &Settings<'_>
     let name = NameKey::new(&cb.name).expect("checked by Callback::parse");
     match cb.call {
         Call::Publish => publish(cb, &name, registry, set),
+        Call::CheckPublish => check_publish(cb, &name, registry, set),
         Call::UpdatePublish => match verify(cb, set) {
             // A broken keys file is the operator's to fix, not a reason to cut streams off.
             _ if set.keys.is_none() => {
@@ -176,6 +177,56 @@ fn verify(cb: &Callback<'_>, set: &Settings<'_>) -> Verdict {
     match set.keys {
         Some(keys) => keys.verify(cb.name.as_bytes(), secret.as_bytes()),
         None => Verdict::UnknownName,
+    }
+}
+
+/// A source publishing through the sidecar: its key is checked and a wrong one counted as
+/// for a publish, but nothing is recorded: the sidecar's own publish that follows is.
+fn check_publish(
+    cb: &Callback<'_>,
+    name: &NameKey,
+    registry: &Registry<'_>,
+    set: &Settings<'_>,
+) -> Decision {
+    if set.keys.is_none() {
+        return Decision::new(403).log(
+            Level::Warn,
+            format!(
+                "source refused for \"{}\" from {}: no usable keys file",
+                cb.name, cb.addr
+            ),
+        );
+    }
+    match verify(cb, set) {
+        Verdict::Accepted => {
+            let live =
+                crate::registry::lookup(registry.slots, registry.seed, name.as_str(), &set.now)
+                    .is_some_and(|k| k.live);
+            if live {
+                return Decision::new(409).log(
+                    Level::Warn,
+                    format!(
+                        "source refused for \"{}\" from {}: already publishing",
+                        cb.name, cb.addr
+                    ),
+                );
+            }
+            Decision::new(200).log(
+                Level::Notice,
+                format!("source accepted for \"{}\" from {}", cb.name, cb.addr),
+            )
+        }
+        v => Decision::new(403)
+            .log(
+                Level::Warn,
+                format!(
+                    "source refused for \"{}\" from {}: {}",
+                    printable(cb.name.as_bytes(), 64),
+                    cb.addr,
+                    v.reason()
+                ),
+            )
+            .failed(),
     }
 }
 
@@ -395,6 +446,32 @@ mod tests {
                 .status,
             200
         );
+    }
+
+    #[test]
+    fn a_source_through_the_sidecar_is_checked_and_not_recorded() {
+        let mut w = World::new();
+        let check = |addr: &str, key: &str| {
+            format!("call=check_publish&addr={addr}&clientid=0&name=alice&key={key}")
+        };
+        let d = w.call(&check("10.0.0.9", "S3CRET"), 1000);
+        assert_eq!((d.status, d.failure), (200, false));
+        assert!(d.log.iter().all(|(_, l)| !l.contains("S3CRET")));
+        // Nothing went live: the sidecar's own publish does that.
+        assert_eq!(
+            w.call(&publish("127.0.0.1", 5, "alice", "S3CRET"), 1100)
+                .status,
+            200
+        );
+        // While it is live, another source for the name is turned away.
+        assert_eq!(w.call(&check("10.0.0.9", "S3CRET"), 1200).status, 409);
+        let d = w.call(&check("10.0.0.8", "WRONG"), 1300);
+        assert_eq!((d.status, d.failure), (403, true));
+        assert!(is_limited(
+            &Callback::parse(check("10.0.0.8", "x").as_bytes())
+                .0
+                .unwrap()
+        ));
     }
 
     #[test]

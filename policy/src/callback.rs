@@ -19,6 +19,9 @@ pub enum Call {
     UpdatePublish,
     Play,
     PlayDone,
+    /// Not nginx-rtmp's: the sidecar asks whether a source that publishes through it (an
+    /// Icecast client) has the right key, as for a publish, before it publishes for it.
+    CheckPublish,
     /// `on_done`, `update_play` and anything else that needs no decision.
     Other,
 }
@@ -128,6 +131,7 @@ impl<'a> Fields<'a> {
             "update_publish" => Call::UpdatePublish,
             "play" => Call::Play,
             "play_done" => Call::PlayDone,
+            "check_publish" => Call::CheckPublish,
             "done" | "update_play" => Call::Other,
             _ => return Err(CallbackError::Call),
         };

@@ -568,6 +568,9 @@ pub struct Ports {
     pub http: u16,
     pub https: u16,
     pub rtmp: u16,
+    /// Icecast source clients (Mixxx, butt, liquidsoap, ffmpeg's `icecast://`): audio
+    /// published with a stream key as the password; 0: off. The sidecar listens here.
+    pub icecast: u16,
     /// The loopback-only port of this machine's own requests to nginx (nginx-rtmp's
     /// callbacks, the sidecar's checks, stub_status), always on 127.0.0.1.
     pub internal: u16,
@@ -587,6 +590,7 @@ impl Default for Ports {
             http: 8080,
             https: 4433,
             rtmp: 1935,
+            icecast: 8000,
             internal: 8088,
             public_https: None,
             redirect_to_https: true,

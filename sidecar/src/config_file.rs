@@ -18,6 +18,7 @@ const DOCS: &[Doc] = &[
     ("ports", "http", "Plain HTTP (router: 80 -> this).", None),
     ("ports", "https", "HTTPS: player, HLS, API (router: 443 -> this).", None),
     ("ports", "rtmp", "RTMP ingest from OBS (router: 1935 -> this).", None),
+    ("ports", "icecast", "Icecast source clients (Mixxx, butt, liquidsoap) publish audio here, mount /NAME, the stream key as password (router: 8000 -> this); 0: off.", None),
     ("ports", "internal", "Loopback-only port (127.0.0.1) for nginx-rtmp's callbacks, the sidecar's checks and stub_status; never mapped.", None),
     ("ports", "public_https", "The HTTPS port the internet sees, if the router maps another to `https`. Default: `https`.", Some("443")),
     ("ports", "redirect_to_https", "Send HTTP visitors to HTTPS (never ACME challenges) once acme.domains has a certificate.", None),

@@ -20,6 +20,9 @@ pub struct InitArgs {
     pub https_port: u16,
     #[arg(long, default_value_t = Ports::default().rtmp)]
     pub rtmp_port: u16,
+    /// Icecast source clients (DJ software) publish audio here; 0: off.
+    #[arg(long, default_value_t = Ports::default().icecast)]
+    pub icecast_port: u16,
     /// nginx's loopback-only port for this machine's own requests (callbacks, checks).
     #[arg(long, default_value_t = Ports::default().internal)]
     pub internal_port: u16,
@@ -138,6 +141,7 @@ pub fn init(args: &InitArgs) -> Result<Config> {
             http: args.http_port,
             https: args.https_port,
             rtmp: args.rtmp_port,
+            icecast: args.icecast_port,
             internal: args.internal_port,
             public_https: args.public_https_port.or(args.domain.as_ref().map(|_| 443)),
             ..Ports::default()

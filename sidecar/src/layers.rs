@@ -9,7 +9,7 @@ const TOP: &[&str] = &[
     "main", "cli", "run", "api", "metrics", "client", "status", "init", "setup", "props", "layers",
 ];
 const SERVICES: &[&str] = &[
-    "nginx", "certs", "ddns", "fetch", "library", "live", "restream", "keys", "sign",
+    "nginx", "certs", "ddns", "fetch", "library", "live", "restream", "keys", "sign", "chat",
 ];
 const BASE: &[&str] = &[
     "config",

@@ -177,6 +177,11 @@ pub async fn stop_group(
     in_time
 }
 
+/// The path of this program, for the helpers it runs as itself (`streamedge push`).
+pub fn own_binary() -> std::path::PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| std::path::PathBuf::from("streamedge"))
+}
+
 /// Sets up every program the sidecar starts: default signal dispositions and no blocked
 /// signals, whatever streamedge inherited (started by a shell's `cmd &` it ignores SIGINT,
 /// which exec passes on: yt-dlp would shrug off a cancel), and `on_parent_death` sent to it

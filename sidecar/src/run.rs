@@ -74,6 +74,14 @@ pub async fn run(config: &Config) -> Result<()> {
         registry,
         live.clone(),
     )));
+    // Audio from DJ software, as Icecast sources.
+    if let Some(listener) = crate::live::icecast::bind(config).await {
+        tasks.push(tokio::spawn(crate::live::icecast::serve(
+            config.clone(),
+            listener,
+            live.clone(),
+        )));
+    }
     // Each live stream on to its destinations.
     tasks.push(tokio::spawn(crate::restream::session::run_loop(
         config.clone(),

@@ -47,6 +47,8 @@ pub struct Server {
     pub http: u16,
     pub https: u16,
     pub rtmp: u16,
+    /// Where Icecast sources connect (the sidecar).
+    pub icecast: u16,
     /// nginx's loopback-only server: callbacks, stub_status.
     pub internal: u16,
     run: Option<Child>,
@@ -81,6 +83,7 @@ impl Server {
         )
         .unwrap();
         let (http, https, rtmp, internal) = (free_port(), free_port(), free_port(), free_port());
+        let icecast = free_port();
         let out = Command::new(streamedge_bin())
             .args([
                 "init",
@@ -100,6 +103,7 @@ impl Server {
                 &https.to_string(),
             ])
             .args(["--rtmp-port", &rtmp.to_string()])
+            .args(["--icecast-port", &icecast.to_string()])
             .args(["--internal-port", &internal.to_string()])
             .arg("--module")
             .arg(module_path())
@@ -115,6 +119,7 @@ impl Server {
             http,
             https,
             rtmp,
+            icecast,
             internal,
             run: None,
         };

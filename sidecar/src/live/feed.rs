@@ -277,6 +277,13 @@ pub struct Reader {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+impl Reader {
+    /// Whether the stream has sent a video configuration: it has a picture.
+    pub fn has_video(&self) -> bool {
+        self.video
+    }
+}
+
 impl Feeds {
     /// A reader of stream `name`'s feed, if nginx pushes it now.
     pub fn read(&self, name: &str) -> Option<Reader> {

@@ -7,7 +7,9 @@
 //! adaptive-bitrate ladder (`ladder`), one ffmpeg reading the stream as nginx-rtmp pushes it
 //! to the sidecar (`feed`).
 
+pub mod audio;
 pub mod feed;
+pub mod icecast;
 pub mod ladder;
 pub mod recorder;
 pub mod thumbnail;
@@ -243,6 +245,33 @@ pub fn clean_up(config: &Config) {
     }
 }
 
+/// Writes the stream's title file once nginx has made the stream's folder (at its first
+/// fragment; a file left from before is written over), and again if it goes missing,
+/// until `ended`.
+pub(crate) async fn keep_title(dir: std::path::PathBuf, title: String, ended: CancellationToken) {
+    let file = dir.join(LIVE_TITLE);
+    let mut written = false;
+    loop {
+        if dir.is_dir() && (!written || !file.exists()) {
+            match write_title(&dir, &title) {
+                Ok(()) => written = true,
+                Err(e) => tracing::warn!("live: cannot write {}: {e:#}", file.display()),
+            }
+        }
+        tokio::select! {
+            _ = ended.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+fn write_title(dir: &std::path::Path, title: &str) -> std::io::Result<()> {
+    let part = dir.join(format!(".{LIVE_TITLE}.part"));
+    std::fs::write(&part, format!("{title}\n"))?;
+    std::fs::rename(&part, dir.join(LIVE_TITLE))?;
+    Ok(())
+}
+
 /// What runs for one live stream until `stop` fires.
 async fn stream(
     config: Config,
@@ -255,6 +284,11 @@ async fn stream(
 ) {
     let dir = config.layout().live().join(&name);
     let ladder_playable = playable.clone();
+    // Sound without a picture gets its own rendition instead of a ladder and a thumbnail.
+    let audio_only = audio::detect(&feeds, &name, &stop).await == Some(true);
+    if audio_only {
+        tracing::info!("live \"{name}\": audio only");
+    }
     // Before the broadcast plays, the folder may still hold the previous one's playlist:
     // nothing that reads the playlist starts until then.
     let plays = async {
@@ -267,7 +301,11 @@ async fn stream(
         if !plays.await {
             return;
         }
-        let thumbnail = thumbnail::keep(&dir, &name, &stop);
+        let thumbnail = async {
+            if !audio_only {
+                thumbnail::keep(&dir, &name, &stop).await;
+            }
+        };
         let record = async {
             if let Some(folder) = &recording {
                 recorder::record(&config, &name, folder, &stop).await;
@@ -276,7 +314,9 @@ async fn stream(
         tokio::join!(thumbnail, record);
     };
     let ladder = async {
-        if config.live.transcode == Switch::On {
+        if audio_only {
+            audio::keep(&config, &feeds, &name, &stop).await;
+        } else if config.live.transcode == Switch::On {
             ladder::supervise(&config, &board, &feeds, &name, ladder_playable, &stop).await;
             board.remove(&name);
         }

@@ -14,7 +14,6 @@
 //! live and stops when it ends, and the checks go on.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -745,7 +744,7 @@ async fn pull(
     stop: &CancellationToken,
 ) -> Result<(), String> {
     let name = &r.stream;
-    let mut cmd = Command::new(super::session::own_binary());
+    let mut cmd = Command::new(crate::proc::own_binary());
     // `--x=VALUE`: a value that starts with "-" stays a value.
     cmd.arg("push").arg(format!("--from={}", live.url));
     for h in &live.headers {
@@ -778,7 +777,7 @@ async fn pull(
                     s.next_check_at = None;
                 });
                 if let (Some(t), None) = (&title, &titler) {
-                    titler = Some(tokio::spawn(keep_title(
+                    titler = Some(tokio::spawn(crate::live::keep_title(
                         dir.clone(),
                         t.clone(),
                         ended.clone(),
@@ -805,33 +804,6 @@ async fn pull(
         Ok((Exit::Failed(tail), _)) => Err(super::session::last_line(&tail)),
         Err(e) => Err(format!("{e:#}")),
     }
-}
-
-/// Writes the stream's title file once nginx has made the stream's folder (at its first
-/// fragment; a file left from before is written over), and again if it goes missing,
-/// until `ended`.
-async fn keep_title(dir: std::path::PathBuf, title: String, ended: CancellationToken) {
-    let file = dir.join(LIVE_TITLE);
-    let mut written = false;
-    loop {
-        if dir.is_dir() && (!written || !file.exists()) {
-            match write_title(&dir, &title) {
-                Ok(()) => written = true,
-                Err(e) => tracing::warn!("relay: cannot write {}: {e:#}", file.display()),
-            }
-        }
-        tokio::select! {
-            _ = ended.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
-}
-
-fn write_title(dir: &Path, title: &str) -> Result<()> {
-    let part = dir.join(format!(".{LIVE_TITLE}.part"));
-    std::fs::write(&part, format!("{title}\n"))?;
-    std::fs::rename(&part, dir.join(LIVE_TITLE))?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@
 //! during a broadcast follows within a second or two.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -654,11 +653,6 @@ async fn rung_program(
     programs.end(&key, program.id);
 }
 
-/// The path of this program, for `streamedge push`.
-pub(super) fn own_binary() -> PathBuf {
-    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("streamedge"))
-}
-
 /// Pushes the program to destination `d` until the program ends or `stop` fires, again and
 /// again with backoff when the destination refuses or drops it.
 async fn push_loop(
@@ -706,7 +700,7 @@ async fn push_loop(
             e.status.bitrate_kbps = None;
             e.connected = None;
         });
-        let mut cmd = Command::new(own_binary());
+        let mut cmd = Command::new(crate::proc::own_binary());
         cmd.arg("push");
         if let Some(ca) = &config.restream.ca_file {
             cmd.arg("--ca-file").arg(ca);
