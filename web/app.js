@@ -324,7 +324,8 @@ async function refreshLive() {
         : el("span", { class: "badge offline" }, "offline");
       const watching = s.live && s.audience ? ` · ${s.audience.viewers} watching` : "";
       const meta = s.live && since !== null ? `for ${clock(since)}${watching}` : "not streaming";
-      const title = s.live && s.title ? el("span", { class: "description" }, s.title) : "";
+      const shownTitle = s.title || (s.live && scheduledFor(s.name) && untilText(scheduledFor(s.name).start, scheduledFor(s.name).end) === "on now" ? scheduledFor(s.name).title : null);
+      const title = s.live && shownTitle ? el("span", { class: "description" }, shownTitle) : "";
       return el(
         "li",
         { class: "card", "data-stream": s.name },
@@ -357,6 +358,93 @@ async function refreshLive() {
       state.playingLive = null;
       say(`${cur.name} is offline. It starts playing here when it goes live.`);
     }
+  }
+}
+
+// --- scheduled broadcasts --------------------------------------------------------------
+
+function untilText(startIso, endIso) {
+  const now = Date.now();
+  const start = Date.parse(startIso);
+  if (start > now) return `in ${clock((start - now) / 1000)}`;
+  return Date.parse(endIso) > now ? "on now" : "over";
+}
+
+// The broadcast of `name` that is on now or next, if any.
+function scheduledFor(name) {
+  return (state.schedule || []).find((b) => b.stream === name);
+}
+
+async function refreshSchedule() {
+  let list = [];
+  try {
+    const r = await api("/api/schedule");
+    if (r.ok && Array.isArray(r.body)) list = r.body;
+  } catch {
+    return;
+  }
+  state.schedule = list;
+  $("schedule").replaceChildren(
+    ...list.map((b) => {
+      const li = el(
+        "li",
+        { "data-broadcast": b.id },
+        el(
+          "button",
+          { type: "button", class: "linkish", onclick: () => watchLive(b.stream) },
+          el("strong", {}, b.title),
+          ` · ${b.stream} · ${new Date(b.start).toLocaleString()} · `,
+          el("span", { class: "countdown", "data-start": b.start, "data-end": b.end }, untilText(b.start, b.end)),
+        ),
+      );
+      if (b.description) li.append(el("div", { class: "hint" }, b.description));
+      if (token()) {
+        li.append(
+          button("Remove", `Remove the broadcast ${b.title}`, async () => {
+            await change(`/api/schedule/${encodeURIComponent(b.id)}`, { method: "DELETE" }, "schedule-status");
+            refreshSchedule();
+          }),
+        );
+      }
+      return li;
+    }),
+  );
+  $("schedule-form").hidden = !token();
+  $("schedule-section").hidden = list.length === 0 && !token();
+}
+
+function tickCountdowns() {
+  for (const c of document.querySelectorAll(".countdown")) {
+    c.textContent = untilText(c.dataset.start, c.dataset.end);
+  }
+  const cur = state.current;
+  if (cur && cur.kind === "live" && !state.playingLive) {
+    const b = scheduledFor(cur.name);
+    if (b && Date.parse(b.start) > Date.now()) say(`“${b.title}” starts ${untilText(b.start, b.end)}. It plays here when it goes live.`);
+  }
+}
+
+async function submitSchedule(ev) {
+  ev.preventDefault();
+  const when = (id) => {
+    const v = $(id).value;
+    return v ? new Date(v).toISOString() : "";
+  };
+  const body = {
+    stream: $("schedule-stream").value.trim(),
+    title: $("schedule-title").value.trim(),
+    start: when("schedule-start"),
+    end: when("schedule-end"),
+  };
+  const d = $("schedule-description").value.trim();
+  if (d) body.description = d;
+  const r = await api("/api/schedule", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  if (r.ok) {
+    $("schedule-status").textContent = `Scheduled “${r.body.title}”.`;
+    $("schedule-form").reset();
+    refreshSchedule();
+  } else {
+    $("schedule-status").textContent = (r.body && r.body.error) || `Scheduling failed (${r.status}).`;
   }
 }
 
@@ -664,6 +752,7 @@ function setupToken() {
     refreshJobs();
     refreshLibrary();
     refreshRestreams();
+    refreshSchedule();
   });
   $("token-forget").addEventListener("click", () => {
     localStorage.removeItem(TOKEN_KEY);
@@ -671,6 +760,7 @@ function setupToken() {
     refreshJobs();
     refreshLibrary();
     refreshRestreams();
+    refreshSchedule();
   });
 }
 
@@ -679,6 +769,10 @@ function setupToken() {
 setupToken();
 $("fetch-form").addEventListener("submit", submitFetch);
 $("chat-form").addEventListener("submit", sendChat);
+$("schedule-form").addEventListener("submit", submitSchedule);
+setInterval(tickCountdowns, 1000);
+setInterval(refreshSchedule, 30000);
+refreshSchedule();
 $("like").addEventListener("click", like);
 $("chat-nick").value = localStorage.getItem(NICK_KEY) || "";
 setInterval(tickOnAir, 1000);

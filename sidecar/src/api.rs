@@ -30,6 +30,17 @@ pub const MAX_BODY: usize = 16 * 1024;
 /// Signed links in the library list work this long.
 const LINK_TTL: Duration = Duration::from_secs(6 * 3600);
 
+/// What the API shows and works on, from the daemon's other parts.
+pub struct Parts {
+    pub jobs: Manager,
+    pub live: crate::live::Board,
+    pub restreams: crate::restream::session::Board,
+    pub relays: crate::restream::relay::Board,
+    pub chat: crate::chat::Chat,
+    pub feeds: crate::live::feed::Feeds,
+    pub stations: crate::live::listen::Stations,
+}
+
 struct Api {
     config: Config,
     jobs: Manager,
@@ -37,6 +48,8 @@ struct Api {
     restreams: crate::restream::session::Board,
     relays: crate::restream::relay::Board,
     chat: crate::chat::Chat,
+    feeds: crate::live::feed::Feeds,
+    stations: crate::live::listen::Stations,
     token: String,
 }
 
@@ -66,17 +79,18 @@ pub async fn bind(config: &Config) -> Result<tokio::net::TcpListener> {
         .with_context(|| format!("cannot listen on {} (api.listen)", config.api.listen))
 }
 
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    config: Config,
-    jobs: Manager,
-    live: crate::live::Board,
-    restreams: crate::restream::session::Board,
-    relays: crate::restream::relay::Board,
-    chat: crate::chat::Chat,
-) -> Result<()> {
+pub async fn serve(listener: tokio::net::TcpListener, config: Config, parts: Parts) -> Result<()> {
     let token = read_token(&config)?;
     tracing::info!("control API on {}", config.api.listen);
+    let Parts {
+        jobs,
+        live,
+        restreams,
+        relays,
+        chat,
+        feeds,
+        stations,
+    } = parts;
     let api = Arc::new(Api {
         config,
         jobs,
@@ -84,6 +98,8 @@ pub async fn serve(
         restreams,
         relays,
         chat,
+        feeds,
+        stations,
         token,
     });
     axum::serve(listener, router(api))
@@ -113,6 +129,7 @@ fn router(api: Shared) -> Router {
             delete(delete_chat_message),
         )
         .route("/api/chat/bans", get(chat_bans).post(add_chat_ban))
+        .route("/api/schedule/{id}", delete(remove_broadcast))
         .route("/api/chat/bans/{kind}/{value}", delete(lift_chat_ban))
         .route("/api/processes", get(list_processes))
         .route("/api/metrics", get(metrics))
@@ -120,7 +137,11 @@ fn router(api: Shared) -> Router {
     Router::new()
         .route("/api/library", get(list_library))
         .route("/api/streams/{name}/chat", get(chat_history))
+        // Listed for everyone; adding checks the token itself.
+        .route("/api/schedule", get(list_schedule).post(add_broadcast))
         .route("/api/streams/{name}/chat/ws", get(chat_socket))
+        // Proxied by nginx at /listen/: a live stream's sound for radio apps.
+        .route("/listen/{name}", get(listen))
         // Only on this port, which listens on loopback and which nginx does not proxy
         // (it forwards /api/ alone): for a Prometheus on this machine.
         .route("/metrics", get(metrics))
@@ -699,6 +720,105 @@ async fn lift_chat_ban(
     };
     match api.chat.set_ban(&ban, false) {
         Ok(bans) => ok(StatusCode::OK, &bans),
+        Err(e) => e.into_response(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Listening
+
+/// `GET /listen/NAME`: the live stream's sound, AAC (ADTS), for as long as it is live.
+async fn listen(State(api): State<Shared>, Path(name): Path<String>) -> Response {
+    let missing = || Error::NotFound(format!("\"{}\" is not live", name.escape_debug()));
+    if streamedge_formats::name::check_name(name.as_bytes()).is_err() {
+        return missing().into_response();
+    }
+    // Private streams play only through signed links: not here.
+    let public = crate::keys::load(&api.config.layout().keys_file())
+        .ok()
+        .and_then(|f| {
+            f.get(&name)
+                .map(|k| !k.private && k.state == streamedge_formats::keys::KeyState::Active)
+        })
+        .unwrap_or(false);
+    let Some(listener) = public
+        .then(|| api.stations.listen(&api.feeds, &name))
+        .flatten()
+    else {
+        return missing().into_response();
+    };
+    let frames = futures_util::stream::unfold(listener, |mut l| async move {
+        loop {
+            match l.frames.recv().await {
+                Ok(frame) => return Some((Ok::<_, std::convert::Infallible>(frame), l)),
+                // Behind: what it missed is gone; it goes on from here.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    let mut r = Response::new(Body::from_stream(frames));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/aac"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+// ---------------------------------------------------------------------------------------
+// Scheduled broadcasts
+
+/// `GET /api/schedule`: what has not ended yet, soonest first; private streams' only with
+/// the token.
+async fn list_schedule(State(api): State<Shared>, headers: HeaderMap) -> Response {
+    let owner = authorized(&api, &headers);
+    match crate::live::schedule::upcoming(&api.config, std::time::SystemTime::now(), !owner) {
+        Ok(list) => ok(StatusCode::OK, &list),
+        Err(e) => Error::from(e).into_response(),
+    }
+}
+
+/// `{"stream", "title", "description", "start", "end"}`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewBroadcast {
+    stream: String,
+    title: String,
+    description: Option<String>,
+    start: String,
+    end: String,
+}
+
+async fn add_broadcast(State(api): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    if !authorized(&api, &headers) {
+        return Error::Unauthorized(
+            "this needs the API token (Authorization: Bearer TOKEN; `streamedge status` says where it is)".into(),
+        )
+        .into_response();
+    }
+    let example = "{\"stream\": \"alice\", \"title\": \"Friday Mix\", \"start\": \"2026-12-05T20:00:00Z\", \"end\": \"2026-12-05T22:00:00Z\"}";
+    let result = match json_body::<NewBroadcast>(body, example).await {
+        Ok(n) => crate::live::schedule::add(
+            &api.config,
+            &crate::live::schedule::NewBroadcast {
+                stream: &n.stream,
+                title: &n.title,
+                description: n.description.as_deref(),
+                start: &n.start,
+                end: &n.end,
+            },
+            std::time::SystemTime::now(),
+        ),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(b) => ok(StatusCode::CREATED, &b),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn remove_broadcast(State(api): State<Shared>, Path(id): Path<String>) -> Response {
+    match crate::live::schedule::remove(&api.config, &id) {
+        Ok(b) => ok(StatusCode::OK, &b),
         Err(e) => e.into_response(),
     }
 }

@@ -692,6 +692,9 @@ impl Config {
         if (1..all.len()).any(|i| all[..i].contains(&all[i])) {
             bail!("the http, https, rtmp and internal ports must differ");
         }
+        if p.icecast != 0 && all.contains(&p.icecast) {
+            bail!("ports.icecast must differ from the http, https, rtmp and internal ports");
+        }
         if p.bind.parse::<std::net::IpAddr>().is_err() {
             bail!("ports.bind \"{}\" is not an IP address", p.bind);
         }

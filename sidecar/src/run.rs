@@ -33,19 +33,21 @@ pub async fn run(config: &Config) -> Result<()> {
     let restreams = crate::restream::session::Board::default();
     let relays = crate::restream::relay::Board::default();
     let chat = crate::chat::Chat::open(&config.layout())?;
+    let feeds = crate::live::feed::Feeds::default();
+    let stations = crate::live::listen::Stations::default();
     {
-        let (config, jobs, board, restreams, relays, chat) = (
-            config.clone(),
-            jobs.clone(),
-            board.clone(),
-            restreams.clone(),
-            relays.clone(),
-            chat.clone(),
-        );
+        let config = config.clone();
+        let parts = crate::api::Parts {
+            jobs: jobs.clone(),
+            live: board.clone(),
+            restreams: restreams.clone(),
+            relays: relays.clone(),
+            chat: chat.clone(),
+            feeds: feeds.clone(),
+            stations: stations.clone(),
+        };
         tasks.push(tokio::spawn(async move {
-            if let Err(e) =
-                crate::api::serve(listener, config, jobs, board, restreams, relays, chat).await
-            {
+            if let Err(e) = crate::api::serve(listener, config, parts).await {
                 tracing::error!("{e:#}");
             }
         }));
@@ -53,7 +55,6 @@ pub async fn run(config: &Config) -> Result<()> {
     // The live pipeline, beside nginx-rtmp: thumbnails, and ladders unless
     // live.transcode = "off".
     let live = tokio_util::sync::CancellationToken::new();
-    let feeds = crate::live::feed::Feeds::default();
     // nginx pushes every stream here; what reads a feed (the ladder) finds it here.
     let listener = tokio::net::TcpListener::bind(config.live.feed)
         .await
@@ -74,6 +75,8 @@ pub async fn run(config: &Config) -> Result<()> {
         registry,
         live.clone(),
     )));
+    // The listeners of /listen/NAME, counted with the players.
+    tasks.push(tokio::spawn(stations.report(config.clone(), live.clone())));
     // Audio from DJ software, as Icecast sources.
     if let Some(listener) = crate::live::icecast::bind(config).await {
         tasks.push(tokio::spawn(crate::live::icecast::serve(

@@ -10,6 +10,7 @@ mod disk;
 mod dns;
 mod hooks;
 mod http;
+mod icecast;
 mod ionos;
 mod media;
 mod metrics;
@@ -32,6 +33,7 @@ pub use hooks::HookReceiver;
 pub use http::{
     callback, http_get, http_get_once, raw_exchange, raw_get, raw_request, statuses, Response,
 };
+pub use icecast::icecast_source;
 pub use ionos::{Seen, Standin, StandinState};
 pub use media::{ffmpeg_decodes, ffprobe_streams, make_vod_item, media_dir, MediaServer};
 pub use metrics::metric;

@@ -6,38 +6,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use streamedge_tests::{ffprobe_streams, http_get, http_get_once, wait_for, Options, Server};
+use streamedge_tests::{
+    ffprobe_streams, http_get, http_get_once, icecast_source, wait_for, Options, Server,
+};
 
-/// ffmpeg as a DJ's source client: a tone as MP3 to `icecast://source:PASSWORD@…/MOUNT`.
+/// ffmpeg as a DJ's source client, to this server.
 fn source(s: &Server, mount: &str, password: &str, secs: u32) -> Child {
-    Command::new("ffmpeg")
-        .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
-        .args([
-            "-t",
-            &secs.to_string(),
-            "-c:a",
-            "libmp3lame",
-            "-b:a",
-            "128k",
-        ])
-        .args([
-            "-content_type",
-            "audio/mpeg",
-            "-ice_name",
-            "Friday Mix",
-            "-f",
-            "mp3",
-        ])
-        .arg(format!(
-            "icecast://source:{password}@127.0.0.1:{}/{mount}",
-            s.icecast
-        ))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ffmpeg")
+    icecast_source(s.icecast, mount, password, secs, "Friday Mix")
 }
 
 /// Waits for a source client to give up; returns whether it succeeded and what it said.
@@ -103,6 +78,16 @@ fn plays_audio_only(s: &Server, name: &str) {
     );
 }
 
+fn stream_entry(s: &Server, name: &str) -> Value {
+    let (_, list) = s.api("GET", "/api/streams", None, false);
+    list.as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 #[test]
 fn an_icecast_source_goes_live_with_audio_only_and_wrong_keys_are_banned() {
     let s = Server::start(Options {
@@ -139,6 +124,61 @@ fn an_icecast_source_goes_live_with_audio_only_and_wrong_keys_are_banned() {
         .filter(|p| !p.contains("icecast://"))
         .collect();
     assert_eq!(mentioning, Vec::<String>::new());
+
+    // Radio apps and VLC listen at /listen/NAME: AAC frames, from the first byte.
+    let total = |s: &Server| stream_entry(s, "dj")["audience"]["total"].as_u64().unwrap();
+    let before = total(&s);
+    let mut radio = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .get(s.url("/listen/dj"))
+        .send()
+        .unwrap();
+    assert_eq!(radio.status(), 200);
+    assert_eq!(radio.headers()["content-type"], "audio/aac");
+    let mut heard = vec![0u8; 48 * 1024];
+    std::io::Read::read_exact(&mut radio, &mut heard).unwrap();
+    assert_eq!(
+        (heard[0], heard[1] & 0xF0),
+        (0xFF, 0xF0),
+        "an ADTS frame first"
+    );
+    let file = s.dir.path().join("heard.aac");
+    std::fs::write(&file, &heard).unwrap();
+    let codec = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&codec.stdout).trim(), "aac");
+    // The listener counts with the players.
+    wait_for("the listener counted", Duration::from_secs(10), || {
+        (total(&s) == before + 1).then_some(())
+    });
+    let listening = stream_entry(&s, "dj")["audience"]["viewers"]
+        .as_u64()
+        .unwrap();
+    assert!(listening >= 1);
+    drop(radio);
+    wait_for("the listener gone", Duration::from_secs(10), || {
+        (stream_entry(&s, "dj")["audience"]["viewers"]
+            .as_u64()
+            .unwrap()
+            < listening)
+            .then_some(())
+    });
+    for path in ["/listen/nobody", "/listen/..%2Fetc", "/listen/"] {
+        let r = http_get(&s.url(path)).unwrap();
+        assert_eq!(r.status, 404, "{path}");
+    }
 
     // The DJ stops: the stream goes offline.
     let mut dj = dj;

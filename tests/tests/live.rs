@@ -684,3 +684,107 @@ fn a_recording_pauses_when_the_disk_is_nearly_full() {
     });
     assert!(items_titled(&s, "alice, live ").is_empty());
 }
+
+/// A broadcast scheduled from the API (and the CLI): listed for everyone but private
+/// streams', refused without the token or with bad times; a recording made in its time
+/// takes its title and description.
+#[test]
+fn a_scheduled_broadcast_is_listed_and_names_its_recording() {
+    let mut s = Server::init(Options::default());
+    live_option(&s, "record_grace", "2s");
+    s.run();
+    let url = recorded_key(&s, "show");
+    let private = s.cli(&["keys", "add", "hidden", "--private"]);
+    assert!(private.status.success());
+    let now = std::time::SystemTime::now();
+    let at = |secs: i64| {
+        let t = if secs >= 0 {
+            now + Duration::from_secs(secs as u64)
+        } else {
+            now - Duration::from_secs((-secs) as u64)
+        };
+        humantime::format_rfc3339_seconds(t).to_string()
+    };
+    let body = |stream: &str, from: i64, to: i64| {
+        serde_json::json!({
+            "stream": stream, "title": "Friday Mix", "description": "Two hours of deep house.",
+            "start": at(from), "end": at(to),
+        })
+        .to_string()
+    };
+    // The owner's only; the times must make sense.
+    assert_eq!(
+        s.api(
+            "POST",
+            "/api/schedule",
+            Some(&body("show", -60, 3600)),
+            false
+        )
+        .0,
+        401
+    );
+    let (status, v) = s.api("POST", "/api/schedule", Some(&body("show", 3600, 60)), true);
+    assert_eq!(status, 400);
+    assert!(v["error"].as_str().unwrap().contains("end"), "{v}");
+    let (status, b) = s.api(
+        "POST",
+        "/api/schedule",
+        Some(&body("show", -60, 3600)),
+        true,
+    );
+    assert_eq!(status, 201, "{b}");
+    let hidden = s.cli(&[
+        "schedule",
+        "add",
+        "hidden",
+        "--title",
+        "Secret",
+        "--start",
+        &at(60),
+        "--end",
+        &at(120),
+    ]);
+    assert!(
+        hidden.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hidden.stderr)
+    );
+    let (_, public) = s.api("GET", "/api/schedule", None, false);
+    assert_eq!(public.as_array().unwrap().len(), 1, "{public}");
+    assert_eq!(public[0]["title"], "Friday Mix");
+    let (_, owner) = s.api("GET", "/api/schedule", None, true);
+    assert_eq!(owner.as_array().unwrap().len(), 2, "{owner}");
+    let listed = s.cli(&["schedule", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("Secret"));
+
+    // The show goes out: its recording is named after the broadcast.
+    let (ok, err) = Publisher::start(&url, 6).finish(Duration::from_secs(30));
+    assert!(ok, "{err}");
+    let items = wait_for(
+        "the recording in the library",
+        Duration::from_secs(120),
+        || {
+            let found = items_titled(&s, "Friday Mix (show, live ");
+            (!found.is_empty()).then_some(found)
+        },
+    );
+    assert_eq!(
+        items[0]["description"], "Two hours of deep house.",
+        "{:?}",
+        items[0]
+    );
+    // Taken off the schedule.
+    let id = b["id"].as_str().unwrap();
+    assert_eq!(
+        s.api("DELETE", &format!("/api/schedule/{id}"), None, true)
+            .0,
+        200
+    );
+    assert_eq!(
+        s.api("DELETE", &format!("/api/schedule/{id}"), None, true)
+            .0,
+        404
+    );
+    let (_, public) = s.api("GET", "/api/schedule", None, false);
+    assert_eq!(public, serde_json::json!([]));
+}

@@ -208,24 +208,77 @@ fn viewers_chat_like_and_are_counted_in_the_page() {
     let shots = target_dir().join("test-artifacts");
     std::fs::create_dir_all(&shots).unwrap();
     let web = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web");
-    let out = Command::new("node")
+    // An audio stream with a broadcast announced for an hour from now.
+    let dj = s.key("add", "dj");
+    let secret = dj.stream_key.split_once("?key=").unwrap().1.to_string();
+    let now = std::time::SystemTime::now();
+    let at = |d: u64| humantime::format_rfc3339_seconds(now + Duration::from_secs(d)).to_string();
+    let scheduled = s.cli(&[
+        "schedule",
+        "add",
+        "dj",
+        "--title",
+        "Friday Mix",
+        "--start",
+        &at(3600),
+        "--end",
+        &at(7200),
+        "--description",
+        "Two hours of deep house.",
+    ]);
+    assert!(
+        scheduled.status.success(),
+        "{}",
+        String::from_utf8_lossy(&scheduled.stderr)
+    );
+    let mut node = Command::new("node")
         .arg(web.join("test/audience.mjs"))
         .current_dir(&web)
         .env("BASE", s.url(""))
         .env("STREAM", "cam")
+        .env("SCHEDULED", "dj")
         .env("SHOTS", &shots)
-        .stdin(Stdio::null())
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
         .expect("run node (make deps installs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = stdout.lines().last().unwrap_or_default();
-    let found: Value = serde_json::from_str(report).unwrap_or_else(|_| {
-        panic!(
-            "no report: {stdout} {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    assert!(out.status.success() && found["error"].is_null(), "{found}");
+    let mut stdin = node.stdin.take();
+    let mut report = String::new();
+    let mut source = None;
+    for line in BufReader::new(node.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if line == "schedule-selected" {
+            source = Some(icecast_source(s.icecast, "dj", &secret, 120, "Friday Mix"));
+            writeln!(stdin.as_mut().unwrap(), "published").unwrap();
+            stdin = None;
+        } else {
+            report = line;
+        }
+    }
+    let status = node.wait().unwrap();
+    if let Some(mut c) = source {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    let found: Value =
+        serde_json::from_str(&report).unwrap_or_else(|_| panic!("no report: {report}"));
+    assert!(status.success() && found["error"].is_null(), "{found}");
+    let listed = found["scheduled"].as_str().unwrap();
+    assert!(
+        listed.contains("Friday Mix") && listed.contains("dj") && listed.contains("in 59:"),
+        "{found}"
+    );
+    assert!(
+        found["waiting_status"]
+            .as_str()
+            .unwrap()
+            .contains("“Friday Mix” starts in 59:"),
+        "{found}"
+    );
+    assert_eq!(found["countdown_moves"], true, "{found}");
+    assert_eq!(found["audio_view"], true, "{found}");
+    assert_eq!(found["audio_live_bar"], true, "{found}");
+    assert_eq!(found["audio_chat"], true, "{found}");
     assert_eq!(found["live_bar"], true, "{found}");
     assert_eq!(found["viewers"], "2 watching", "{found}");
     // The script payload: shown as the text it is, run nowhere.

@@ -1,11 +1,17 @@
 // Two viewers of one live stream in Debian's Chromium (headless, through playwright-core),
 // against a real streamedge server that the Rust test (tests/tests/web.rs) set up: both
 // play it, both are counted, they chat (a script payload shows as text and runs nowhere),
-// and a like from one reaches the other. Prints one JSON line of findings last; exits
-// non-zero on failure.
+// and a like from one reaches the other. Then a scheduled broadcast of an audio stream:
+// counted down, and played in the audio view once its DJ goes live (the test prints
+// "schedule-selected" and waits for a line on stdin: the DJ is live). Prints one JSON line
+// of findings last; exits non-zero on failure.
 //
-// Environment: BASE, STREAM (a live stream), SHOTS.
+// Environment: BASE, STREAM (a live stream), SCHEDULED (the audio stream's name), SHOTS.
 import { chromium } from "playwright-core";
+import { createInterface } from "node:readline";
+
+const lines = createInterface({ input: process.stdin });
+const input = lines[Symbol.asyncIterator]();
 
 const env = (k) => {
   const v = process.env[k];
@@ -22,7 +28,7 @@ const browser = await chromium.launch({
   args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync", "--autoplay-policy=no-user-gesture-required"],
 });
 
-async function viewer(nick) {
+async function openPage() {
   // A context each: two browsers, as two people would have.
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const page = await context.newPage();
@@ -34,6 +40,11 @@ async function viewer(nick) {
   });
   page.on("pageerror", (e) => found.consoleErrors.push(String(e)));
   await page.goto(`${BASE}/`);
+  return page;
+}
+
+async function viewer(nick) {
+  const page = await openPage();
   await page.locator(`[data-stream="${STREAM}"] .play`).click();
   await page.waitForFunction(() => document.getElementById("video").currentTime > 0.5, null, { timeout: 30000, polling: 250 });
   await page.locator("#chat-status").waitFor({ state: "visible" });
@@ -83,6 +94,25 @@ try {
   found.carol_history = await carol.locator("#chat-messages li").count();
   await ann.screenshot({ path: `${env("SHOTS")}/chat.png` });
 
+  // The scheduled broadcast: listed with a countdown; chosen, it says when it starts.
+  const dave = await openPage();
+  const item = dave.locator("#schedule li[data-broadcast]").first();
+  await item.waitFor({ timeout: 10000 });
+  found.scheduled = await item.textContent();
+  await dave.waitForTimeout(1100);
+  found.countdown_moves = (await item.locator(".countdown").textContent()) !== found.scheduled.match(/in [0-9:]+/)?.[0];
+  await item.locator("button").first().click();
+  await dave.waitForFunction(() => /starts in/.test(document.getElementById("player-status").textContent), null, { timeout: 5000 });
+  found.waiting_status = await text(dave, "#player-status");
+  console.log("schedule-selected");
+  await input.next();
+  // The DJ is live: the page plays it, as sound, without a reload.
+  await dave.waitForFunction(() => document.getElementById("video").currentTime > 0.5, null, { timeout: 40000, polling: 250 });
+  found.audio_view = await dave.locator("#audio-view").isVisible();
+  found.audio_live_bar = await dave.locator("#live-bar").isVisible();
+  found.audio_chat = await dave.locator("#chat").isVisible();
+  await dave.screenshot({ path: `${env("SHOTS")}/audio.png` });
+
   await ann.setViewportSize({ width: 390, height: 844 });
   found.phone_overflow = await ann.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   console.log(JSON.stringify(found));
@@ -90,5 +120,6 @@ try {
   console.log(JSON.stringify({ ...found, error: String(e.message || e) }));
   process.exitCode = 1;
 } finally {
+  lines.close();
   await browser.close();
 }

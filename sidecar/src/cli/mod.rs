@@ -11,6 +11,7 @@ mod library;
 mod relay;
 mod restream;
 mod run;
+mod schedule;
 mod sign;
 mod status;
 
@@ -66,6 +67,9 @@ enum Command {
     /// Pull a live source (a channel, a page, an HLS, RTMP or SRT URL) into a local stream.
     #[command(subcommand)]
     Relay(relay::Relay),
+    /// Broadcasts announced ahead: the page counts down to them.
+    #[command(subcommand)]
+    Schedule(schedule::Schedule),
     /// Send one stream to one destination (run by `streamedge run`; the URL and then FLV on
     /// stdin).
     #[command(hide = true)]
@@ -110,6 +114,7 @@ impl Cli {
             Command::Ddns(d) => d.run(&ctx).await,
             Command::Restream(r) => r.run(&ctx).await,
             Command::Relay(r) => r.run(&ctx).await,
+            Command::Schedule(s) => s.run(&ctx),
             Command::Push(p) => p.run().await,
             Command::Status(s) => s.run(&ctx).await,
         }

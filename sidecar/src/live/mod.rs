@@ -11,7 +11,9 @@ pub mod audio;
 pub mod feed;
 pub mod icecast;
 pub mod ladder;
+pub mod listen;
 pub mod recorder;
+pub mod schedule;
 pub mod thumbnail;
 
 use std::collections::{BTreeMap, HashMap};

@@ -53,6 +53,24 @@ fn title(name: &str, start: &str) -> String {
     }
 }
 
+/// When a recording started, from its folder's `20261202T153000Z`.
+fn started_at(start: &str) -> Option<std::time::SystemTime> {
+    let b = start.as_bytes();
+    if start.len() != 16 || b[8] != b'T' || !start.is_ascii() {
+        return None;
+    }
+    let text = format!(
+        "{}-{}-{}T{}:{}:{}Z",
+        &start[0..4],
+        &start[4..6],
+        &start[6..8],
+        &start[9..11],
+        &start[11..13],
+        &start[13..15]
+    );
+    humantime::parse_rfc3339(&text).ok()
+}
+
 /// Recording folders a previous run left, with their stream names.
 pub fn leftovers(config: &Config) -> Vec<(String, PathBuf)> {
     let Ok(entries) = std::fs::read_dir(config.layout().work()) else {
@@ -226,15 +244,27 @@ async fn import(config: &Config, name: &str, folder: &Path) -> Result<Option<Str
         .map(|(_, t)| t.to_string())
         .unwrap_or_default();
     let mut title = title(name, &started);
-    if let Some(t) = std::fs::read_to_string(folder.join(LIVE_TITLE))
+    // The scheduled broadcast it was made in names it, else the broadcast's own title.
+    let scheduled = started_at(&started).and_then(|at| super::schedule::during(config, name, at));
+    let own = std::fs::read_to_string(folder.join(LIVE_TITLE))
         .ok()
-        .and_then(|t| clean_title(&t))
-    {
+        .and_then(|t| clean_title(&t));
+    if let Some(t) = scheduled.as_ref().map(|b| b.title.clone()).or(own) {
         title = format!("{t} ({title})");
     }
     let meta = crate::library::import(config, &joined, Some(&title), false, true)
         .await
         .context("cannot import the recording")?;
+    if let Some(b) = scheduled.filter(|b| !b.description.is_empty()) {
+        let edit = crate::library::Edit {
+            title: None,
+            description: Some(b.description),
+            private: None,
+        };
+        if let Err(e) = crate::library::edit(config, &meta.id, edit) {
+            tracing::warn!("live \"{name}\": the recording's description: {e:#}");
+        }
+    }
     Ok(Some(meta.id))
 }
 
@@ -249,6 +279,11 @@ mod tests {
             "alice, live 2026-12-02 15:30 UTC"
         );
         assert_eq!(title("alice", "junk"), "alice, live");
+        assert_eq!(
+            started_at("20261202T153000Z"),
+            humantime::parse_rfc3339("2026-12-02T15:30:00Z").ok()
+        );
+        assert_eq!(started_at("junk"), None);
     }
 
     #[test]
