@@ -22,7 +22,7 @@ start_server() {
   rtmp=$(free_port)
   "$bin" init --dir "$work/srv" --bind 127.0.0.1 --host 127.0.0.1 --worker-processes 2 \
     --http-port "$http" --https-port "$(free_port)" --rtmp-port "$rtmp" \
-    --internal-port "$internal" --module "$module" >/dev/null
+    --internal-port "$internal" --icecast-port "$(free_port)" --module "$module" >/dev/null
   cfg=$work/srv/streamedge.toml
   "$bin" --config "$cfg" run >"$work/run.log" 2>&1 &
   pids+=($!)

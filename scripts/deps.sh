@@ -25,7 +25,7 @@ case "$what" in
   # nginx's stream module: the RTMPS destination of the restream tests
   test) packages+=(pebble chromium iproute2 libnginx-mod-stream) ;;
   # benchmarks, and the peers they compare against
-  bench) packages+=(wrk hyperfine time certbot lego) ;;
+  bench) packages+=(wrk hyperfine time certbot lego node-ws) ;;
   *) echo "usage: scripts/deps.sh run|test|bench" >&2; exit 2 ;;
 esac
 

@@ -633,7 +633,12 @@ async fn chat_socket(
         }
     };
     let (chat, client) = (api.chat.clone(), chat_client(&headers));
+    // Small buffers: a chat message is a few hundred bytes, and a thousand viewers each
+    // holding tungstenite's default 128 KiB for reading would be 128 MB. Nothing waits to
+    // be batched on the way out either: each event goes at once.
     upgrade
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
         .max_message_size(crate::chat::ws::MAX_FRAME)
         .max_frame_size(crate::chat::ws::MAX_FRAME)
         .on_upgrade(move |socket| crate::chat::ws::serve(chat, name, client, socket))

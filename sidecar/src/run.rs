@@ -12,6 +12,7 @@ use crate::nginx::render;
 use crate::nginx::{self, Order};
 
 pub async fn run(config: &Config) -> Result<()> {
+    raise_file_limit();
     let user = crate::workers::worker_user(config)?;
     crate::setup::prepare(config, user.as_ref())?;
     render::write_nginx_conf(config, user.as_ref())?;
@@ -166,4 +167,17 @@ fn announce_when_ready(config: Config) -> tokio::task::JoinHandle<()> {
         }
         tracing::warn!("nginx does not answer on {} yet", config.internal_http());
     })
+}
+
+/// Every chat viewer and `/listen/` listener is a connection to the sidecar: as many as
+/// the system allows this process (the hard limit), not a shell's default of 1,024.
+fn raise_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                tracing::warn!("cannot raise the open files limit from {soft} to {hard}: {e}");
+            }
+        }
+    }
 }

@@ -4,6 +4,10 @@
 //! the next segment. Players come from many loopback source addresses, as viewers come
 //! from many homes. Bounded: a fixed number of players for a fixed time, then a summary.
 //!
+//! With `PLAYER_SESSIONS=1` each player sends its own `X-Playback-Session-Id`, as Apple's
+//! players and the web page do; without, all players of one address look alike (one
+//! user agent), as VLCs behind one router do.
+//!
 //! players URL PLAYERS SECONDS [SOURCES]
 
 use std::collections::HashSet;
@@ -37,6 +41,8 @@ struct Target {
 struct Conn {
     io: Option<BufReader<TcpStream>>,
     source: Ipv4Addr,
+    /// The header line naming this player's session, if it sends one.
+    session: String,
 }
 
 impl Conn {
@@ -61,8 +67,8 @@ impl Conn {
     async fn exchange(&mut self, t: &Target, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
         let io = self.io.as_mut().expect("connected");
         let req = format!(
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: players\r\n\r\n",
-            t.host
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nUser-Agent: players\r\n{}\r\n",
+            t.host, self.session
         );
         io.get_mut().write_all(req.as_bytes()).await?;
         let mut line = String::new();
@@ -98,8 +104,18 @@ impl Conn {
     }
 }
 
-async fn player(t: Arc<Target>, totals: Arc<Totals>, source: Ipv4Addr, until: Instant) {
-    let mut conn = Conn { io: None, source };
+async fn player(
+    t: Arc<Target>,
+    totals: Arc<Totals>,
+    source: Ipv4Addr,
+    session: String,
+    until: Instant,
+) {
+    let mut conn = Conn {
+        io: None,
+        source,
+        session,
+    };
     let mut seen: HashSet<String> = HashSet::new();
     let mut first = true;
     while Instant::now() < until {
@@ -191,6 +207,7 @@ fn main() {
         playlist: path,
     });
     let totals = Arc::new(Totals::default());
+    let sessions = std::env::var("PLAYER_SESSIONS").is_ok_and(|v| v == "1");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -205,11 +222,16 @@ fn main() {
             let n = (i % sources) as u32 + 1;
             let source = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 1, 0)) + n);
             let (t, totals) = (t.clone(), totals.clone());
+            let session = if sessions {
+                format!("X-Playback-Session-Id: player-{i}\r\n")
+            } else {
+                String::new()
+            };
             // Players press play over the first two seconds.
             let delay = Duration::from_millis((i as u64 * 2000) / players.max(1) as u64);
             tasks.push(tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                player(t, totals, source, until).await;
+                player(t, totals, source, session, until).await;
             }));
         }
         for task in tasks {
