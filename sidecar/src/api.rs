@@ -131,6 +131,7 @@ fn router(api: Shared) -> Router {
         .route("/api/chat/bans", get(chat_bans).post(add_chat_ban))
         .route("/api/schedule/{id}", delete(remove_broadcast))
         .route("/api/chat/bans/{kind}/{value}", delete(lift_chat_ban))
+        .route("/api/broadcasts", get(list_broadcasts))
         .route("/api/processes", get(list_processes))
         .route("/api/metrics", get(metrics))
         .route_layer(middleware::from_fn_with_state(api.clone(), require_token));
@@ -334,6 +335,14 @@ async fn remove_relay(State(api): State<Shared>, Path(stream): Path<String>) -> 
     match crate::restream::relay::remove(&api.config, &stream) {
         Ok(r) => ok(StatusCode::OK, &r),
         Err(e) => e.into_response(),
+    }
+}
+
+/// The broadcasts that ended, newest first, with their audience: the owner's.
+async fn list_broadcasts(State(api): State<Shared>) -> Response {
+    match crate::live::history::list(&api.config) {
+        Ok(list) => ok(StatusCode::OK, &list),
+        Err(e) => Error::from(e).into_response(),
     }
 }
 

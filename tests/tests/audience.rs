@@ -188,6 +188,23 @@ fn likes_count_then_a_fast_client_is_refused_then_banned() {
     assert_eq!(likes, Some(1 + passed as u64));
     // The ban is the likes zone's: the same client still watches and reads.
     assert_eq!(s.api("GET", "/api/streams", None, false).0, 200);
+
+    // The broadcast ends: its figures are kept, for the owner.
+    let (s, publisher) = (s, _publisher);
+    drop(publisher);
+    s.wait_live("alice", false);
+    let kept = wait_for("the ended broadcast", Duration::from_secs(10), || {
+        let (status, list) = s.api("GET", "/api/broadcasts", None, true);
+        assert_eq!(status, 200);
+        list.as_array().and_then(|l| l.first().cloned())
+    });
+    assert_eq!(kept["stream"], "alice");
+    assert_eq!(kept["audience"]["likes"].as_u64(), likes, "{kept}");
+    assert!(
+        kept["started"].is_string() && kept["ended"].is_string(),
+        "{kept}"
+    );
+    assert_eq!(s.api("GET", "/api/broadcasts", None, false).0, 401);
 }
 
 type Socket = tungstenite::WebSocket<tungstenite::stream::MaybeTlsStream<std::net::TcpStream>>;

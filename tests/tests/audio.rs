@@ -230,3 +230,40 @@ fn an_audio_only_rtmp_publish_plays_as_audio_only_hls() {
     let _ = obs.kill();
     let _ = obs.wait();
 }
+
+/// A DJ's set, recorded: it becomes an audio item of the library (not a video without a
+/// picture), with the broadcast's figures.
+#[test]
+fn a_recorded_audio_stream_becomes_an_audio_item() {
+    let mut s = Server::init(Options::default());
+    s.edit_config(|c| {
+        c["live"]
+            .as_table_mut()
+            .unwrap()
+            .insert("record_grace".into(), "2s".into());
+    });
+    s.run();
+    let out = s.cli(&["keys", "add", "set", "--record", "--json"]);
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let secret = secret(v["stream_key"].as_str().unwrap());
+    let (ok, err) = ended(source(&s, "set", &secret, 8));
+    assert!(ok, "{err}");
+    let item = wait_for(
+        "the recording in the library",
+        Duration::from_secs(120),
+        || {
+            let (_, list) = s.api("GET", "/api/library", None, true);
+            list.as_array()?
+                .iter()
+                .find(|i| {
+                    i["title"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("Friday Mix (set, live"))
+                })
+                .cloned()
+        },
+    );
+    assert_eq!(item["kind"], "audio", "{item}");
+    assert!(item["duration"].as_f64().unwrap() >= 5.0, "{item}");
+}

@@ -9,6 +9,7 @@
 
 pub mod audio;
 pub mod feed;
+pub mod history;
 pub mod icecast;
 pub mod ladder;
 pub mod listen;
@@ -140,10 +141,37 @@ pub async fn run_loop(
         }
     }
     let mut unreachable = false;
+    // Each publishing stream's entry as last seen, for its figures when it ends.
+    let mut last_seen: HashMap<String, Stream> = HashMap::new();
     loop {
         match crate::nginx::streams_all(&config).await {
             Ok(list) => {
                 unreachable = false;
+                for s in &list {
+                    let ended = last_seen
+                        .get(&s.name)
+                        .is_some_and(|was| !s.publishing || was.since != s.since);
+                    if ended {
+                        let mut was = last_seen.remove(&s.name).expect("checked above");
+                        if !s.publishing {
+                            // Not published again: the registry's figures are the ended
+                            // broadcast's, final.
+                            was.audience = s.audience.or(was.audience);
+                        }
+                        history::record(&config, &was);
+                    }
+                    if s.publishing {
+                        last_seen.insert(s.name.clone(), s.clone());
+                    }
+                }
+                // Gone from the registry altogether (nginx started afresh): ended too.
+                last_seen.retain(|name, was| {
+                    let listed = list.iter().any(|s| &s.name == name);
+                    if !listed {
+                        history::record(&config, was);
+                    }
+                    listed
+                });
                 // For what shows the registry to viewers (the chat rooms' audience).
                 registry.send_if_modified(|old| {
                     let changed = **old != list;
