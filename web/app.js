@@ -211,10 +211,10 @@ function addMessages(list, replace) {
   if (atEnd || replace) box.scrollTop = box.scrollHeight;
 }
 
-function openChat(name) {
+function openChat(name, tries = 0) {
   if (state.chat && state.chat.name === name) return;
   closeChat();
-  const c = (state.chat = { name, ws: null, retry: null });
+  const c = (state.chat = { name, ws: null, retry: null, tries });
   $("chat").hidden = false;
   $("chat-status").textContent = "Connecting…";
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -229,6 +229,7 @@ function openChat(name) {
       return;
     }
     if (e.type === "hello") {
+      c.tries = 0;
       addMessages(e.messages || [], true);
       $("chat-status").textContent = "";
       if (e.audience) audience(e.audience);
@@ -250,13 +251,16 @@ function openChat(name) {
       $("chat-status").textContent = "You are banned from this chat.";
       return;
     }
+    // Again after a while, longer each time, and never all viewers at once.
+    const tries = (c.tries || 0) + 1;
+    const wait = Math.min(60000, 2000 * 2 ** Math.min(tries, 5)) * (0.5 + Math.random());
     $("chat-status").textContent = "The chat is not connected; trying again…";
     c.retry = setTimeout(() => {
       if (state.chat === c) {
         state.chat = null;
-        openChat(name);
+        openChat(name, tries);
       }
-    }, 3000);
+    }, wait);
   };
 }
 

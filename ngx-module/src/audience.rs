@@ -10,8 +10,8 @@
 //! - `streamedge_like;` (location): `POST .../streams/NAME/like` adds a like to the live
 //!   broadcast of a public stream and answers `{"likes":N}`; a name that is not live (or
 //!   private) is a 404. Limits come from the location's `streamedge_limit` zones.
-//! - `streamedge_listeners;` (location): `POST ?name=NAME&now=N&total=T`: the sidecar has
-//!   N listeners of NAME now and had T in all this broadcast; counted for 30 s.
+//! - `streamedge_listeners;` (location): `POST ?name=NAME&now=N&joined=J`: the sidecar has
+//!   N listeners of NAME now, J of them new since its last report; counted for 30 s.
 
 use core::ffi::{c_char, c_void};
 use nginx_sys::{
@@ -66,13 +66,7 @@ pub(crate) fn count_player(r: &Request, name: &str, broadcast: i64) {
     let Some(players) = (unsafe { shm::shared::<PlayerSlot>(mcf.audience) }) else {
         return;
     };
-    let mut session = None;
-    for (k, v) in r.headers_in_iterator() {
-        if k.as_bytes().eq_ignore_ascii_case(b"x-playback-session-id") && !v.is_empty() {
-            session = Some(v.as_bytes());
-            break;
-        }
-    }
+    let session = header(r, b"x-playback-session-id").filter(|v| !v.is_empty());
     let id = session
         .or_else(|| r.user_agent().map(|ua| ua.as_bytes()))
         .unwrap_or_default();
@@ -108,9 +102,25 @@ fn post_only(r: &mut Request) -> Result<(), Status> {
     Ok(())
 }
 
+/// A request header's value.
+fn header<'a>(r: &'a Request, name: &[u8]) -> Option<&'a [u8]> {
+    r.headers_in_iterator()
+        .find(|(k, _)| k.as_bytes().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_bytes())
+}
+
 ngx::http_request_handler!(like_handler, |r: &mut Request| {
     if let Err(status) = post_only(r) {
         return status;
+    }
+    // Another site's page does not like streams in its visitors' names.
+    if !streamedge_policy::origin::same_origin(header(r, b"origin"), header(r, b"host")) {
+        return send(
+            r,
+            403,
+            JSON,
+            b"{\"error\":\"likes come from this server's own page\"}\n",
+        );
     }
     let path = r.path().as_bytes().to_vec();
     let name = path
@@ -151,7 +161,7 @@ ngx::http_request_handler!(listeners_handler, |r: &mut Request| {
     // SAFETY: the arguments belong to the current request.
     let args = unsafe { (*raw).args };
     let Some((name, now_count, total)) = audience::parse_report(args.as_bytes()) else {
-        return send(r, 400, TEXT, b"expected name=NAME&now=N&total=T\n");
+        return send(r, 400, TEXT, b"expected name=NAME&now=N&joined=J\n");
     };
     let Some(found) = with_registry(r, |reg, now| {
         reg.audience(name, None, now, |a| a.direct(now_count, total, now.mono))

@@ -43,7 +43,7 @@ pub struct Audience {
     pub peak: u32,
     /// HLS sessions this broadcast: players that came, counted once per visit.
     pub total: u32,
-    /// The sidecar's listeners now, and in all this broadcast, as it last reported them.
+    /// The sidecar's listeners now, as it last reported them, and all it reported joining.
     direct: u32,
     direct_total: u32,
     direct_seen: u64,
@@ -121,10 +121,10 @@ impl Audience {
         self.peak = self.peak.max(self.now(mono));
     }
 
-    /// The sidecar's report: `now` listeners, `total` in all this broadcast.
-    pub fn direct(&mut self, now: u32, total: u32, mono: u64) {
+    /// The sidecar's report: `now` listeners, `joined` of them new since its last report.
+    pub fn direct(&mut self, now: u32, joined: u32, mono: u64) {
         self.direct = now;
-        self.direct_total = self.direct_total.max(total);
+        self.direct_total = self.direct_total.saturating_add(joined);
         self.direct_seen = mono;
         self.peak = self.peak.max(self.now(mono));
     }
@@ -178,7 +178,7 @@ pub fn touch(slots: &mut [PlayerSlot], key: u64, broadcast: i64, mono: u64) -> O
     Some(Step { from, to })
 }
 
-/// The sidecar's report, `name=NAME&now=N&total=T` in any order.
+/// The sidecar's report, `name=NAME&now=N&joined=J` in any order.
 pub fn parse_report(args: &[u8]) -> Option<(&str, u32, u32)> {
     let (mut name, mut now, mut total) = (None, None, None);
     for pair in args.split(|b| *b == b'&') {
@@ -190,7 +190,7 @@ pub fn parse_report(args: &[u8]) -> Option<(&str, u32, u32)> {
         match k {
             b"name" if check_name(v).is_ok() => name = std::str::from_utf8(v).ok(),
             b"now" => now = number(),
-            b"total" => total = number(),
+            b"joined" => total = number(),
             _ => return None,
         }
     }
@@ -299,9 +299,12 @@ mod tests {
         w.audience.direct(4, 6, 1_000);
         let f = w.audience.figures(1_000);
         assert_eq!((f.now, f.peak, f.total), (5, 5, 7));
+        // Reports add up the listeners who joined since the one before.
+        w.audience.direct(4, 1, 2_000);
+        assert_eq!(w.audience.figures(2_000).total, 8);
         // A report not renewed (the sidecar stopped) no longer counts.
-        assert_eq!(w.audience.now(1_000 + DIRECT_TTL_MS), 0);
-        assert_eq!(w.audience.figures(1_000 + DIRECT_TTL_MS).peak, 5);
+        assert_eq!(w.audience.now(2_000 + DIRECT_TTL_MS), 0);
+        assert_eq!(w.audience.figures(2_000 + DIRECT_TTL_MS).peak, 5);
     }
 
     #[test]
@@ -339,16 +342,17 @@ mod tests {
     #[test]
     fn reports_name_a_stream_and_two_counts() {
         assert_eq!(
-            parse_report(b"name=alice&now=3&total=9"),
+            parse_report(b"name=alice&now=3&joined=9"),
             Some(("alice", 3, 9))
         );
-        assert_eq!(parse_report(b"total=9&now=0&name=a"), Some(("a", 0, 9)));
+        assert_eq!(parse_report(b"joined=9&now=0&name=a"), Some(("a", 0, 9)));
         for bad in [
             &b""[..],
             b"name=alice&now=3",
-            b"name=../x&now=1&total=1",
-            b"name=alice&now=-1&total=1",
-            b"name=alice&now=1&total=1&x=2",
+            b"name=../x&now=1&joined=1",
+            b"name=alice&now=-1&joined=1",
+            b"name=alice&now=1&joined=1&x=2",
+            b"name=alice&now=1&total=1",
         ] {
             assert_eq!(parse_report(bad), None, "{}", String::from_utf8_lossy(bad));
         }

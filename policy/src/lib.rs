@@ -13,6 +13,7 @@ pub mod hls;
 pub mod keycache;
 pub mod library;
 pub mod limit;
+pub mod origin;
 pub mod registry;
 pub mod safefile;
 pub mod table;

@@ -599,8 +599,12 @@ fn chat_client(headers: &HeaderMap) -> String {
 /// A page of another site may not open the chat in its visitors' names: a browser's
 /// `Origin` must name the host it talks to.
 fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+    let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
+    };
+    // An Origin that cannot be read is no page of this server.
+    let Ok(origin) = origin.to_str() else {
+        return false;
     };
     let host = |authority: &str| {
         let a = authority.rsplit('@').next().unwrap_or(authority);
@@ -641,6 +645,9 @@ async fn chat_socket(
                 .into_response()
         }
     };
+    let Some(seat) = api.chat.seat() else {
+        return Error::Unavailable("the chat is full: try again in a while".into()).into_response();
+    };
     let (chat, client) = (api.chat.clone(), chat_client(&headers));
     // Small buffers: a chat message is a few hundred bytes, and a thousand viewers each
     // holding tungstenite's default 128 KiB for reading would be 128 MB. Nothing waits to
@@ -650,7 +657,7 @@ async fn chat_socket(
         .write_buffer_size(0)
         .max_message_size(crate::chat::ws::MAX_FRAME)
         .max_frame_size(crate::chat::ws::MAX_FRAME)
-        .on_upgrade(move |socket| crate::chat::ws::serve(chat, name, client, socket))
+        .on_upgrade(move |socket| crate::chat::ws::serve(chat, name, client, socket, seat))
 }
 
 /// `GET /api/streams/NAME/chat/messages`: the owner's view, with who sent each.
@@ -742,7 +749,11 @@ async fn lift_chat_ban(
 // Listening
 
 /// `GET /listen/NAME`: the live stream's sound, AAC (ADTS), for as long as it is live.
-async fn listen(State(api): State<Shared>, Path(name): Path<String>) -> Response {
+async fn listen(
+    State(api): State<Shared>,
+    Path(name): Path<String>,
+    method: axum::http::Method,
+) -> Response {
     let missing = || Error::NotFound(format!("\"{}\" is not live", name.escape_debug()));
     if streamedge_formats::name::check_name(name.as_bytes()).is_err() {
         return missing().into_response();
@@ -755,11 +766,27 @@ async fn listen(State(api): State<Shared>, Path(name): Path<String>) -> Response
                 .map(|k| !k.private && k.state == streamedge_formats::keys::KeyState::Active)
         })
         .unwrap_or(false);
-    let Some(listener) = public
-        .then(|| api.stations.listen(&api.feeds, &name))
-        .flatten()
-    else {
+    if !public || !api.feeds.contains(&name) {
         return missing().into_response();
+    }
+    let audio = |body: Body| {
+        let mut r = Response::new(body);
+        let h = r.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/aac"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r
+    };
+    // A HEAD asks what it is, and is no listener.
+    if method == axum::http::Method::HEAD {
+        return audio(Body::empty());
+    }
+    let listener = match api.stations.listen(&api.feeds, &name) {
+        Ok(l) => l,
+        Err(crate::live::listen::NoListener::NotLive) => return missing().into_response(),
+        Err(crate::live::listen::NoListener::Full) => {
+            return Error::Unavailable("too many listeners: try again in a while".into())
+                .into_response()
+        }
     };
     let frames = futures_util::stream::unfold(listener, |mut l| async move {
         loop {
@@ -771,11 +798,7 @@ async fn listen(State(api): State<Shared>, Path(name): Path<String>) -> Response
             }
         }
     });
-    let mut r = Response::new(Body::from_stream(frames));
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("audio/aac"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    r
+    audio(Body::from_stream(frames))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -26,6 +26,9 @@ pub enum Error {
     /// The request body is larger than the API takes.
     #[error("{0}")]
     TooLarge(String),
+    /// Full for now: too many at once.
+    #[error("{0}")]
+    Unavailable(String),
     /// The data directory is below its free-space floor.
     #[error("{0}")]
     NoSpace(String),
@@ -45,6 +48,7 @@ impl Error {
             Error::MethodNotAllowed(_) => 405,
             Error::Conflict(_) => 409,
             Error::TooLarge(_) => 413,
+            Error::Unavailable(_) => 503,
             Error::NoSpace(_) => 507,
             Error::Other(_) => 500,
         }

@@ -102,7 +102,7 @@ fn players_are_counted_while_they_play_and_not_after() {
             .status()
             .as_u16()
     };
-    assert_eq!(report("name=alice&now=2&total=4"), 204);
+    assert_eq!(report("name=alice&now=2&joined=4"), 204);
     let a = &stream(&s, "alice")["audience"];
     assert_eq!(
         (
@@ -113,9 +113,9 @@ fn players_are_counted_while_they_play_and_not_after() {
         (Some(5), Some(5), Some(7)),
         "{a}"
     );
-    assert_eq!(report("name=nobody&now=2&total=4"), 404);
+    assert_eq!(report("name=nobody&now=2&joined=4"), 404);
     assert_eq!(report("name=alice&now=x"), 400);
-    assert_eq!(report("name=alice&now=0&total=4"), 204);
+    assert_eq!(report("name=alice&now=0&joined=0"), 204);
 
     // They leave: the count falls to zero within about 30 s, the peak and total stay.
     let left = Instant::now();
@@ -144,6 +144,14 @@ fn likes_count_then_a_fast_client_is_refused_then_banned() {
     let (s, _publisher) = live_server("alice");
     let (status, v) = s.api("POST", "/api/streams/alice/like", None, false);
     assert_eq!((status, v["likes"].as_u64()), (200, Some(1)), "{v}");
+    // Not from another site's page (a form or fetch there would like in its visitors'
+    // names).
+    let r = reqwest::blocking::Client::new()
+        .post(s.url("/api/streams/alice/like"))
+        .header("Origin", "https://evil.example")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
     // Not for what is not live, not by GET.
     assert_eq!(
         s.api("POST", "/api/streams/nobody/like", None, false).0,
@@ -154,7 +162,7 @@ fn likes_count_then_a_fast_client_is_refused_then_banned() {
     // A script calling in a loop: a few more pass, then it is refused, then banned.
     let client = reqwest::blocking::Client::new();
     let mut seen = Vec::new();
-    for _ in 0..40 {
+    for _ in 0..100 {
         let r = client
             .post(s.url("/api/streams/alice/like"))
             .send()
@@ -167,7 +175,7 @@ fn likes_count_then_a_fast_client_is_refused_then_banned() {
         ));
     }
     let passed = seen.iter().filter(|(st, _)| *st == 200).count();
-    assert!((3..=6).contains(&passed), "{seen:?}");
+    assert!((3..=11).contains(&passed), "{seen:?}");
     assert!(seen[passed..].iter().all(|(st, _)| *st == 429), "{seen:?}");
     assert_eq!(
         seen.last().unwrap().1.as_deref(),
@@ -181,7 +189,7 @@ fn likes_count_then_a_fast_client_is_refused_then_banned() {
             .filter(|l| l.contains("\" 429 ") && l.ends_with(result))
             .count()
     };
-    assert!(likes(" limited") >= 10 && likes(" banned") >= 10, "{log}");
+    assert!(likes(" limited") >= 50 && likes(" banned") >= 10, "{log}");
     assert!(s.read("logs/error.log").contains("by zone \"likes\""));
     // Every like that passed is counted once, shown to everyone.
     let likes = stream(&s, "alice")["audience"]["likes"].as_u64();
@@ -361,7 +369,7 @@ fn chat_reaches_every_viewer_keeps_history_and_obeys_the_owner() {
     // The history survives a restart of the server and greets a newcomer.
     let before = s.api("GET", "/api/streams/alice/chat", None, false).1;
     let kept = before["messages"].as_array().unwrap().len();
-    assert!(kept >= 3, "{before}");
+    assert!(kept >= 1, "{before}");
     s.stop();
     s.run();
     let mut d = connect(&s, "alice");
@@ -390,7 +398,7 @@ fn chat_reaches_every_viewer_keeps_history_and_obeys_the_owner() {
     }
     // The room's file is the owner's alone.
     use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(s.data("chat/alice.json"))
+    let mode = std::fs::metadata(s.data("chat/rooms/alice.json"))
         .unwrap()
         .permissions()
         .mode();

@@ -1,15 +1,18 @@
 //! A chat per stream: viewers talk over a WebSocket that nginx hands to the sidecar
 //! (`GET /api/chat/NAME/ws`), and each message reaches every viewer of that stream at once.
 //!
-//! A room exists for every public stream name with a key. It keeps its last [`HISTORY`]
-//! messages in `DATA/chat/NAME.json` (0600: they name the address each came from, for the
-//! owner's bans), written at most once a second, so they survive a restart and greet a
-//! newcomer. Safe by default: a message is plain text (the page never reads it as HTML),
-//! at most [`MAX_TEXT`] characters from a nickname of at most [`MAX_NICK`]; each connection
+//! A room exists for every public stream name with an active key, checked again at each
+//! use (a name made private or revoked loses its chat at once). It keeps its last
+//! [`HISTORY`] messages in `DATA/chat/rooms/NAME.json` (0600: they name the address each
+//! came from, for the owner's bans), written at most once a second (at once for a
+//! deletion), so they survive a restart and greet a newcomer. Safe by default: a message is
+//! plain text (the page never reads it as HTML), at most [`MAX_TEXT`] characters from a
+//! nickname of at most [`MAX_NICK`]; each client (an address, over all its connections)
 //! may send one a second with a burst of five (`ws::Limiter`), and one that keeps on past
-//! that is banned for ten minutes by address. The owner deletes messages and bans nicknames
-//! or addresses (`DATA/chat/bans.json`); a banned client is refused at its next message.
-//! nginx's limit zone on the upgrade keeps connection floods out before they get here.
+//! that is banned for ten minutes. The owner deletes messages and bans nicknames or
+//! addresses (`DATA/chat/bans.json`); a banned client is refused at its next message.
+//! nginx's limit zone on the upgrade keeps connection floods out before they get here, and
+//! at most [`MAX_SOCKETS`] viewers are connected at once.
 //!
 //! Beside the messages each room hears its stream's audience (viewers, likes) as the
 //! module's registry counts it, within a second of a change.
@@ -41,6 +44,8 @@ pub const MAX_NICK: usize = 24;
 pub const FLOOD_BAN: Duration = Duration::from_secs(600);
 /// Events a room buffers for a viewer that reads slowly before it skips some.
 const BACKLOG: usize = 256;
+/// Viewers connected to all chats at once; more are told the chat is full.
+pub const MAX_SOCKETS: usize = 10_000;
 
 /// One message, as kept.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -128,6 +133,9 @@ struct Inner {
     bans: Mutex<Bans>,
     /// Clients banned for flooding, until when.
     flooders: Mutex<HashMap<String, Instant>>,
+    /// Each client's message limit, over all its connections, and when it last spoke.
+    limits: Mutex<HashMap<String, (ws::Limiter, Instant)>>,
+    sockets: Arc<tokio::sync::Semaphore>,
 }
 
 /// Every room, shared by the API and the WebSocket tasks.
@@ -153,6 +161,7 @@ impl Chat {
     /// Opens the chat folder (made 0700 if missing) and the owner's bans.
     pub fn open(layout: &streamedge_formats::layout::Layout) -> Result<Chat> {
         let dir = layout.root().join("chat");
+        crate::fsutil::ensure_dir(&dir.join("rooms"), 0o700, None)?;
         crate::fsutil::ensure_dir(&dir, 0o700, None)?;
         let bans = match std::fs::read_to_string(dir.join("bans.json")) {
             Ok(text) => serde_json::from_str(&text).with_context(|| {
@@ -167,11 +176,42 @@ impl Chat {
             rooms: Mutex::new(HashMap::new()),
             bans: Mutex::new(bans),
             flooders: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
+            sockets: Arc::new(tokio::sync::Semaphore::new(MAX_SOCKETS)),
         })))
     }
 
+    /// A seat for one more viewer, if the chats are not full.
+    pub fn seat(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.0.sockets.clone().try_acquire_owned().ok()
+    }
+
+    /// The message limit of `client`, over all its connections.
+    pub fn limit(&self, client: &str) -> ws::Verdict {
+        let now = Instant::now();
+        let mut limits = self.0.limits.lock().expect("not poisoned");
+        if limits.len() > 10_000 {
+            // Clients quiet for two minutes start afresh.
+            limits.retain(|_, (_, last)| now.duration_since(*last) < Duration::from_secs(120));
+        }
+        let (limiter, last) = limits
+            .entry(client.to_string())
+            .or_insert_with(|| (ws::Limiter::new(), now));
+        *last = now;
+        limiter.check(now)
+    }
+
     fn room_file(&self, name: &str) -> PathBuf {
-        self.0.dir.join(format!("{name}.json"))
+        // A folder of their own: no stream name can be the bans file's.
+        self.0.dir.join("rooms").join(format!("{name}.json"))
+    }
+
+    /// Whether `name` is a public stream with an active key now.
+    fn is_public(&self, name: &str) -> Result<bool, Error> {
+        let keys = crate::keys::load(&self.0.keys_file)?;
+        Ok(keys
+            .get(name)
+            .is_some_and(|k| !k.private && k.state == streamedge_formats::keys::KeyState::Active))
     }
 
     /// Runs `f` on room `name`, opened from its file the first time. Only public names
@@ -184,16 +224,27 @@ impl Chat {
             ))
         };
         check_name(name.as_bytes()).map_err(|_| missing())?;
+        // Outside the rooms' lock: a disk read holds up no other room.
+        if !self.is_public(name)? {
+            self.0.rooms.lock().expect("not poisoned").remove(name);
+            return Err(missing());
+        }
+        let loaded = {
+            let rooms = self.0.rooms.lock().expect("not poisoned");
+            rooms.contains_key(name)
+        };
+        let file = if loaded {
+            None
+        } else {
+            Some(read_room(&self.room_file(name))?)
+        };
         let mut rooms = self.0.rooms.lock().expect("not poisoned");
         if !rooms.contains_key(name) {
-            let keys = crate::keys::load(&self.0.keys_file)?;
-            let public = keys.get(name).is_some_and(|k| {
-                !k.private && k.state == streamedge_formats::keys::KeyState::Active
-            });
-            if !public {
-                return Err(missing());
-            }
-            let file = read_room(&self.room_file(name))?;
+            // Dropped meanwhile (rare): read under the lock after all.
+            let file = match file {
+                Some(f) => f,
+                None => read_room(&self.room_file(name))?,
+            };
             rooms.insert(
                 name.to_string(),
                 Room {
@@ -307,6 +358,10 @@ impl Chat {
                 .send(json!({"type": "deleted", "id": id}).to_string().into());
             Ok(m)
         })?
+        .inspect(|_| {
+            // Gone from the disk at once too: a crash now does not bring it back.
+            self.flush();
+        })
     }
 
     pub fn bans(&self) -> Bans {
@@ -393,11 +448,16 @@ impl Chat {
         }
     }
 
-    /// Tells each room with viewers its stream's audience, when it changed.
+    /// Tells each room with viewers its stream's audience, when it changed (rooms of names
+    /// no longer public hear nothing, and are closed at their next use).
     fn announce(&self, streams: &[Stream]) {
+        let keys = crate::keys::load(&self.0.keys_file).unwrap_or_default();
         let mut rooms = self.0.rooms.lock().expect("not poisoned");
         for (name, room) in rooms.iter_mut() {
-            if room.events.receiver_count() == 0 {
+            let public = keys.get(name).is_some_and(|k| {
+                !k.private && k.state == streamedge_formats::keys::KeyState::Active
+            });
+            if room.events.receiver_count() == 0 || !public {
                 continue;
             }
             let s = streams.iter().find(|s| s.name == *name);
@@ -553,7 +613,7 @@ mod tests {
             "no address for viewers"
         );
         chat.flush();
-        let file = dir.path().join("chat/alice.json");
+        let file = dir.path().join("chat/rooms/alice.json");
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
@@ -676,11 +736,43 @@ mod tests {
     }
 
     #[test]
+    fn a_name_made_private_loses_its_chat_and_no_name_is_the_bans_file() {
+        let (dir, chat) = chat_with(&[("alice", false), ("bans", false)]);
+        chat.set_ban(&Ban::Nick("troll".into()), true).unwrap();
+        // A stream called "bans" has a room of its own, and the owner's bans stay.
+        chat.post("bans", "192.0.2.1", "n", "hi").unwrap().unwrap();
+        chat.flush();
+        let again = Chat::open(&Layout::new(dir.path())).unwrap();
+        assert_eq!(again.bans().nicks.len(), 1);
+        assert_eq!(again.history("bans").unwrap().len(), 1);
+        // The owner makes alice private: her chat is gone at once, for everyone.
+        assert!(chat.history("alice").is_ok());
+        let keys = std::fs::read_to_string(dir.path().join("keys.toml")).unwrap();
+        let private = keys.replacen("private = false", "private = true", 1);
+        std::fs::write(dir.path().join("keys.toml"), private).unwrap();
+        assert!(matches!(chat.history("alice"), Err(Error::NotFound(_))));
+        assert!(matches!(
+            chat.post("alice", "192.0.2.1", "n", "x"),
+            Err(Error::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn the_limit_is_the_clients_over_all_its_connections() {
+        let (_dir, chat) = chat_with(&[("alice", false)]);
+        let passed = (0..20)
+            .filter(|_| chat.limit("192.0.2.1") == ws::Verdict::Pass)
+            .count();
+        assert_eq!(passed, 5);
+        assert_eq!(chat.limit("192.0.2.2"), ws::Verdict::Pass);
+    }
+
+    #[test]
     fn a_damaged_file_is_put_aside() {
         let (dir, chat) = chat_with(&[("alice", false)]);
-        std::fs::write(dir.path().join("chat/alice.json"), "{not json").unwrap();
+        std::fs::write(dir.path().join("chat/rooms/alice.json"), "{not json").unwrap();
         assert!(chat.history("alice").unwrap().is_empty());
-        assert!(dir.path().join("chat/alice.json.damaged").exists());
+        assert!(dir.path().join("chat/rooms/alice.json.damaged").exists());
     }
 
     #[test]

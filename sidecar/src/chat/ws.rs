@@ -3,7 +3,8 @@
 //! To the viewer, JSON text frames: `{"type":"hello","messages":[…],"audience":{…}}` first,
 //! then `message`, `deleted`, `audience` and `refused` (`{"type":"refused","error":…}`)
 //! events. From the viewer: `{"nick":"…","text":"…"}`. A ping every 30 s keeps quiet
-//! connections open through nginx and tells a vanished viewer from a silent one.
+//! connections open through nginx; a viewer that sends nothing, not even the pong a
+//! browser answers pings with, for [`SILENCE`] is gone and let go.
 
 use std::time::{Duration, Instant};
 
@@ -22,6 +23,8 @@ const BURST: u32 = 5;
 /// Messages refused for speed within a minute before the client is banned.
 const STRIKES: usize = 10;
 const PING: Duration = Duration::from_secs(30);
+/// Nothing from the viewer for this long (two pings unanswered): it is gone.
+pub const SILENCE: Duration = Duration::from_secs(75);
 /// A viewer that takes longer than this to take a frame is let go.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -108,8 +111,16 @@ async fn close(socket: &mut WebSocket, reason: &'static str) {
     let _ = send(socket, Message::Close(Some(frame))).await;
 }
 
-/// Serves one viewer of room `name` until either side goes away.
-pub async fn serve(chat: Chat, name: String, client: String, mut socket: WebSocket) {
+/// Serves one viewer of room `name` until either side goes away; `seat` is its place
+/// among the chats' viewers, given back when it leaves.
+pub async fn serve(
+    chat: Chat,
+    name: String,
+    client: String,
+    mut socket: WebSocket,
+    seat: tokio::sync::OwnedSemaphorePermit,
+) {
+    let _seat = seat;
     let Ok(super::Joined {
         history,
         mut events,
@@ -127,25 +138,22 @@ pub async fn serve(chat: Chat, name: String, client: String, mut socket: WebSock
     if !send(&mut socket, Message::Text(hello.to_string().into())).await {
         return;
     }
-    let mut limiter = Limiter::new();
     let mut ping = tokio::time::interval(PING);
     ping.tick().await;
+    let mut heard = Instant::now();
     loop {
         tokio::select! {
             incoming = socket.recv() => {
+                heard = Instant::now();
                 let text = match incoming {
-                    Some(Ok(Message::Text(t))) => t,
-                    Some(Ok(Message::Binary(_))) => {
-                        if !send(&mut socket, refused("messages are JSON text")).await {
-                            break;
-                        }
-                        continue;
-                    }
+                    Some(Ok(Message::Text(t))) => Some(t),
+                    // Counted like a message: binary frames are no way around the limit.
+                    Some(Ok(Message::Binary(_))) => None,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     // Closed, reset, or a frame over the limit.
                     _ => break,
                 };
-                match limiter.check(Instant::now()) {
+                match chat.limit(&client) {
                     Verdict::Pass => {}
                     Verdict::Refuse => {
                         if !send(&mut socket, refused(&Refusal::TooFast.to_string())).await {
@@ -160,6 +168,12 @@ pub async fn serve(chat: Chat, name: String, client: String, mut socket: WebSock
                         break;
                     }
                 }
+                let Some(text) = text else {
+                    if !send(&mut socket, refused("messages are JSON text")).await {
+                        break;
+                    }
+                    continue;
+                };
                 let Ok(said) = serde_json::from_str::<Said>(&text) else {
                     if !send(&mut socket, refused("expected {\"nick\": \"…\", \"text\": \"…\"}")).await {
                         break;
@@ -196,6 +210,9 @@ pub async fn serve(chat: Chat, name: String, client: String, mut socket: WebSock
                 Err(RecvError::Closed) => break,
             },
             _ = ping.tick() => {
+                if heard.elapsed() >= SILENCE {
+                    break;
+                }
                 if !send(&mut socket, Message::Ping(Default::default())).await {
                     break;
                 }

@@ -25,11 +25,15 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::costs::{Meter, Role};
 
-/// Sources connected at once (each runs an ffmpeg and a push).
+/// Sources live at once (each runs an ffmpeg and a push).
 const MAX_SOURCES: usize = 16;
+/// Connections not yet past their key, in all and from one address: idle sockets cannot
+/// keep a DJ out.
+const MAX_PENDING: usize = 64;
+const MAX_PENDING_PER_ADDRESS: usize = 4;
 /// The request head: at most this long, within this time.
 const MAX_HEAD: usize = 16 * 1024;
-const HEAD_WITHIN: Duration = Duration::from_secs(10);
+const HEAD_WITHIN: Duration = Duration::from_secs(5);
 /// A source that sends nothing for this long is gone.
 const SOURCE_IDLE: Duration = Duration::from_secs(20);
 /// The AAC the stream carries.
@@ -56,9 +60,45 @@ pub async fn bind(config: &Config) -> Option<TcpListener> {
     }
 }
 
+/// Connections not yet past their key, by address.
+#[derive(Clone, Default)]
+struct Pending(Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>);
+
+/// A connection counted in [`Pending`] until it is dropped.
+struct PendingSeat(Pending, std::net::IpAddr);
+
+impl Pending {
+    fn seat(&self, ip: std::net::IpAddr) -> Option<PendingSeat> {
+        let mut all = self.0.lock().expect("not poisoned");
+        let total: usize = all.values().sum();
+        let mine = all.entry(ip).or_default();
+        if total >= MAX_PENDING || *mine >= MAX_PENDING_PER_ADDRESS {
+            if *mine == 0 {
+                all.remove(&ip);
+            }
+            return None;
+        }
+        *mine += 1;
+        Some(PendingSeat(self.clone(), ip))
+    }
+}
+
+impl Drop for PendingSeat {
+    fn drop(&mut self) {
+        let mut all = self.0 .0.lock().expect("not poisoned");
+        if let Some(n) = all.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                all.remove(&self.1);
+            }
+        }
+    }
+}
+
 /// Takes sources until `stop`.
 pub async fn serve(config: Config, listener: TcpListener, stop: CancellationToken) {
     let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SOURCES));
+    let pending = Pending::default();
     loop {
         let (socket, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -71,18 +111,14 @@ pub async fn serve(config: Config, listener: TcpListener, stop: CancellationToke
             },
             _ = stop.cancelled() => return,
         };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            // Busy: a plain refusal, read by no one.
-            let mut socket = socket;
-            tokio::spawn(async move {
-                let _ = answer(&mut socket, 503, "Too many sources").await;
-            });
+        let Some(seat) = pending.seat(peer.ip().to_canonical()) else {
+            // Too many connections waiting: closed at once, read by no one.
+            drop(socket);
             continue;
         };
-        let (config, stop) = (config.clone(), stop.clone());
+        let (config, stop, slots) = (config.clone(), stop.clone(), slots.clone());
         tokio::spawn(async move {
-            source(&config, socket, peer, &stop).await;
-            drop(permit);
+            source(&config, socket, peer, seat, &slots, &stop).await;
         });
     }
 }
@@ -243,10 +279,14 @@ async fn check(config: &Config, req: &Request, peer: SocketAddr) -> Result<(), R
 }
 
 /// One source connection, from its request to its end.
+/// (`seat` counts it as waiting until its key is accepted; then one of `slots` is its
+/// while it is live.)
 async fn source(
     config: &Config,
     mut socket: TcpStream,
     peer: SocketAddr,
+    seat: PendingSeat,
+    slots: &Arc<tokio::sync::Semaphore>,
     stop: &CancellationToken,
 ) {
     let Some((head, rest)) = read_head(&mut socket).await else {
@@ -270,6 +310,11 @@ async fn source(
         let _ = answer(&mut socket, status, reason).await;
         return;
     }
+    let Ok(_live) = slots.clone().try_acquire_owned() else {
+        let _ = answer(&mut socket, 503, "Too many sources").await;
+        return;
+    };
+    drop(seat);
     let ok: &[u8] = if req.expect_continue {
         b"HTTP/1.1 100 Continue\r\n\r\n"
     } else {
@@ -353,12 +398,17 @@ async fn publish(
         let dir = config.layout().live().join(name);
         tokio::spawn(super::keep_title(dir, t, titled.clone()))
     });
+    // Whether this source's publish went live: only then is the title file its to remove.
+    let went_live = std::sync::atomic::AtomicBool::new(false);
     let watch = async {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 line = push_out.next_line() => match line {
-                    Ok(Some(l)) if l == "publishing" => tracing::info!("icecast: \"{name}\" is live"),
+                    Ok(Some(l)) if l == "publishing" => {
+                        went_live.store(true, std::sync::atomic::Ordering::Relaxed);
+                        tracing::info!("icecast: \"{name}\" is live");
+                    }
                     Ok(Some(_)) => {}
                     _ => return,
                 },
@@ -374,13 +424,15 @@ async fn publish(
     if let Some(t) = title {
         let _ = t.await;
     }
-    let _ = std::fs::remove_file(
-        config
-            .layout()
-            .live()
-            .join(name)
-            .join(streamedge_formats::layout::LIVE_TITLE),
-    );
+    if went_live.load(std::sync::atomic::Ordering::Relaxed) {
+        let _ = std::fs::remove_file(
+            config
+                .layout()
+                .live()
+                .join(name)
+                .join(streamedge_formats::layout::LIVE_TITLE),
+        );
+    }
     // ffmpeg has had its input's end; push has had ffmpeg's. Each gets a moment to finish.
     let ff_status = tokio::time::timeout(Duration::from_secs(5), ffmpeg.wait()).await;
     let push_status = tokio::time::timeout(Duration::from_secs(5), push.wait()).await;
@@ -495,6 +547,21 @@ mod tests {
                 .secret,
             "x:y"
         );
+    }
+
+    #[test]
+    fn waiting_connections_are_capped_per_address_and_in_all() {
+        let pending = Pending::default();
+        let ip = |n: u8| std::net::IpAddr::from([192, 0, 2, n]);
+        let mine: Vec<_> = (0..10).filter_map(|_| pending.seat(ip(1))).collect();
+        assert_eq!(mine.len(), MAX_PENDING_PER_ADDRESS);
+        // Another address still gets in; a seat given back is free again.
+        assert!(pending.seat(ip(2)).is_some());
+        drop(mine);
+        assert!(pending.seat(ip(1)).is_some());
+        let many: Vec<_> = (0..=255u8).filter_map(|n| pending.seat(ip(n))).collect();
+        assert_eq!(many.len(), MAX_PENDING);
+        assert!(pending.0.lock().unwrap().len() <= MAX_PENDING);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! reports how many it serves, every two seconds (`streamedge_listeners`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,39 +27,68 @@ const BACKLOG: usize = 1024;
 /// How long a station waits for a listener after the last one left.
 const LINGER: Duration = Duration::from_secs(5);
 const REPORT_EVERY: Duration = Duration::from_secs(2);
+/// Listeners of all streams at once; more are told to come back later.
+pub const MAX_LISTENERS: u32 = 10_000;
+
+/// One station's counts, shared with its listeners: each leaves its own station, even when
+/// a newer one has taken the name meanwhile.
+#[derive(Default)]
+struct Counts {
+    listeners: AtomicU32,
+    /// Joined since the last report to the module.
+    joined: AtomicU32,
+}
 
 struct Station {
     frames: broadcast::Sender<Bytes>,
-    listeners: u32,
-    /// Listeners this broadcast, for the module's total.
-    total: u32,
+    counts: Arc<Counts>,
     stop: CancellationToken,
 }
 
 /// Every stream with listeners.
 #[derive(Clone, Default)]
-pub struct Stations(Arc<Mutex<HashMap<String, Station>>>);
+pub struct Stations {
+    all: Arc<Mutex<HashMap<String, Station>>>,
+    everyone: Arc<AtomicU32>,
+}
 
 /// A listener; its drop is its leaving.
 pub struct Listener {
-    stations: Stations,
-    name: String,
+    counts: Arc<Counts>,
+    everyone: Arc<AtomicU32>,
     pub frames: broadcast::Receiver<Bytes>,
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        let mut all = self.stations.0.lock().expect("not poisoned");
-        if let Some(s) = all.get_mut(&self.name) {
-            s.listeners = s.listeners.saturating_sub(1);
-        }
+        self.counts.listeners.fetch_sub(1, Ordering::Relaxed);
+        self.everyone.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Why there is no listener.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoListener {
+    NotLive,
+    Full,
 }
 
 impl Stations {
     /// A new listener of stream `name`, whose feed must be there (it is live).
-    pub fn listen(&self, feeds: &Feeds, name: &str) -> Option<Listener> {
-        let mut all = self.0.lock().expect("not poisoned");
+    pub fn listen(&self, feeds: &Feeds, name: &str) -> Result<Listener, NoListener> {
+        if self.everyone.fetch_add(1, Ordering::Relaxed) >= MAX_LISTENERS {
+            self.everyone.fetch_sub(1, Ordering::Relaxed);
+            return Err(NoListener::Full);
+        }
+        let listener = self.join(feeds, name);
+        if listener.is_none() {
+            self.everyone.fetch_sub(1, Ordering::Relaxed);
+        }
+        listener.ok_or(NoListener::NotLive)
+    }
+
+    fn join(&self, feeds: &Feeds, name: &str) -> Option<Listener> {
+        let mut all = self.all.lock().expect("not poisoned");
         let gone = all.get(name).is_some_and(|s| s.stop.is_cancelled());
         if gone {
             all.remove(name);
@@ -78,50 +108,53 @@ impl Stations {
                 name.to_string(),
                 Station {
                     frames,
-                    listeners: 0,
-                    total: 0,
+                    counts: Arc::default(),
                     stop,
                 },
             );
         }
-        let s = all.get_mut(name).expect("inserted above");
-        s.listeners += 1;
-        s.total += 1;
+        let s = all.get(name).expect("inserted above");
+        s.counts.listeners.fetch_add(1, Ordering::Relaxed);
+        s.counts.joined.fetch_add(1, Ordering::Relaxed);
         Some(Listener {
-            stations: self.clone(),
-            name: name.to_string(),
+            counts: s.counts.clone(),
+            everyone: self.everyone.clone(),
             frames: s.frames.subscribe(),
         })
     }
 
     fn listeners(&self, name: &str) -> u32 {
-        self.0
+        self.all
             .lock()
             .expect("not poisoned")
             .get(name)
-            .map_or(0, |s| s.listeners)
+            .map_or(0, |s| s.counts.listeners.load(Ordering::Relaxed))
     }
 
     /// Until `stop`: tells the module how many listen to each stream.
     pub async fn report(self, config: Config, stop: CancellationToken) {
         let http = reqwest::Client::new();
-        // Streams reported with listeners, to report them once more at 0 when they are gone.
-        let mut reported: HashMap<String, u32> = HashMap::new();
+        // Streams reported, to report them once more at 0 when their station is gone.
+        let mut reported: std::collections::HashSet<String> = Default::default();
         loop {
             let now: Vec<(String, u32, u32)> = {
-                let all = self.0.lock().expect("not poisoned");
+                let all = self.all.lock().expect("not poisoned");
                 all.iter()
-                    .map(|(n, s)| (n.clone(), s.listeners, s.total))
+                    .map(|(n, s)| {
+                        let c = &s.counts;
+                        let joined = c.joined.swap(0, Ordering::Relaxed);
+                        (n.clone(), c.listeners.load(Ordering::Relaxed), joined)
+                    })
                     .collect()
             };
-            let mut next = HashMap::new();
-            for (name, listeners, total) in now {
-                next.insert(name.clone(), total);
-                post(&http, &config, &name, listeners, total).await;
+            let mut next = std::collections::HashSet::new();
+            for (name, listeners, joined) in now {
+                next.insert(name.clone());
+                post(&http, &config, &name, listeners, joined).await;
             }
-            for (name, total) in reported.drain() {
-                if !next.contains_key(&name) {
-                    post(&http, &config, &name, 0, total).await;
+            for name in reported.drain() {
+                if !next.contains(&name) {
+                    post(&http, &config, &name, 0, 0).await;
                 }
             }
             reported = next;
@@ -133,9 +166,9 @@ impl Stations {
     }
 }
 
-async fn post(http: &reqwest::Client, config: &Config, name: &str, now: u32, total: u32) {
+async fn post(http: &reqwest::Client, config: &Config, name: &str, now: u32, joined: u32) {
     let url = format!(
-        "{}/api/listeners?name={name}&now={now}&total={total}",
+        "{}/api/listeners?name={name}&now={now}&joined={joined}",
         config.internal_http()
     );
     // A stream that ended is a 404: nothing to count any more.
@@ -158,7 +191,7 @@ async fn run(
     }
     // Listeners see the end of the stream.
     drop(frames);
-    let mut all = stations.0.lock().expect("not poisoned");
+    let mut all = stations.all.lock().expect("not poisoned");
     if all.get(&name).is_some_and(|s| s.stop.is_cancelled()) {
         all.remove(&name);
     }
