@@ -113,8 +113,13 @@ ngx::http_request_handler!(like_handler, |r: &mut Request| {
     if let Err(status) = post_only(r) {
         return status;
     }
-    // Another site's page does not like streams in its visitors' names.
-    if !streamedge_policy::origin::same_origin(header(r, b"origin"), header(r, b"host")) {
+    // Another site's page does not like streams in its visitors' names. The host is the one
+    // nginx settled on, from `Host` or HTTP/2's `:authority`.
+    let raw: *mut ngx_http_request_t = (&mut *r).into();
+    // SAFETY: the request's `headers_in.server` is set by nginx while reading the request.
+    let server = unsafe { (*raw).headers_in.server };
+    let host = (server.len > 0).then(|| server.as_bytes());
+    if !streamedge_policy::origin::same_origin(header(r, b"origin"), host) {
         return send(
             r,
             403,

@@ -97,18 +97,19 @@ impl Stations {
             feeds.read(name)?;
             let (frames, _) = broadcast::channel(BACKLOG);
             let stop = CancellationToken::new();
+            let counts = Arc::<Counts>::default();
             tokio::spawn(run(
                 feeds.clone(),
                 self.clone(),
                 name.to_string(),
-                frames.clone(),
+                (frames.clone(), counts.clone()),
                 stop.clone(),
             ));
             all.insert(
                 name.to_string(),
                 Station {
                     frames,
-                    counts: Arc::default(),
+                    counts,
                     stop,
                 },
             );
@@ -121,14 +122,6 @@ impl Stations {
             everyone: self.everyone.clone(),
             frames: s.frames.subscribe(),
         })
-    }
-
-    fn listeners(&self, name: &str) -> u32 {
-        self.all
-            .lock()
-            .expect("not poisoned")
-            .get(name)
-            .map_or(0, |s| s.counts.listeners.load(Ordering::Relaxed))
     }
 
     /// Until `stop`: tells the module how many listen to each stream.
@@ -181,10 +174,10 @@ async fn run(
     feeds: Feeds,
     stations: Stations,
     name: String,
-    frames: broadcast::Sender<Bytes>,
+    (frames, counts): (broadcast::Sender<Bytes>, Arc<Counts>),
     stop: CancellationToken,
 ) {
-    let result = station(&feeds, &stations, &name, &frames, &stop).await;
+    let result = station(&feeds, &counts, &name, &frames, &stop).await;
     stop.cancel();
     if let Err(e) = result {
         tracing::warn!("listen \"{name}\": {e}");
@@ -199,7 +192,7 @@ async fn run(
 
 async fn station(
     feeds: &Feeds,
-    stations: &Stations,
+    counts: &Counts,
     name: &str,
     frames: &broadcast::Sender<Bytes>,
     stop: &CancellationToken,
@@ -245,7 +238,8 @@ async fn station(
             },
             _ = tick.tick() => {
                 meter.sample();
-                if stations.listeners(name) == 0 {
+                // Its own listeners: a newer station may have the name by now.
+                if counts.listeners.load(Ordering::Relaxed) == 0 {
                     let since = *idle_since.get_or_insert_with(tokio::time::Instant::now);
                     if since.elapsed() >= LINGER {
                         break "no one listens";
