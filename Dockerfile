@@ -25,7 +25,8 @@ RUN mkdir -p /data && chown streamedge:streamedge /data
 # nginx listens on unprivileged ports, so nothing here needs root.
 USER streamedge
 VOLUME /data
-EXPOSE 8080 4433 1935
+# 8000: Icecast sources from DJ software (ports.icecast).
+EXPOSE 8080 4433 1935 8000
 ENV STREAMEDGE_CONFIG=/data/streamedge.toml
 HEALTHCHECK --interval=30s --timeout=5s CMD ["streamedge", "status"]
 ENTRYPOINT ["streamedge-entrypoint"]
