@@ -28,7 +28,8 @@ pub const SILENCE: Duration = Duration::from_secs(75);
 /// A viewer that takes longer than this to take a frame is let go.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A token bucket per connection, with strikes for refusals.
+/// A token bucket with strikes for refusals: one per client (`Chat::limit`), over all its
+/// connections.
 pub struct Limiter {
     /// When the bucket is next full, as a time its backlog drains by.
     free_at: Option<Instant>,
