@@ -180,6 +180,19 @@ fn verify(cb: &Callback<'_>, set: &Settings<'_>) -> Verdict {
     }
 }
 
+/// A publish or source (`what`) refused, 403, with why in the log; the name as printable
+/// text (it may be anything a key would not match).
+fn refused(cb: &Callback<'_>, what: &str, why: &str) -> Decision {
+    Decision::new(403).log(
+        Level::Warn,
+        format!(
+            "{what} refused for \"{}\" from {}: {why}",
+            printable(cb.name.as_bytes(), 64),
+            cb.addr
+        ),
+    )
+}
+
 /// A source publishing through the sidecar: its key is checked and a wrong one counted as
 /// for a publish, but nothing is recorded: the sidecar's own publish that follows is.
 fn check_publish(
@@ -189,13 +202,7 @@ fn check_publish(
     set: &Settings<'_>,
 ) -> Decision {
     if set.keys.is_none() {
-        return Decision::new(403).log(
-            Level::Warn,
-            format!(
-                "source refused for \"{}\" from {}: no usable keys file",
-                cb.name, cb.addr
-            ),
-        );
+        return refused(cb, "source", "no usable keys file");
     }
     match verify(cb, set) {
         Verdict::Accepted => {
@@ -203,30 +210,17 @@ fn check_publish(
                 crate::registry::lookup(registry.slots, registry.seed, name.as_str(), &set.now)
                     .is_some_and(|k| k.live);
             if live {
-                return Decision::new(409).log(
-                    Level::Warn,
-                    format!(
-                        "source refused for \"{}\" from {}: already publishing",
-                        cb.name, cb.addr
-                    ),
-                );
+                return Decision {
+                    status: 409,
+                    ..refused(cb, "source", "already publishing")
+                };
             }
             Decision::new(200).log(
                 Level::Notice,
                 format!("source accepted for \"{}\" from {}", cb.name, cb.addr),
             )
         }
-        v => Decision::new(403)
-            .log(
-                Level::Warn,
-                format!(
-                    "source refused for \"{}\" from {}: {}",
-                    printable(cb.name.as_bytes(), 64),
-                    cb.addr,
-                    v.reason()
-                ),
-            )
-            .failed(),
+        v => refused(cb, "source", v.reason()).failed(),
     }
 }
 
@@ -238,13 +232,7 @@ fn publish(
 ) -> Decision {
     if set.keys.is_none() {
         // Not the publisher's fault: refused, but not counted towards a ban.
-        return Decision::new(403).log(
-            Level::Warn,
-            format!(
-                "publish refused for \"{}\" from {}: no usable keys file",
-                cb.name, cb.addr
-            ),
-        );
+        return refused(cb, "publish", "no usable keys file");
     }
     match verify(cb, set) {
         Verdict::Accepted => match registry.publish(
@@ -253,13 +241,10 @@ fn publish(
             is_private(cb, set) == Some(true),
             &set.now,
         ) {
-            Publish::Busy => Decision::new(409).log(
-                Level::Warn,
-                format!(
-                    "publish refused for \"{}\" from {}: already publishing",
-                    cb.name, cb.addr
-                ),
-            ),
+            Publish::Busy => Decision {
+                status: 409,
+                ..refused(cb, "publish", "already publishing")
+            },
             p => {
                 let d = Decision::new(200).log(
                     Level::Notice,
@@ -277,17 +262,7 @@ fn publish(
                 }
             }
         },
-        v => Decision::new(403)
-            .log(
-                Level::Warn,
-                format!(
-                    "publish refused for \"{}\" from {}: {}",
-                    printable(cb.name.as_bytes(), 64),
-                    cb.addr,
-                    v.reason()
-                ),
-            )
-            .failed(),
+        v => refused(cb, "publish", v.reason()).failed(),
     }
 }
 

@@ -760,12 +760,7 @@ async fn listen(
     }
     // Private streams play only through signed links: not here.
     let public = crate::keys::load(&api.config.layout().keys_file())
-        .ok()
-        .and_then(|f| {
-            f.get(&name)
-                .map(|k| !k.private && k.state == streamedge_formats::keys::KeyState::Active)
-        })
-        .unwrap_or(false);
+        .is_ok_and(|f| crate::keys::is_public(&f, &name));
     if !public || !api.feeds.contains(&name) {
         return missing().into_response();
     }

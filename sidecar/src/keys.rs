@@ -45,6 +45,13 @@ fn lock(config: &Config) -> Result<Locked> {
     })
 }
 
+/// Whether `name` is a public stream with an active key in `file`: what has a chat, likes
+/// and `/listen/`.
+pub fn is_public(file: &KeyFile, name: &str) -> bool {
+    file.get(name)
+        .is_some_and(|k| !k.private && k.state == streamedge_formats::keys::KeyState::Active)
+}
+
 /// Reads the keys file; a missing file is an empty one.
 pub fn load(path: &Path) -> Result<KeyFile> {
     match std::fs::read_to_string(path) {

@@ -177,6 +177,15 @@ pub async fn stop_group(
     in_time
 }
 
+/// The last line of a program's stderr that says something, without the program's own
+/// name (`streamedge: `); `None` when it said nothing.
+pub fn last_words(tail: &str) -> Option<String> {
+    tail.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().trim_start_matches("streamedge: ").to_string())
+}
+
 /// The path of this program, for the helpers it runs as itself (`streamedge push`).
 pub fn own_binary() -> std::path::PathBuf {
     std::env::current_exe().unwrap_or_else(|_| std::path::PathBuf::from("streamedge"))

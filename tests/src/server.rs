@@ -377,6 +377,16 @@ impl Server {
             .collect()
     }
 
+    /// The entry of `name` in `/api/streams` as viewers get it through nginx (`null` if not
+    /// listed).
+    pub fn stream_entry(&self, name: &str) -> Value {
+        let (status, list) = self.api("GET", "/api/streams", None, false);
+        assert_eq!(status, 200);
+        list.as_array()
+            .and_then(|l| l.iter().find(|e| e["name"] == name).cloned())
+            .unwrap_or(Value::Null)
+    }
+
     pub fn is_live(&self, name: &str) -> bool {
         self.streams().iter().any(|(n, live)| n == name && *live)
     }

@@ -78,16 +78,6 @@ fn plays_audio_only(s: &Server, name: &str) {
     );
 }
 
-fn stream_entry(s: &Server, name: &str) -> Value {
-    let (_, list) = s.api("GET", "/api/streams", None, false);
-    list.as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == name)
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
 #[test]
 fn an_icecast_source_goes_live_with_audio_only_and_wrong_keys_are_banned() {
     let s = Server::start(Options {
@@ -101,18 +91,10 @@ fn an_icecast_source_goes_live_with_audio_only_and_wrong_keys_are_banned() {
     let dj = source(&s, "dj", &right, 120);
     s.wait_live("dj", true);
     plays_audio_only(&s, "dj");
-    let (_, list) = s.api("GET", "/api/streams", None, false);
-    let entry: &Value = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "dj")
-        .unwrap();
+    assert_eq!(s.stream_entry("dj")["live"], true);
     wait_for("the title", Duration::from_secs(20), || {
-        let (_, list) = s.api("GET", "/api/streams", None, false);
-        (list[0]["title"] == "Friday Mix").then_some(())
+        (s.stream_entry("dj")["title"] == "Friday Mix").then_some(())
     });
-    assert_eq!(entry["live"], true);
     // A second source for the same mount is turned away while the first plays.
     let (ok, err) = ended(source(&s, "dj", &right, 5));
     assert!(!ok && err.contains("403"), "{err}");
@@ -126,7 +108,7 @@ fn an_icecast_source_goes_live_with_audio_only_and_wrong_keys_are_banned() {
     assert_eq!(mentioning, Vec::<String>::new());
 
     // Radio apps and VLC listen at /listen/NAME: AAC frames, from the first byte.
-    let total = |s: &Server| stream_entry(s, "dj")["audience"]["total"].as_u64().unwrap();
+    let total = |s: &Server| s.stream_entry("dj")["audience"]["total"].as_u64().unwrap();
     let before = total(&s);
     let mut radio = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -163,13 +145,13 @@ fn an_icecast_source_goes_live_with_audio_only_and_wrong_keys_are_banned() {
     wait_for("the listener counted", Duration::from_secs(10), || {
         (total(&s) == before + 1).then_some(())
     });
-    let listening = stream_entry(&s, "dj")["audience"]["viewers"]
+    let listening = s.stream_entry("dj")["audience"]["viewers"]
         .as_u64()
         .unwrap();
     assert!(listening >= 1);
     drop(radio);
     wait_for("the listener gone", Duration::from_secs(10), || {
-        (stream_entry(&s, "dj")["audience"]["viewers"]
+        (s.stream_entry("dj")["audience"]["viewers"]
             .as_u64()
             .unwrap()
             < listening)

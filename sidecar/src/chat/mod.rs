@@ -208,10 +208,10 @@ impl Chat {
 
     /// Whether `name` is a public stream with an active key now.
     fn is_public(&self, name: &str) -> Result<bool, Error> {
-        let keys = crate::keys::load(&self.0.keys_file)?;
-        Ok(keys
-            .get(name)
-            .is_some_and(|k| !k.private && k.state == streamedge_formats::keys::KeyState::Active))
+        Ok(crate::keys::is_public(
+            &crate::keys::load(&self.0.keys_file)?,
+            name,
+        ))
     }
 
     /// Runs `f` on room `name`, opened from its file the first time. Only public names
@@ -454,9 +454,7 @@ impl Chat {
         let keys = crate::keys::load(&self.0.keys_file).unwrap_or_default();
         let mut rooms = self.0.rooms.lock().expect("not poisoned");
         for (name, room) in rooms.iter_mut() {
-            let public = keys.get(name).is_some_and(|k| {
-                !k.private && k.state == streamedge_formats::keys::KeyState::Active
-            });
+            let public = crate::keys::is_public(&keys, name);
             if room.events.receiver_count() == 0 || !public {
                 continue;
             }

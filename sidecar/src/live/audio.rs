@@ -74,7 +74,7 @@ pub async fn keep(config: &Config, feeds: &Feeds, name: &str, stop: &Cancellatio
                     "live \"{name}\": the audio rendition stopped: {e}; again in {}s",
                     backoff.as_secs()
                 );
-                remove_master(&dir);
+                super::ladder::remove_master(&dir);
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = tokio::time::sleep(backoff) => {}
@@ -83,11 +83,7 @@ pub async fn keep(config: &Config, feeds: &Feeds, name: &str, stop: &Cancellatio
             }
         }
     }
-    remove_master(&dir);
-}
-
-fn remove_master(dir: &Path) {
-    let _ = std::fs::remove_file(dir.join(LIVE_MASTER));
+    super::ladder::remove_master(&dir);
 }
 
 async fn run(
@@ -145,7 +141,9 @@ async fn run(
     match exit {
         // The feed ended: so did the broadcast.
         Exit::Success | Exit::Cancelled => Ok(()),
-        Exit::Failed(tail) => Err(tail.lines().last().unwrap_or("ffmpeg failed").to_string()),
+        Exit::Failed(tail) => {
+            Err(crate::proc::last_words(&tail).unwrap_or_else(|| "ffmpeg failed".into()))
+        }
     }
 }
 

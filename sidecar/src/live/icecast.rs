@@ -443,12 +443,7 @@ async fn publish(
     let (ff_failed, push_failed) = (failed(&ff_status), failed(&push_status));
     a.finish(if ff_failed { "failed" } else { "done" });
     b.finish(if push_failed { "failed" } else { "done" });
-    let last = |tail: String| {
-        tail.lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.trim().trim_start_matches("streamedge: ").to_string())
-    };
+    let last = |tail: String| crate::proc::last_words(&tail);
     if push_failed {
         if let Some(l) = last(push_err.await.unwrap_or_default()) {
             return Err(l);

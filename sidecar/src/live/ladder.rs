@@ -157,7 +157,8 @@ pub async fn supervise(
     remove_master(&dir);
 }
 
-fn remove_master(dir: &Path) {
+/// Removes a stream's master playlist (players fall back to the source), if it is there.
+pub(super) fn remove_master(dir: &Path) {
     match std::fs::remove_file(dir.join(LIVE_MASTER)) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

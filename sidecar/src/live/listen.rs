@@ -259,8 +259,8 @@ async fn station(
     tracing::debug!("listen \"{name}\": {ended}");
     if failed {
         let tail = stderr.await.unwrap_or_default();
-        if let Some(last) = tail.lines().rev().find(|l| !l.trim().is_empty()) {
-            return Err(format!("ffmpeg: {}", last.trim()));
+        if let Some(last) = crate::proc::last_words(&tail) {
+            return Err(format!("ffmpeg: {last}"));
         }
     }
     Ok(())

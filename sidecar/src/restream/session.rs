@@ -790,12 +790,7 @@ pub(super) fn kbps(last: Option<(Instant, u64)>, now: Instant, bytes: u64) -> Op
 
 /// The reason in a push's stderr: its last line, without the program's name.
 pub(super) fn last_line(tail: &str) -> String {
-    let line = tail
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("it stopped");
-    line.trim().trim_start_matches("streamedge: ").to_string()
+    crate::proc::last_words(tail).unwrap_or_else(|| "it stopped".into())
 }
 
 #[cfg(test)]
