@@ -153,6 +153,12 @@ impl Layout {
         self.ddns().join("state.json")
     }
 
+    /// The Telegram bot's state: the last update it took, and the progress messages it
+    /// edits.
+    pub fn telegram_state(&self) -> PathBuf {
+        self.root.join("telegram/state.json")
+    }
+
     /// Scratch space: jobs and imports work here and move finished items into `vod/`.
     pub fn work(&self) -> PathBuf {
         self.root.join(".work")

@@ -34,6 +34,9 @@ pub struct Config {
     pub restream: Restream,
     #[serde(default)]
     pub fetch: Fetch,
+    /// The Telegram bot that fills the library from a phone; absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub telegram: Option<Telegram>,
     #[serde(default)]
     pub api: Api,
     #[serde(default)]
@@ -433,6 +436,104 @@ impl Ddns {
     }
 }
 
+/// How long a signed link works unless asked otherwise (`streamedge sign --ttl`'s default).
+pub const DEFAULT_LINK_TTL: Duration = Duration::from_secs(3600);
+
+/// The Telegram bot: `/dv URL` and `/da URL` from a phone become fetch jobs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Telegram {
+    /// A file (mode 0600) holding the token @BotFather gave.
+    pub token_file: Option<PathBuf>,
+    /// Telegram user ids that may use the bot; everyone else is refused.
+    pub allow: Vec<u64>,
+    /// The Bot API's address.
+    pub api_base: String,
+    /// How long one `getUpdates` waits for a message (long polling).
+    #[serde(with = "humantime_serde")]
+    pub poll_timeout: Duration,
+    /// A job's progress message is edited at most this often.
+    #[serde(with = "humantime_serde")]
+    pub progress_every: Duration,
+    /// How long the links the bot hands out for private items and streams work.
+    #[serde(with = "humantime_serde")]
+    pub link_ttl: Duration,
+}
+
+impl Default for Telegram {
+    fn default() -> Self {
+        Telegram {
+            token_file: None,
+            allow: Vec::new(),
+            api_base: "https://api.telegram.org".into(),
+            poll_timeout: Duration::from_secs(30),
+            progress_every: Duration::from_secs(3),
+            link_ttl: DEFAULT_LINK_TTL,
+        }
+    }
+}
+
+impl Telegram {
+    /// The bot token, from its file.
+    pub fn token(&self) -> Result<String> {
+        let Some(f) = &self.token_file else {
+            bail!("telegram.token_file is not set");
+        };
+        let token = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read telegram.token_file {}", f.display()))?;
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(f)?.permissions());
+        if mode & 0o077 != 0 {
+            bail!(
+                "telegram.token_file {} may be read by others (mode {:o}): chmod 600 {0}",
+                f.display(),
+                mode & 0o777
+            );
+        }
+        let token = token.trim();
+        // "123456:ABC-DEF…": it becomes part of every request's path.
+        let valid = token.split_once(':').is_some_and(|(id, secret)| {
+            !id.is_empty()
+                && id.bytes().all(|c| c.is_ascii_digit())
+                && !secret.is_empty()
+                && secret
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+        });
+        if !valid {
+            bail!(
+                "telegram.token_file {} does not hold a bot token (\"123456:ABC-DEF…\", as @BotFather gives it)",
+                f.display()
+            );
+        }
+        Ok(token.to_string())
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.token_file.is_none() {
+            bail!("telegram.token_file is not set: a file (mode 0600) with the bot's token");
+        }
+        if self.allow.is_empty() {
+            bail!(
+                "telegram.allow is empty: add your Telegram user id (the bot tells it to \
+                 anyone it refuses)"
+            );
+        }
+        if !self.api_base.starts_with("http://") && !self.api_base.starts_with("https://") {
+            bail!(
+                "telegram.api_base \"{}\" must be an http:// or https:// URL",
+                self.api_base
+            );
+        }
+        if self.poll_timeout.is_zero() || self.poll_timeout > Duration::from_secs(600) {
+            bail!("telegram.poll_timeout must be between 1s and 10m");
+        }
+        if self.link_ttl.is_zero() {
+            bail!("telegram.link_ttl must be longer than 0s");
+        }
+        Ok(())
+    }
+}
+
 /// How publishers are checked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -676,6 +777,7 @@ impl Config {
         .chain(self.restream.ca_file.as_mut())
         .chain(self.fetch.ytdlp.as_mut())
         .chain(self.ddns.as_mut().and_then(|d| d.api_key_file.as_mut()))
+        .chain(self.telegram.as_mut().and_then(|t| t.token_file.as_mut()))
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -729,6 +831,9 @@ impl Config {
         self.acme.check()?;
         if let Some(d) = &self.ddns {
             d.check()?;
+        }
+        if let Some(t) = &self.telegram {
+            t.check()?;
         }
         self.check_nginx_values()?;
         if self.public_host.is_empty() || self.public_host.contains(['/', ' ', '?', '#']) {
@@ -1025,5 +1130,43 @@ mod tests {
         let c = Config::load(&p).unwrap();
         assert_eq!(c.rtmp_url(), "rtmp://[::1]:1935/live");
         assert_eq!(c.local_http(), "http://[::1]:81");
+    }
+
+    #[test]
+    fn the_bot_token_is_read_from_a_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bot.token");
+        let t = Telegram {
+            token_file: Some(file.clone()),
+            allow: vec![1],
+            ..Default::default()
+        };
+        let write = |text: &str, mode: u32| {
+            std::fs::write(&file, text).unwrap();
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+        };
+        write("123456:ABC-def_1\n", 0o600);
+        assert_eq!(t.token().unwrap(), "123456:ABC-def_1");
+        write("123456:ABC-def_1\n", 0o644);
+        let e = t.token().unwrap_err().to_string();
+        assert!(e.contains("may be read by others (mode 644)"), "{e}");
+        // Whatever the file holds, it never becomes a path of its own.
+        for bad in ["", "987654", "abc:def", "987654:a/../b", "1:x y"] {
+            write(bad, 0o600);
+            let e = t.token().unwrap_err().to_string();
+            assert!(e.contains("does not hold a bot token"), "{bad:?}: {e}");
+            assert!(bad.is_empty() || !e.contains(bad), "{e}");
+        }
+        assert!(t.check().is_ok());
+        let nobody = Telegram {
+            allow: vec![],
+            ..t.clone()
+        };
+        assert!(nobody
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("telegram.allow is empty"));
     }
 }

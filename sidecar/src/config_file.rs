@@ -63,6 +63,12 @@ const DOCS: &[Doc] = &[
     ("fetch", "min_free_mb", "Free space data_dir keeps, MiB: new jobs are refused (507) with less, and a running job is stopped (its tools ended, its scratch removed) when it falls below.", None),
     ("fetch", "webhook", "URL that receives each job's final JSON (POST); yours, so it may be on your LAN. Default: none.", Some("\"https://example.org/hook\"")),
     ("fetch", "ytdlp", "The yt-dlp to run. Default: the project's virtual environment, else PATH.", Some("\"/opt/streamedge/venv/bin/yt-dlp\"")),
+    ("telegram", "token_file", "A file (mode 0600) holding the bot's token from @BotFather; never logged.", Some("\"telegram-bot.token\"")),
+    ("telegram", "allow", "Telegram user ids that may use the bot (it tells others their id as it refuses them).", Some("[123456789]")),
+    ("telegram", "api_base", "The Telegram Bot API's address.", None),
+    ("telegram", "poll_timeout", "How long one long-polling `getUpdates` waits for messages.", None),
+    ("telegram", "progress_every", "A job's progress message is edited at most this often.", None),
+    ("telegram", "link_ttl", "How long the links the bot gives for private items and streams work.", None),
     ("api", "listen", "The sidecar's control API, on loopback; nginx proxies /api/ to it.", None),
     ("nginx", "supervise", "`streamedge run` starts nginx and keeps it running.", None),
     ("nginx", "binary", "The nginx to run.", None),
@@ -76,7 +82,7 @@ const DOCS: &[Doc] = &[
 ];
 
 const SECTIONS: &[&str] = &[
-    "", "ports", "publish", "acme", "ddns", "live", "restream", "fetch", "api", "nginx",
+    "", "ports", "publish", "acme", "ddns", "live", "restream", "fetch", "telegram", "api", "nginx",
 ];
 
 fn comment(out: &mut String, text: &str, indent: &str) {
@@ -97,7 +103,7 @@ fn comment(out: &mut String, text: &str, indent: &str) {
 
 /// Every section's defaults, as `config.rs` defines them: the only place they are written.
 fn defaults() -> toml::Table {
-    use crate::config::{Acme, Api, Ddns, Fetch, Live, Nginx, Ports, Publish, Restream};
+    use crate::config::{Acme, Api, Ddns, Fetch, Live, Nginx, Ports, Publish, Restream, Telegram};
     fn table<T: serde::Serialize>(v: T) -> toml::Value {
         toml::Value::Table(toml::Table::try_from(v).expect("the defaults serialize"))
     }
@@ -109,13 +115,20 @@ fn defaults() -> toml::Table {
         ("live".to_string(), table(Live::default())),
         ("restream".to_string(), table(Restream::default())),
         ("fetch".to_string(), table(Fetch::default())),
+        ("telegram".to_string(), table(Telegram::default())),
         ("api".to_string(), table(Api::default())),
         ("nginx".to_string(), table(Nginx::default())),
     ])
 }
 
 /// Options a section needs set: their empty defaults are no defaults to show.
-const REQUIRED: &[(&str, &str)] = &[("ddns", "domains")];
+const REQUIRED: &[(&str, &str)] = &[("ddns", "domains"), ("telegram", "allow")];
+
+/// Sections that are off unless written, and how to turn each on.
+const OPTIONAL: &[(&str, &str)] = &[
+    ("ddns", "`streamedge init --ddns-ionos` writes it"),
+    ("telegram", "docs/telegram.md"),
+];
 
 /// The default of `section.key`, if it has one (options without one are unset).
 fn default_of<'a>(defaults: &'a toml::Table, section: &str, key: &str) -> Option<&'a toml::Value> {
@@ -143,9 +156,13 @@ pub fn render(config: &Config) -> String {
         if !section.is_empty() {
             match values {
                 Some(_) => out.push_str(&format!("[{section}]\n")),
-                None => out.push_str(&format!(
-                    "# [{section}]  (off; `streamedge init --ddns-ionos` writes it)\n"
-                )),
+                None => {
+                    let how = OPTIONAL
+                        .iter()
+                        .find(|o| o.0 == *section)
+                        .map_or("", |o| o.1);
+                    out.push_str(&format!("# [{section}]  (off; {how})\n"))
+                }
             }
         }
         for (_, key, text, example) in DOCS.iter().filter(|d| d.0 == *section) {
@@ -153,7 +170,9 @@ pub fn render(config: &Config) -> String {
                 Some(d) => comment(&mut out, &format!("{text} Default {d}."), ""),
                 None => comment(&mut out, text, ""),
             }
-            let default = (*section == "ddns")
+            let default = OPTIONAL
+                .iter()
+                .any(|o| o.0 == *section)
                 .then(|| default_of(&defaults, section, key))
                 .flatten();
             match (values.and_then(|t| t.get(*key)), default) {

@@ -155,6 +155,7 @@ pub fn init(args: &InitArgs) -> Result<Config> {
         live: Default::default(),
         restream: Default::default(),
         fetch: Default::default(),
+        telegram: None,
         api: Default::default(),
         acme: crate::config::Acme {
             domains: args.domain.iter().cloned().collect(),

@@ -10,6 +10,7 @@ const TOP: &[&str] = &[
 ];
 const SERVICES: &[&str] = &[
     "nginx", "certs", "ddns", "fetch", "library", "live", "restream", "keys", "sign", "chat",
+    "telegram",
 ];
 const BASE: &[&str] = &[
     "config",

@@ -23,6 +23,7 @@ mod live;
 mod nginx;
 mod restream;
 mod sign;
+mod telegram;
 // The base: configuration, the data directory, errors, file, process and address helpers.
 mod address;
 mod clock;

@@ -99,6 +99,14 @@ pub async fn run(config: &Config) -> Result<()> {
         relays,
         live.clone(),
     )));
+    // The library from a phone.
+    if config.telegram.is_some() {
+        tasks.push(tokio::spawn(crate::telegram::run(
+            config.clone(),
+            jobs.clone(),
+            live.clone(),
+        )));
+    }
     if config.ddns.is_some() {
         tasks.push(tokio::spawn(crate::ddns::run_loop(config.clone())));
     }

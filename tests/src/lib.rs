@@ -24,6 +24,7 @@ mod public;
 mod publisher;
 mod rtmp_sink;
 mod server;
+mod telegram;
 mod wait;
 
 pub use channel::{LiveChannel, CHANNEL_TITLE};
@@ -47,4 +48,5 @@ pub use public::PublicStandIn;
 pub use publisher::Publisher;
 pub use rtmp_sink::RtmpSink;
 pub use server::{Key, Options, Server};
+pub use telegram::{Call, Sent, TelegramStandin};
 pub use wait::wait_for;
