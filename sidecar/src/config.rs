@@ -527,6 +527,9 @@ impl Telegram {
         if self.poll_timeout.is_zero() || self.poll_timeout > Duration::from_secs(600) {
             bail!("telegram.poll_timeout must be between 1s and 10m");
         }
+        if self.progress_every < Duration::from_secs(1) {
+            bail!("telegram.progress_every must be at least 1s (the Bot API's pace for a chat)");
+        }
         if self.link_ttl.is_zero() {
             bail!("telegram.link_ttl must be longer than 0s");
         }

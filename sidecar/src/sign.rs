@@ -85,6 +85,12 @@ fn scope(path: &str) -> Result<(String, String)> {
     Ok((format!("/{kind}/{name}"), file))
 }
 
+/// The web page playing `path` (`/vod/ID/master.m3u8`, `/live/NAME/`, or a signed path):
+/// the path travels after `#`, so no server log sees it.
+pub fn player(config: &Config, path: &str) -> String {
+    format!("{}/#play={}", config.watch_url(), path.replace('%', "%25"))
+}
+
 pub fn sign(config: &Config, path: &str, ttl: Duration, ip: Option<IpAddr>) -> Result<Signed> {
     let (scope, file) = scope(path)?;
     let secret = secrets(config)?
@@ -105,7 +111,7 @@ pub fn sign(config: &Config, path: &str, ttl: Duration, ip: Option<IpAddr>) -> R
     Ok(Signed {
         rtmp,
         url: format!("{}{path}", config.watch_url()),
-        player: format!("{}/#play={}", config.watch_url(), path.replace('%', "%25")),
+        player: player(config, &path),
         path,
         expires: crate::clock::rfc3339_secs(secs),
     })

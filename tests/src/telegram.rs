@@ -3,7 +3,9 @@
 //! answers `{"ok": true, "result": …}` or `{"ok": false, "error_code": N, "description": …,
 //! "parameters": {"retry_after": N}}`; `getUpdates` long-polls up to `timeout` seconds and an
 //! `offset` confirms the updates before it; a second `getUpdates` ends the one in progress
-//! with 409; `editMessageText` with the same text is a 400 "message is not modified".
+//! with 409; `editMessageText` with the same text is a 400 "message is not modified"; a
+//! message is at most 4096 UTF-16 code units; a chat that gets more than 3 messages within 2
+//! seconds is answered 429 (Telegram asks for about one a second, allowing short bursts).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
@@ -44,6 +46,10 @@ struct State {
     slow_down: HashMap<String, u64>,
     /// The next `getUpdates` answers 409, as when another instance polls.
     conflict_next: bool,
+    /// When each chat got its recent messages (sent or edited).
+    recent: HashMap<i64, VecDeque<Instant>>,
+    /// 429s the stand-in answered of its own accord: the bot went too fast.
+    flood: usize,
 }
 
 pub struct TelegramStandin {
@@ -95,22 +101,41 @@ impl TelegramStandin {
     /// A private-chat message from user `user` (the chat id is the user id, as Telegram
     /// does for private chats).
     pub fn say(&self, user: u64, text: &str) {
+        let chat = json!({"id": user, "type": "private", "first_name": "Sam"});
+        self.message(user, chat, json!(text));
+    }
+
+    /// A message from `user` in the group `group` (group ids are negative).
+    pub fn say_in_group(&self, user: u64, group: i64, text: &str) {
+        let chat = json!({"id": group, "type": "group", "title": "Friends"});
+        self.message(user, chat, json!(text));
+    }
+
+    /// A message without text (a sticker, say), or with fields as `message` gives them.
+    pub fn send_update(&self, message: Value) {
         let (lock, cv) = &*self.state;
         let mut s = lock.lock().unwrap();
         let id = s.next_update;
         s.next_update += 1;
-        let now = unix_now();
-        s.updates.push_back(json!({
-            "update_id": id,
-            "message": {
-                "message_id": id * 10,
-                "date": now,
-                "chat": {"id": user, "type": "private", "first_name": "Sam"},
-                "from": {"id": user, "is_bot": false, "first_name": "Sam", "username": "sam"},
-                "text": text,
-            }
-        }));
+        s.updates
+            .push_back(json!({"update_id": id, "message": message}));
         cv.notify_all();
+    }
+
+    fn message(&self, user: u64, chat: Value, text: Value) {
+        let id = self.state.0.lock().unwrap().next_update;
+        self.send_update(json!({
+            "message_id": id * 10,
+            "date": unix_now(),
+            "chat": chat,
+            "from": {"id": user, "is_bot": false, "first_name": "Sam", "username": "sam"},
+            "text": text,
+        }));
+    }
+
+    /// 429s the stand-in gave because the bot sent too fast to one chat.
+    pub fn floods(&self) -> usize {
+        self.state.0.lock().unwrap().flood
     }
 
     /// The next call of `method` answers 429 Too Many Requests with `retry_after`.
@@ -177,9 +202,12 @@ fn respond(shared: &(Mutex<State>, Condvar), path: &str, post: bool, body: &str)
         // The Bot API also takes GET; the bot never uses it, so the stand-in refuses it.
         error(405, "Method Not Allowed")
     } else if let Some(secs) = s.slow_down.remove(&method) {
-        let (code, mut v) = error(429, &format!("Too Many Requests: retry after {secs}"));
-        v["parameters"] = json!({"retry_after": secs});
-        (code, v)
+        too_many(secs)
+    } else if matches!(method.as_str(), "sendMessage" | "editMessageText")
+        && flooded(&mut s, &params)
+    {
+        s.flood += 1;
+        too_many(2)
     } else {
         match method.as_str() {
             "getUpdates" => {
@@ -197,6 +225,27 @@ fn respond(shared: &(Mutex<State>, Condvar), path: &str, post: bool, body: &str)
         status,
     });
     (status, answer)
+}
+
+fn too_many(secs: u64) -> (u16, Value) {
+    let (code, mut v) = error(429, &format!("Too Many Requests: retry after {secs}"));
+    v["parameters"] = json!({"retry_after": secs});
+    (code, v)
+}
+
+/// Whether this message to its chat is one too many: more than 3 within 2 seconds.
+fn flooded(s: &mut State, params: &Value) -> bool {
+    let Some(chat) = params["chat_id"].as_i64() else {
+        return false;
+    };
+    let now = Instant::now();
+    let recent = s.recent.entry(chat).or_default();
+    recent.retain(|t| now.duration_since(*t) < Duration::from_secs(2));
+    if recent.len() >= 3 {
+        return true;
+    }
+    recent.push_back(now);
+    false
 }
 
 fn get_updates(
@@ -267,7 +316,7 @@ fn send_message(s: &mut State, params: &Value) -> (u16, Value) {
     if text.trim().is_empty() {
         return error(400, "Bad Request: message text is empty");
     }
-    if text.chars().count() > 4096 {
+    if text.encode_utf16().count() > 4096 {
         return error(400, "Bad Request: message is too long");
     }
     let id = 1 + s.sent.iter().filter(|m| m.chat == chat).count() as i64;
@@ -284,7 +333,7 @@ fn edit_message(s: &mut State, params: &Value) -> (u16, Value) {
         return error(400, "Bad Request: message identifier is not specified");
     };
     let text = params["text"].as_str().unwrap_or_default().to_string();
-    if text.chars().count() > 4096 {
+    if text.encode_utf16().count() > 4096 {
         return error(400, "Bad Request: MESSAGE_TOO_LONG");
     }
     let Some(m) = s.sent.iter_mut().find(|m| m.chat == chat && m.id == id) else {

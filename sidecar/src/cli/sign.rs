@@ -12,9 +12,9 @@ pub struct Sign {
     /// What to open: /live/NAME or /vod/ID (or a file below them).
     #[arg(required_unless_present = "rotate_secret")]
     path: Option<String>,
-    /// How long the link works ("30m", "1h", "7d").
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
-    ttl: std::time::Duration,
+    /// How long the link works ("30m", "1h", "7d"). Default: 1h.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    ttl: Option<std::time::Duration>,
     /// Only this client address may use the link.
     #[arg(long)]
     ip: Option<std::net::IpAddr>,
@@ -41,7 +41,7 @@ impl Sign {
         let s = sign::sign(
             &c,
             self.path.as_deref().unwrap_or_default(),
-            self.ttl,
+            self.ttl.unwrap_or(crate::config::DEFAULT_LINK_TTL),
             self.ip,
         )?;
         emit(self.json, &s, |s| {

@@ -143,7 +143,7 @@ pub struct Job {
     pub eta: Option<u64>,
     /// Why it failed, in words.
     pub error: Option<String>,
-    /// The library item, once done: `/vod/<item>/master.m3u8`.
+    /// The library item's id, once done: it plays at `/vod/<item>/master.m3u8`.
     pub item: Option<String>,
     /// What its processes cost, by step ("probe", "download", "transcode", "poster"): those
     /// that ended, and those running so far.

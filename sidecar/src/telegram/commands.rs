@@ -2,6 +2,7 @@
 
 use crate::fetch::{Job, Kind, State};
 
+/// A message from an allowed user, understood.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
     Fetch {
@@ -17,6 +18,7 @@ pub enum Command {
     Unknown(String),
 }
 
+/// The answer to `/help`, and to what the bot does not understand.
 pub const HELP: &str = "\
 /dv URL - fetch a video into the library
 /da URL - fetch audio only
@@ -107,9 +109,11 @@ pub fn state_line(job: &Job) -> String {
 
 /// The text of a job's progress message; `link` once the item can be played.
 pub fn progress(job: &Job, link: Option<&str>) -> String {
-    let title = job.title.as_deref().unwrap_or(&job.url);
+    // Short, so the link after it always fits.
+    let title = shorten(job.title.as_deref().unwrap_or(&job.url), 200);
     match (job.state, link) {
         (State::Done, Some(link)) => format!("{} ready: {title}\n{link}", what(job.kind)),
+        (State::Done, None) => format!("{} ready: {title}", what(job.kind)),
         (State::Failed, _) => format!(
             "{} failed: {title}\n{}",
             what(job.kind),
@@ -149,13 +153,26 @@ pub fn jobs(list: &[Job]) -> String {
         .join("\n")
 }
 
-/// The most a message may hold (the Bot API's limit is 4096 characters).
-pub fn fit(text: &str) -> String {
-    const MAX: usize = 4000;
-    if text.chars().count() <= MAX {
+/// At most `max` UTF-16 code units of `text`, as Telegram counts a message's length.
+fn shorten(text: &str, max: usize) -> String {
+    if text.encode_utf16().count() <= max {
         return text.to_string();
     }
-    text.chars().take(MAX).collect::<String>() + "…"
+    let mut out = String::new();
+    let mut units = 0;
+    for c in text.chars() {
+        units += c.len_utf16();
+        if units > max - 1 {
+            break;
+        }
+        out.push(c);
+    }
+    out + "…"
+}
+
+/// What a message may hold: the Bot API's limit is 4096 UTF-16 code units.
+pub fn fit(text: &str) -> String {
+    shorten(text, 4096)
 }
 
 #[cfg(test)]
@@ -229,7 +246,16 @@ mod tests {
     #[test]
     fn keeps_messages_within_the_limit() {
         let long = "é".repeat(5000);
-        assert_eq!(fit(&long).chars().count(), 4001);
+        assert_eq!(fit(&long).encode_utf16().count(), 4096);
+        // An emoji is two code units: 4000 of them are 8000.
+        let emoji = "🎵".repeat(4000);
+        assert_eq!(fit(&emoji).encode_utf16().count(), 4095);
         assert_eq!(fit("short"), "short");
+        // A long title leaves room for the link.
+        let mut j = job(State::Done);
+        j.title = Some("🎵".repeat(3000));
+        let text = progress(&j, Some("https://h/#play=/vod/j1/master.m3u8"));
+        assert!(text.ends_with("/vod/j1/master.m3u8"), "{text}");
+        assert!(text.encode_utf16().count() < 300);
     }
 }

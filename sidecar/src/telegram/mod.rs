@@ -16,15 +16,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use frankenstein::methods::{EditMessageTextParams, GetUpdatesParams, SendMessageParams};
-use frankenstein::types::{AllowedUpdate, LinkPreviewOptions};
-use frankenstein::updates::UpdateContent;
+use frankenstein::response::MethodResponse;
+use frankenstein::types::{AllowedUpdate, ChatType, LinkPreviewOptions, Message};
+use frankenstein::updates::{Update, UpdateContent};
 use frankenstein::AsyncTelegramApi;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Telegram};
-use crate::fetch::{Job, Manager, NewJob, State};
+use crate::error::Error;
+use crate::fetch::{Job, Kind, Manager, NewJob, State};
 use commands::Command;
 use transport::{Failure, Transport};
 
@@ -33,6 +35,9 @@ const PER_CHAT: Duration = Duration::from_secs(1);
 
 /// Longest wait after failures to reach the Bot API.
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Strangers remembered as refused; past this the memory starts again.
+const MAX_REFUSED: usize = 10_000;
 
 /// What survives a restart.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -43,6 +48,24 @@ struct Saved {
     following: BTreeMap<String, (i64, i32)>,
 }
 
+/// What became of a call that sends or edits a message.
+enum Sent<T> {
+    Done(T),
+    /// The message already says that (an edit whose answer was lost, a restart).
+    Unchanged,
+    /// The chat or the message is gone: blocked bot, deleted message. Never retried.
+    Gone,
+    /// Not done now (too many attempts, shutting down, another refusal).
+    Failed,
+}
+
+/// `sendMessage`'s answer, as far as the bot reads it: one field, so a new kind of content
+/// in the echoed message cannot lose the job's message.
+#[derive(Deserialize)]
+struct SentMessage {
+    message_id: i32,
+}
+
 struct Bot {
     config: Config,
     settings: Telegram,
@@ -50,7 +73,7 @@ struct Bot {
     jobs: Manager,
     /// When each chat may get its next message.
     next: Mutex<HashMap<i64, Instant>>,
-    /// Until when every call waits (a 429's `retry_after`).
+    /// Until when sending waits (a 429's `retry_after`).
     paused: Mutex<Instant>,
     /// Users refused once: they are not answered again.
     refused: Mutex<HashSet<u64>>,
@@ -71,19 +94,15 @@ pub async fn run(config: Config, jobs: Manager, stop: CancellationToken) {
             return;
         }
     };
-    let saved = std::fs::read_to_string(config.layout().telegram_state())
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
     let bot = Arc::new(Bot {
         api: Transport::new(&settings.api_base, &token, settings.poll_timeout),
+        saved: Mutex::new(load(&config)),
         config,
         settings,
         jobs,
         next: Mutex::new(HashMap::new()),
         paused: Mutex::new(Instant::now()),
         refused: Mutex::new(HashSet::new()),
-        saved: Mutex::new(saved),
         stop,
     });
     let following = bot.saved.lock().expect("not poisoned").following.clone();
@@ -98,6 +117,25 @@ pub async fn run(config: Config, jobs: Manager, stop: CancellationToken) {
     bot.poll().await;
 }
 
+/// The saved state; a damaged file is said, set aside, and started afresh.
+fn load(config: &Config) -> Saved {
+    let path = config.layout().telegram_state();
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Saved::default();
+    };
+    serde_json::from_str(&text).unwrap_or_else(|e| {
+        let aside = path.with_extension("damaged");
+        tracing::warn!(
+            "telegram: {} is damaged ({e}); moved to {} and starting afresh: messages since \
+             the last update taken may be answered again",
+            path.display(),
+            aside.display()
+        );
+        let _ = std::fs::rename(&path, aside);
+        Saved::default()
+    })
+}
+
 impl Bot {
     /// Long polling, for ever: each answer's updates handled, then confirmed by the next
     /// call's offset.
@@ -110,11 +148,15 @@ impl Bot {
                 .timeout(self.settings.poll_timeout.as_secs().max(1) as u32)
                 .allowed_updates(vec![AllowedUpdate::Message])
                 .build();
-            self.wait_turn(None).await;
             let asked = Instant::now();
+            // Each update is read on its own: one this version cannot read is skipped, not
+            // the batch.
             let answer = tokio::select! {
                 _ = self.stop.cancelled() => return,
-                a = self.api.get_updates(&params) => a,
+                a = self.api.request::<_, MethodResponse<Vec<serde_json::Value>>>(
+                    "getUpdates",
+                    Some(&params),
+                ) => a,
             };
             let wait = match answer {
                 Ok(updates) => {
@@ -122,35 +164,19 @@ impl Bot {
                         tracing::info!("telegram: the Bot API answers again");
                     }
                     failures = 0;
-                    if updates.result.is_empty() && asked.elapsed() < Duration::from_secs(1) {
+                    let taken = self.take(updates.result).await;
+                    if !taken && asked.elapsed() < Duration::from_secs(1) {
                         // A server that does not hold the poll open is not asked in a loop.
-                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        Duration::from_secs(1)
+                    } else {
+                        continue;
                     }
-                    for u in updates.result {
-                        self.take(i64::from(u.update_id) + 1);
-                        if let UpdateContent::Message(m) = u.content {
-                            let me = self.clone();
-                            tokio::spawn(async move { me.handle(*m).await });
-                        }
-                    }
-                    continue;
                 }
                 Err(Failure::Api {
                     code: 429,
                     retry_after,
                     ..
-                }) => {
-                    let secs = retry_after.unwrap_or(5).max(1);
-                    tracing::info!("telegram: too many requests; waiting {secs} s as asked");
-                    self.pause(Duration::from_secs(secs));
-                    continue;
-                }
-                Err(Failure::Decode(e)) => {
-                    // One update this version cannot read must not stop all that follow.
-                    tracing::warn!("telegram: cannot read the updates ({e}); skipping them");
-                    self.skip_unreadable(&params).await;
-                    continue;
-                }
+                }) => slowed("getUpdates", retry_after),
                 Err(e) => {
                     failures += 1;
                     let why = match &e {
@@ -171,21 +197,49 @@ impl Bot {
                     wait
                 }
             };
-            tokio::select! {
-                _ = self.stop.cancelled() => return,
-                _ = tokio::time::sleep(wait) => {}
+            if !self.sleep(wait).await {
+                return;
             }
         }
     }
 
-    /// Confirms updates up to `offset` (exclusive), on disk.
-    fn take(&self, offset: i64) {
-        let mut saved = self.saved.lock().expect("not poisoned");
-        if saved.offset.is_some_and(|o| o >= offset) {
-            return;
+    /// Waits `d`; false if the bot is stopping meanwhile.
+    async fn sleep(&self, d: Duration) -> bool {
+        tokio::select! {
+            _ = self.stop.cancelled() => false,
+            _ = tokio::time::sleep(d) => true,
         }
-        saved.offset = Some(offset);
+    }
+
+    /// Handles one answer's updates and confirms them (on disk, once): fetches are queued
+    /// and their message saved before, the rest answered in the background. False if there
+    /// were none.
+    async fn take(self: &Arc<Self>, updates: Vec<serde_json::Value>) -> bool {
+        let mut last = None;
+        for raw in updates {
+            let Some(id) = raw["update_id"].as_i64() else {
+                tracing::warn!("telegram: skipping an update without an id");
+                continue;
+            };
+            // After a week without updates the Bot API may start ids anywhere: the batch's
+            // last one is what to confirm, whatever came before.
+            last = Some(id);
+            match serde_json::from_value::<Update>(raw) {
+                Ok(Update {
+                    content: UpdateContent::Message(m),
+                    ..
+                }) => self.clone().handle(*m).await,
+                Ok(_) => {}
+                Err(e) => tracing::warn!("telegram: skipping update {id}, unreadable: {e}"),
+            }
+        }
+        let Some(last) = last else {
+            return false;
+        };
+        let mut saved = self.saved.lock().expect("not poisoned");
+        saved.offset = Some(last + 1);
         self.save(&saved);
+        true
     }
 
     fn save(&self, saved: &Saved) {
@@ -201,85 +255,72 @@ impl Bot {
         }
     }
 
-    /// Moves past updates that do not decode, reading only their ids.
-    async fn skip_unreadable(&self, params: &GetUpdatesParams) {
-        let Ok(v) = self.api.call("getUpdates", Some(params)).await else {
-            return;
-        };
-        let last = v["result"]
-            .as_array()
-            .and_then(|list| list.iter().filter_map(|u| u["update_id"].as_i64()).max());
-        if let Some(id) = last {
-            self.take(id + 1);
-        }
-    }
-
-    /// Every call waits here: a 429 pauses all, and a chat gets one message a second.
-    async fn wait_turn(&self, chat: Option<i64>) {
+    /// Every message waits here: a 429 pauses all sending, and a chat gets one message a
+    /// second. False if the bot is stopping.
+    async fn wait_turn(&self, chat: i64) -> bool {
         loop {
             let now = Instant::now();
-            let mut until = *self.paused.lock().expect("not poisoned");
-            if let Some(chat) = chat {
+            let until = {
+                let paused = *self.paused.lock().expect("not poisoned");
                 let mut next = self.next.lock().expect("not poisoned");
                 let slot = next.entry(chat).or_insert(now);
-                if until <= now && *slot <= now {
+                if paused <= now && *slot <= now {
                     *slot = now + PER_CHAT;
-                    return;
+                    return true;
                 }
-                until = until.max(*slot);
-            } else if until <= now {
-                return;
-            }
-            tokio::select! {
-                _ = self.stop.cancelled() => return,
-                _ = tokio::time::sleep_until(until) => {}
+                paused.max(*slot)
+            };
+            if !self.sleep(until - now).await {
+                return false;
             }
         }
-    }
-
-    fn pause(&self, d: Duration) {
-        let mut paused = self.paused.lock().expect("not poisoned");
-        *paused = (*paused).max(Instant::now() + d);
     }
 
     /// One message-sending call, within the limits: a 429 waits as asked and tries again,
-    /// a network failure backs off; `None` if it could not be done.
-    async fn deliver<T, F, Fut>(&self, chat: i64, what: &str, call: F) -> Option<T>
+    /// a network failure backs off.
+    async fn deliver<T, F, Fut>(&self, chat: i64, what: &str, call: F) -> Sent<T>
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, Failure>>,
     {
         for attempt in 1..=5 {
-            self.wait_turn(Some(chat)).await;
-            if self.stop.is_cancelled() {
-                return None;
+            if !self.wait_turn(chat).await {
+                return Sent::Failed;
             }
             match call().await {
-                Ok(v) => return Some(v),
+                Ok(v) => return Sent::Done(v),
                 Err(Failure::Api {
                     code: 429,
                     retry_after,
                     ..
                 }) => {
-                    let secs = retry_after.unwrap_or(5).max(1);
-                    tracing::info!(
-                        "telegram: {what}: too many requests; waiting {secs} s as asked"
-                    );
-                    self.pause(Duration::from_secs(secs));
+                    let wait = slowed(what, retry_after);
+                    let mut paused = self.paused.lock().expect("not poisoned");
+                    *paused = (*paused).max(Instant::now() + wait);
                 }
                 Err(Failure::Network(e)) => {
                     tracing::warn!("telegram: {what}: {e}");
-                    tokio::time::sleep(backoff(attempt)).await;
+                    if !self.sleep(backoff(attempt)).await {
+                        return Sent::Failed;
+                    }
                 }
-                Err(e) if e.is_not_modified() => return None,
+                Err(e) if e.is_not_modified() => return Sent::Unchanged,
+                Err(
+                    e @ Failure::Api {
+                        code: 400 | 403, ..
+                    },
+                ) => {
+                    tracing::warn!("telegram: {what} refused: {e}; not trying again");
+                    return Sent::Gone;
+                }
                 Err(e) => {
                     tracing::warn!("telegram: {what} refused: {e}");
-                    return None;
+                    return Sent::Failed;
                 }
             }
         }
         tracing::warn!("telegram: {what}: giving up after 5 attempts");
-        None
+        Sent::Failed
     }
 
     /// Sends a message; its id when it went out.
@@ -289,119 +330,171 @@ impl Bot {
             .text(commands::fit(text))
             .link_preview_options(LinkPreviewOptions::DISABLED)
             .build();
-        self.deliver(chat, "sendMessage", || self.api.send_message(&params))
-            .await
-            .map(|m| m.result.message_id)
+        let sent = self
+            .deliver(chat, "sendMessage", || {
+                self.api
+                    .request::<_, MethodResponse<SentMessage>>("sendMessage", Some(&params))
+            })
+            .await;
+        match sent {
+            Sent::Done(m) => Some(m.result.message_id),
+            _ => None,
+        }
     }
 
-    /// Edits a message; whether it now says `text`.
-    async fn edit(&self, chat: i64, message: i32, text: &str) -> bool {
+    /// Edits a message to say `text`.
+    async fn edit(&self, chat: i64, message: i32, text: &str) -> Sent<()> {
         let params = EditMessageTextParams::builder()
             .chat_id(chat)
             .message_id(message)
             .text(commands::fit(text))
             .link_preview_options(LinkPreviewOptions::DISABLED)
             .build();
-        self.deliver(chat, "editMessageText", || {
-            self.api.edit_message_text(&params)
-        })
-        .await
-        .is_some()
+        let sent = self
+            .deliver(chat, "editMessageText", || {
+                self.api
+                    .request::<_, MethodResponse<SentMessage>>("editMessageText", Some(&params))
+            })
+            .await;
+        match sent {
+            Sent::Done(_) => Sent::Done(()),
+            Sent::Unchanged => Sent::Unchanged,
+            Sent::Gone => Sent::Gone,
+            Sent::Failed => Sent::Failed,
+        }
     }
 
-    async fn handle(self: Arc<Self>, m: frankenstein::types::Message) {
+    /// One message. Only private chats: in a group, links to private items would reach
+    /// everyone in it.
+    async fn handle(self: Arc<Self>, m: Message) {
         let chat = m.chat.id;
         let Some(user) = m.from.as_ref().map(|u| u.id) else {
             return;
         };
+        if m.chat.type_field != ChatType::Private {
+            tracing::debug!("telegram: ignoring a message in group {chat}");
+            return;
+        }
         if !self.settings.allow.contains(&user) {
-            // The id, never what they wrote.
-            let first = self.refused.lock().expect("not poisoned").insert(user);
-            tracing::info!(
-                "telegram: refused user {user} (not in telegram.allow){}",
-                if first { "" } else { "; not answered again" }
-            );
-            if first {
-                self.send(chat, &commands::refusal(user)).await;
-            }
+            self.refuse(chat, user).await;
             return;
         }
         let Some(text) = m.text.as_deref() else {
-            self.send(chat, "Send a link with /dv or /da; /help lists what I do.")
-                .await;
+            self.spawn_answer(
+                chat,
+                "Send a link with /dv or /da; /help lists what I do.".into(),
+            );
             return;
         };
         match commands::parse(text) {
+            // Queued before the update is confirmed: a restart cannot lose it.
             Command::Fetch { kind, url } => self.fetch(chat, user, kind, url).await,
-            Command::Jobs => {
-                let list = self.jobs.list();
-                self.send(chat, &commands::jobs(&list)).await;
-            }
+            Command::Jobs => self.spawn_answer(chat, commands::jobs(&self.jobs.list())),
             Command::Cancel(id) => {
-                let answer = match self.jobs.cancel(&id).await {
-                    Ok(j) => format!("Job {} {}.", j.id, j.state.as_str()),
-                    Err(e) => format!("Cannot cancel: {e}"),
-                };
-                self.send(chat, &answer).await;
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let answer = match me.jobs.cancel(&id).await {
+                        Ok(j) => format!("Job {} {}.", j.id, j.state.as_str()),
+                        Err(e) => format!("Cannot cancel: {e}"),
+                    };
+                    me.send(chat, &answer).await;
+                });
             }
             Command::Live => {
-                let answer = self.live().await;
-                self.send(chat, &answer).await;
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let answer = me.live().await;
+                    me.send(chat, &answer).await;
+                });
             }
-            Command::Link(id) => {
-                let answer = self.link(&id);
-                self.send(chat, &answer).await;
-            }
-            Command::Help => {
-                self.send(chat, commands::HELP).await;
-            }
+            Command::Link(id) => self.spawn_answer(chat, self.link(&id)),
+            Command::Help => self.spawn_answer(chat, commands::HELP.into()),
             Command::Unknown(why) => {
-                self.send(chat, &format!("{why}\n\n{}", commands::HELP))
-                    .await;
+                self.spawn_answer(chat, format!("{why}\n\n{}", commands::HELP))
             }
         }
     }
 
-    async fn fetch(self: Arc<Self>, chat: i64, user: u64, kind: crate::fetch::Kind, url: String) {
+    fn spawn_answer(self: &Arc<Self>, chat: i64, text: String) {
+        let me = self.clone();
+        tokio::spawn(async move { me.send(chat, &text).await });
+    }
+
+    /// A stranger: one polite answer, and their id in the log (never what they wrote).
+    async fn refuse(self: &Arc<Self>, chat: i64, user: u64) {
+        let first = {
+            let mut refused = self.refused.lock().expect("not poisoned");
+            if refused.len() >= MAX_REFUSED {
+                refused.clear();
+            }
+            refused.insert(user)
+        };
+        if first {
+            tracing::info!("telegram: refused user {user} (not in telegram.allow)");
+            self.spawn_answer(chat, commands::refusal(user));
+        } else {
+            tracing::debug!("telegram: refused user {user} again");
+        }
+    }
+
+    async fn fetch(self: &Arc<Self>, chat: i64, user: u64, kind: Kind, url: String) {
         let new = NewJob {
-            url,
+            url: url.clone(),
             kind,
             ..Default::default()
         };
-        match self.jobs.submit(new).await {
+        let job = match self.jobs.submit(new).await {
             Ok(job) => {
                 tracing::info!("telegram: user {user} queued job {}", job.id);
-                let Some(message) = self.send(chat, &commands::progress(&job, None)).await else {
-                    return;
-                };
-                {
-                    let mut saved = self.saved.lock().expect("not poisoned");
-                    saved.following.insert(job.id.clone(), (chat, message));
-                    self.save(&saved);
-                }
-                self.follow(chat, message, job.id).await;
+                job
+            }
+            // Asked again (or taken again after a restart): the running job is followed.
+            Err(Error::Conflict(_)) if self.running(&url, kind).is_some() => {
+                self.running(&url, kind).expect("just found")
             }
             Err(e) => {
-                self.send(chat, &format!("Cannot fetch that: {e}")).await;
+                self.spawn_answer(chat, format!("Cannot fetch that: {e}"));
+                return;
             }
+        };
+        let Some(message) = self.send(chat, &self.progress_text(&job)).await else {
+            return;
+        };
+        {
+            let mut saved = self.saved.lock().expect("not poisoned");
+            saved.following.insert(job.id.clone(), (chat, message));
+            self.save(&saved);
         }
+        tokio::spawn(self.clone().follow(chat, message, job.id));
+    }
+
+    /// The unfinished job fetching `url`.
+    fn running(&self, url: &str, kind: Kind) -> Option<Job> {
+        let url = crate::fetch::url::check(url.trim()).ok()?.to_string();
+        self.jobs
+            .list()
+            .into_iter()
+            .find(|j| !j.state.is_final() && j.kind == kind && j.url == url)
     }
 
     /// Edits the job's message as it advances, at most every `progress_every`, until it
-    /// ends with the link (or the reason it failed).
+    /// ends with the link (or the reason it failed), or the message is gone.
     async fn follow(self: Arc<Self>, chat: i64, message: i32, id: String) {
         let mut shown = String::new();
         while let Some(job) = self.jobs.get(&id) {
             let text = self.progress_text(&job);
-            if text != shown && self.edit(chat, message, &text).await {
-                shown = text;
+            if text != shown {
+                match self.edit(chat, message, &text).await {
+                    Sent::Done(()) | Sent::Unchanged => shown = text,
+                    Sent::Gone => break,
+                    Sent::Failed => {}
+                }
             }
             if job.state.is_final() && shown == self.progress_text(&job) {
                 break;
             }
-            tokio::select! {
-                _ = self.stop.cancelled() => return,
-                _ = tokio::time::sleep(self.settings.progress_every) => {}
+            if !self.sleep(self.settings.progress_every).await {
+                return;
             }
         }
         let mut saved = self.saved.lock().expect("not poisoned");
@@ -411,30 +504,22 @@ impl Bot {
 
     fn progress_text(&self, job: &Job) -> String {
         let link = (job.state == State::Done)
-            .then(|| self.item_link(&job.id))
+            .then(|| self.item_link(job))
             .flatten();
         commands::progress(job, link.as_deref())
     }
 
-    /// Where the web page plays a library item: signed when it is private.
-    fn item_link(&self, id: &str) -> Option<String> {
+    /// Where the web page plays a finished job's item: signed when it is private.
+    fn item_link(&self, job: &Job) -> Option<String> {
+        let id = job.item.as_deref()?;
         let meta = crate::library::read_meta(&self.config, id).ok()?;
-        if meta.private {
-            let signed = crate::sign::sign(
-                &self.config,
-                &format!("/vod/{id}"),
-                self.settings.link_ttl,
-                None,
-            );
-            return signed
-                .ok()
-                .map(|s| format!("{} (until {})", s.player, s.expires));
+        if !meta.private {
+            let path = format!("/vod/{id}/{}", streamedge_formats::layout::VOD_PLAYLIST);
+            return Some(crate::sign::player(&self.config, &path));
         }
-        Some(format!(
-            "{}/#play=/vod/{id}/{}",
-            self.config.watch_url(),
-            streamedge_formats::layout::VOD_PLAYLIST
-        ))
+        let path = format!("/vod/{id}");
+        let signed = crate::sign::sign(&self.config, &path, self.settings.link_ttl, None).ok()?;
+        Some(format!("{} (until {})", signed.player, signed.expires))
     }
 
     /// `/link ID`: a signed link to an item, or to a stream by its name.
@@ -465,17 +550,13 @@ impl Bot {
             .iter()
             .filter(|s| s.live)
             .map(|s| {
+                let path = format!("/live/{}/", s.name);
                 let link = if crate::keys::is_public(&keys, &s.name) {
-                    format!("{}/#play=/live/{}/", self.config.watch_url(), s.name)
+                    crate::sign::player(&self.config, &path)
                 } else {
-                    crate::sign::sign(
-                        &self.config,
-                        &format!("/live/{}/", s.name),
-                        self.settings.link_ttl,
-                        None,
-                    )
-                    .map(|l| format!("{} (private)", l.player))
-                    .unwrap_or_else(|e| format!("(cannot sign: {e:#})"))
+                    crate::sign::sign(&self.config, &path, self.settings.link_ttl, None)
+                        .map(|l| format!("{} (private)", l.player))
+                        .unwrap_or_else(|e| format!("(cannot sign: {e:#})"))
                 };
                 let title = s
                     .title
@@ -495,6 +576,13 @@ impl Bot {
             lines.join("\n\n")
         }
     }
+}
+
+/// The wait a 429 asks for, said in the log. `retry_after` is seconds.
+fn slowed(what: &str, retry_after: Option<u64>) -> Duration {
+    let secs = retry_after.unwrap_or(5).max(1);
+    tracing::info!("telegram: {what}: too many requests; waiting {secs} s as asked");
+    Duration::from_secs(secs)
 }
 
 /// 1 s, 2 s, 4 s … up to a minute.

@@ -7,7 +7,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use frankenstein::response::ErrorResponse;
 use frankenstein::AsyncTelegramApi;
 
 /// Why a call failed.
@@ -37,9 +36,11 @@ impl Failure {
     }
 }
 
+/// The Bot API for one bot: frankenstein's methods (`AsyncTelegramApi`) over reqwest.
 pub struct Transport {
     /// `{api_base}/bot{token}`: a secret.
     base: String,
+    token: String,
     http: reqwest::Client,
 }
 
@@ -48,7 +49,10 @@ impl Transport {
     pub fn new(api_base: &str, token: &str, poll_timeout: Duration) -> Transport {
         Transport {
             base: format!("{}/bot{token}", api_base.trim_end_matches('/')),
+            token: token.to_string(),
             http: reqwest::Client::builder()
+                // A redirect would carry the token's URL to another host.
+                .redirect(reqwest::redirect::Policy::none())
                 .connect_timeout(Duration::from_secs(10))
                 .timeout(poll_timeout + Duration::from_secs(15))
                 .build()
@@ -70,7 +74,19 @@ impl Transport {
         let resp = req.send().await.map_err(|e| Failure::Network(words(e)))?;
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| Failure::Network(words(e)))?;
-        decode(status.as_u16(), &body)
+        decode(status.as_u16(), &body).map_err(|f| match f {
+            // A proxy's error may quote the path it was asked for.
+            Failure::Api {
+                code,
+                description,
+                retry_after,
+            } => Failure::Api {
+                code,
+                description: description.replace(&self.token, "<token>"),
+                retry_after,
+            },
+            other => other,
+        })
     }
 }
 
@@ -86,32 +102,23 @@ fn words(e: reqwest::Error) -> String {
     text
 }
 
-/// An answer: its JSON when `ok`, else the error it states (or the status alone).
+/// An answer: its JSON when `ok`, else the error it states (or the status alone: a body
+/// that is not the Bot API's is not repeated).
 fn decode(status: u16, body: &[u8]) -> Result<serde_json::Value, Failure> {
-    let value: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    match value {
-        Some(v) if v.get("ok") == Some(&serde_json::Value::Bool(true)) => Ok(v),
-        Some(v) => match serde_json::from_value::<ErrorResponse>(v) {
-            Ok(e) => Err(Failure::Api {
-                code: e.error_code,
-                description: e.description,
-                retry_after: e.parameters.and_then(|p| p.retry_after).map(u64::from),
-            }),
-            Err(_) => Err(Failure::Api {
-                code: u64::from(status),
-                description: "(no error description)".into(),
-                retry_after: None,
-            }),
-        },
-        None => Err(Failure::Api {
-            code: u64::from(status),
-            description: format!(
-                "(not JSON: {})",
-                String::from_utf8_lossy(&body[..body.len().min(80)])
-            ),
-            retry_after: None,
-        }),
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    if value["ok"] == serde_json::Value::Bool(true) {
+        return Ok(value);
     }
+    Err(Failure::Api {
+        code: value["error_code"].as_u64().unwrap_or(u64::from(status)),
+        description: value["description"]
+            .as_str()
+            .unwrap_or("(no error description)")
+            .chars()
+            .take(300)
+            .collect(),
+        retry_after: value["parameters"]["retry_after"].as_u64(),
+    })
 }
 
 #[async_trait::async_trait]
@@ -177,9 +184,52 @@ mod tests {
         assert!(decode(400, same).unwrap_err().is_not_modified());
         let conflict = br#"{"ok":false,"error_code":409,"description":"Conflict: terminated by other getUpdates request; make sure that only one bot instance is running"}"#;
         assert!(decode(409, conflict).unwrap_err().is(409));
-        // A proxy's error page: the status is what is known.
-        assert!(decode(502, b"<html>Bad Gateway</html>")
+        // A proxy's error page: the status is what is known, its words are not repeated.
+        let page = decode(502, b"<html>Cannot POST /bot1:secret/getUpdates</html>").unwrap_err();
+        assert!(page.is(502));
+        assert!(!page.to_string().contains("secret"), "{page}");
+    }
+
+    #[tokio::test]
+    async fn no_error_names_the_token() {
+        // A server that quotes the path it was asked for, in the Bot API's own shape.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut c, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0; 4096];
+            let n = c.read(&mut buf).await.unwrap();
+            let path = String::from_utf8_lossy(&buf[..n])
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            let body = format!(r#"{{"ok":false,"error_code":404,"description":"no {path}"}}"#);
+            let answer = format!(
+                "HTTP/1.1 404 Not Found\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            c.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let t = Transport::new(
+            &format!("http://127.0.0.1:{port}"),
+            "77:very-secret",
+            Duration::from_secs(1),
+        );
+        let e = t.call("getMe", None::<&()>).await.unwrap_err().to_string();
+        assert!(e.contains("<token>") && !e.contains("very-secret"), "{e}");
+        // Nobody listening: reqwest's words, without the URL.
+        let gone = Transport::new(
+            "http://127.0.0.1:9",
+            "77:very-secret",
+            Duration::from_secs(1),
+        );
+        let e = gone
+            .call("getMe", None::<&()>)
+            .await
             .unwrap_err()
-            .is(502));
+            .to_string();
+        assert!(!e.contains("very-secret"), "{e}");
     }
 }
