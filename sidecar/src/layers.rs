@@ -17,6 +17,7 @@ const BASE: &[&str] = &[
     "error",
     "clock",
     "costs",
+    "dns",
     "fsutil",
     "proc",
     "address",
