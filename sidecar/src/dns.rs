@@ -130,15 +130,54 @@ pub async fn wait_for_txt(
 ) -> Result<()> {
     let resolver = resolver(nameservers)?;
     let names: BTreeSet<&str> = expected.iter().map(|(n, _)| n.as_str()).collect();
-    // (what the servers are called in messages, one resolver per server).
-    let mut watched: Vec<(String, Vec<TokioResolver>)> = Vec::new();
+    let mut watched = Vec::new();
     for name in &names {
-        let servers = match authoritative(&resolver, name).await {
-            Some((zone, servers)) => {
-                let list: Vec<String> = servers.iter().map(ToString::to_string).collect();
+        let w = Watch::find(&resolver, nameservers, name).await?;
+        tracing::info!("waiting for TXT \"{name}\" at {}", w.shown);
+        watched.push((*name, w));
+    }
+    let started = Instant::now();
+    loop {
+        let mut missing = None;
+        for (name, w) in &watched {
+            let wanted: Vec<(String, String)> = expected
+                .iter()
+                .filter(|(n, _)| n == name)
+                .cloned()
+                .collect();
+            if !w.answer_all(name, &wanted).await {
+                missing = Some((name, &w.shown));
+                break;
+            }
+        }
+        let Some((name, shown)) = missing else {
+            return Ok(());
+        };
+        if started.elapsed() >= timeout {
+            bail!(
+                "{shown} do not answer TXT \"{name}\" with the challenge after {} (acme.propagation_timeout)",
+                humantime::format_duration(timeout)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The servers one name's TXT records are watched at, one resolver each.
+struct Watch {
+    /// What they are called in messages.
+    shown: String,
+    servers: Vec<TokioResolver>,
+}
+
+impl Watch {
+    async fn find(resolver: &TokioResolver, nameservers: &[String], name: &str) -> Result<Watch> {
+        let (shown, addrs) = match authoritative(resolver, name).await {
+            Some((zone, addrs)) => {
+                let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
                 (
                     format!("the name servers of \"{zone}\" ({})", list.join(", ")),
-                    servers,
+                    addrs,
                 )
             }
             None if nameservers.is_empty() => ("the system's DNS servers".into(), Vec::new()),
@@ -150,45 +189,26 @@ pub async fn wait_for_txt(
                     .collect::<Result<_>>()?,
             ),
         };
-        let resolvers = if servers.1.is_empty() {
+        let servers = if addrs.is_empty() {
             vec![resolver_at(&[])?]
         } else {
-            servers
-                .1
+            addrs
                 .iter()
-                .map(|s| resolver_at(std::slice::from_ref(s)))
+                .map(|a| resolver_at(std::slice::from_ref(a)))
                 .collect::<Result<_>>()?
         };
-        tracing::info!("waiting for TXT \"{name}\" at {}", servers.0);
-        watched.push((servers.0, resolvers));
+        Ok(Watch { shown, servers })
     }
-    let started = Instant::now();
-    loop {
-        let mut missing = None;
-        'names: for (name, (servers, resolvers)) in names.iter().zip(&watched) {
-            let wanted: Vec<(String, String)> = expected
-                .iter()
-                .filter(|(n, _)| n == name)
-                .cloned()
-                .collect();
-            for r in resolvers {
-                let answered = vec![(name.to_string(), txt_at(r, name).await)];
-                if !all_present(&wanted, &answered) {
-                    missing = Some((name, servers));
-                    break 'names;
-                }
+
+    /// Whether every server answers every wanted text.
+    async fn answer_all(&self, name: &str, wanted: &[(String, String)]) -> bool {
+        for r in &self.servers {
+            let answered = [(name.to_string(), txt_at(r, name).await)];
+            if !all_present(wanted, &answered) {
+                return false;
             }
         }
-        let Some((name, servers)) = missing else {
-            return Ok(());
-        };
-        if started.elapsed() >= timeout {
-            bail!(
-                "{servers} do not answer TXT \"{name}\" with the challenge after {} (acme.propagation_timeout)",
-                humantime::format_duration(timeout)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        true
     }
 }
 

@@ -492,8 +492,23 @@ fn dns01_issues_a_wildcard_and_its_base_name_served_by_nginx_and_removes_its_rec
     let deletes = api.calls().iter().filter(|c| c.method == "DELETE").count();
     assert_eq!(deletes, 2);
     assert_eq!(leftovers(&s, &api), (vec![], false));
-    // The key is never logged.
-    assert!(!s.read("run.log").contains(IONOS_KEY));
+    // The key is never logged; the daemon saw nginx serve the new certificate.
+    let log = s.read("run.log");
+    assert!(!log.contains(IONOS_KEY));
+    wait_for(
+        "the daemon to see it served",
+        Duration::from_secs(20),
+        || {
+            s.read("run.log")
+                .contains("nginx serves the new certificate")
+                .then_some(())
+        },
+    );
+    assert!(!s
+        .read("run.log")
+        .contains("does not serve the new certificate"));
+    let out = s.cli(&["cert", "status"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("challenge: dns-01"));
 }
 
 #[test]

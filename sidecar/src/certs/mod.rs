@@ -242,7 +242,8 @@ pub async fn serve(
     reload: impl Fn(&Config) -> Result<bool>,
 ) -> Result<()> {
     if let (true, Some(domain)) = (reload(config)?, config.acme.domains.first()) {
-        confirm_served(config, domain, info).await;
+        // A wildcard is no server name to ask for: its base name gets the same certificate.
+        confirm_served(config, domain.strip_prefix("*.").unwrap_or(domain), info).await;
     }
     Ok(())
 }
