@@ -24,8 +24,8 @@ case "$what" in
   # a real ACME server; the web player's browser test; ip for the tests' own namespaces;
   # nginx's stream module: the RTMPS destination of the restream tests
   test) packages+=(pebble chromium iproute2 libnginx-mod-stream) ;;
-  # benchmarks, and the peers they compare against
-  bench) packages+=(wrk hyperfine time certbot lego node-ws) ;;
+  # benchmarks, and the peers they compare against (jq: the certbot hooks of bench/dns01.sh)
+  bench) packages+=(wrk hyperfine time certbot lego node-ws jq) ;;
   *) echo "usage: scripts/deps.sh run|test|bench" >&2; exit 2 ;;
 esac
 

@@ -1,7 +1,8 @@
-//! ACME HTTP-01 issuance for streamedge, on instant-acme: an account stored once, an order for
-//! all the configured names, challenge files that nginx serves from the data directory (and
-//! that are removed whatever the outcome), a fresh ECDSA P-256 key, and the chain installed
-//! atomically beside it (see [`store`]).
+//! ACME issuance for streamedge, on instant-acme: an account stored once, an order for all
+//! the configured names, proved by HTTP-01 challenge files that nginx serves from the data
+//! directory or by DNS-01 TXT records that the caller publishes ([`TxtRecords`]), both removed
+//! whatever the outcome, a fresh ECDSA P-256 key, and the chain installed atomically beside it
+//! (see [`store`]).
 
 pub mod schedule;
 pub mod state;
@@ -37,6 +38,12 @@ pub enum Error {
     Tls(String),
     #[error("the CA refused the order: {0}")]
     Order(String),
+    /// The CA tried the challenges and found them wrong: its own words, per name.
+    #[error("the CA refused the order: {0}")]
+    Refused(String),
+    /// Publishing or removing DNS-01 records: the publisher's words.
+    #[error("{0}")]
+    Dns(String),
     #[error("invalid certificate: {0}")]
     Certificate(String),
     #[error("invalid state: {0}")]
@@ -119,7 +126,8 @@ impl Settings {
         self.acme_dir.join("challenge")
     }
 
-    fn challenge_dir(&self) -> PathBuf {
+    /// Where HTTP-01 challenge files go (a token per file).
+    pub fn challenge_dir(&self) -> PathBuf {
         self.challenge_root().join(".well-known/acme-challenge")
     }
 
@@ -231,9 +239,67 @@ impl Drop for Challenges {
     }
 }
 
+/// How the CA is shown that the names are ours.
+#[derive(Clone, Copy)]
+pub enum Challenge<'a> {
+    /// Files nginx serves on the HTTP port (the CA connects to port 80).
+    Http01,
+    /// `_acme-challenge` TXT records, published and removed by the caller: no port needed,
+    /// and the only way to a wildcard.
+    Dns01(&'a dyn TxtRecords),
+}
+
+impl Challenge<'_> {
+    fn kind(&self) -> ChallengeType {
+        match self {
+            Challenge::Http01 => ChallengeType::Http01,
+            Challenge::Dns01(_) => ChallengeType::Dns01,
+        }
+    }
+
+    /// "http-01", "dns-01": as configured and as the CA names them.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Challenge::Http01 => "http-01",
+            Challenge::Dns01(_) => "dns-01",
+        }
+    }
+}
+
+/// One DNS-01 TXT record: `_acme-challenge.<name>` and the value the CA expects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxtRecord {
+    pub name: String,
+    pub value: String,
+}
+
+/// The record a name is proved by: `*.example.org` and `example.org` both by
+/// `_acme-challenge.example.org` (RFC 8555, 8.4), with a value each.
+pub fn txt_name(domain: &str) -> String {
+    let domain = domain.trim_end_matches('.');
+    format!(
+        "_acme-challenge.{}",
+        domain.strip_prefix("*.").unwrap_or(domain)
+    )
+}
+
+/// A future of a [`TxtRecords`] call.
+pub type DnsFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// What DNS-01 needs from a DNS provider. The errors are messages for the user.
+pub trait TxtRecords: Send + Sync {
+    /// Creates the records and returns once the zone's name servers answer with them: the CA
+    /// is told to look right after.
+    fn publish<'a>(&'a self, records: &'a [TxtRecord]) -> DnsFuture<'a>;
+    /// Removes the records `publish` created (all, or those it got to).
+    fn remove<'a>(&'a self, records: &'a [TxtRecord]) -> DnsFuture<'a>;
+}
+
 /// Orders a certificate for all the names and installs it. Fails without touching the
-/// certificate in service. One order at a time per data directory: the caller holds a lock.
-pub async fn issue(s: &Settings) -> Result<CertInfo, Error> {
+/// certificate in service; challenge files and DNS-01 records are removed whatever happens.
+/// One order at a time per data directory: the caller holds a lock.
+pub async fn issue(s: &Settings, challenge: Challenge<'_>) -> Result<CertInfo, Error> {
     let first = s
         .domains
         .first()
@@ -247,7 +313,7 @@ pub async fn issue(s: &Settings) -> Result<CertInfo, Error> {
             .flatten()
             .for_each(|f| drop(std::fs::remove_file(f.path())));
     }
-    let mut challenges = Challenges {
+    let mut files = Challenges {
         dir,
         tokens: Vec::new(),
     };
@@ -260,6 +326,9 @@ pub async fn issue(s: &Settings) -> Result<CertInfo, Error> {
         .collect();
     let mut order = account.new_order(&NewOrder::new(&identifiers)).await?;
 
+    // First the answers: files are ready at once, records once published.
+    let kind = challenge.kind();
+    let mut records = Vec::new();
     let mut authorizations = order.authorizations();
     while let Some(authz) = authorizations.next().await {
         let mut authz = authz?;
@@ -268,23 +337,42 @@ pub async fn issue(s: &Settings) -> Result<CertInfo, Error> {
             AuthorizationStatus::Valid => continue,
             other => return Err(Error::Order(format!("authorization is {other:?}"))),
         }
-        let mut challenge = authz
-            .challenge(ChallengeType::Http01)
-            .ok_or_else(|| Error::Order("the CA offers no http-01 challenge".into()))?;
-        let key_authorization = challenge.key_authorization();
-        challenges.write(&challenge.token, key_authorization.as_str())?;
-        challenge.set_ready().await?;
+        let name = authz.identifier().to_string();
+        let mut ch = authz.challenge(kind.clone()).ok_or_else(|| {
+            Error::Order(format!(
+                "the CA offers no {} challenge for \"{name}\"",
+                challenge.name()
+            ))
+        })?;
+        let key_authorization = ch.key_authorization();
+        match challenge {
+            Challenge::Http01 => {
+                files.write(&ch.token, key_authorization.as_str())?;
+                ch.set_ready().await?;
+            }
+            Challenge::Dns01(_) => records.push(TxtRecord {
+                name: txt_name(&name),
+                value: key_authorization.dns_value(),
+            }),
+        }
     }
-
-    let retry = RetryPolicy::new().timeout(Duration::from_secs(90));
-    let status = order.poll_ready(&retry).await?;
-    if status != OrderStatus::Ready {
-        return Err(Error::Order(why_invalid(&mut order, status).await));
-    }
-    let key_pem = order.finalize().await?;
-    let chain_pem = order.poll_certificate(&retry).await?;
-    drop(challenges);
-
+    let result = match (challenge, records.is_empty()) {
+        (Challenge::Dns01(dns), false) => {
+            let result = async {
+                dns.publish(&records).await.map_err(Error::Dns)?;
+                ready(&mut order, kind.clone()).await?;
+                finish(&mut order, kind).await
+            }
+            .await;
+            if let Err(e) = dns.remove(&records).await {
+                tracing::warn!("{e}");
+            }
+            result
+        }
+        _ => finish(&mut order, kind).await,
+    };
+    drop(files);
+    let (key_pem, chain_pem) = result?;
     let info = store::parse_leaf(chain_pem.as_bytes())?;
     if let Some(missing) = s.domains.iter().find(|d| !info.names.contains(d)) {
         return Err(Error::Certificate(format!(
@@ -292,6 +380,46 @@ pub async fn issue(s: &Settings) -> Result<CertInfo, Error> {
         )));
     }
     s.store().install(first, &chain_pem, &key_pem)
+}
+
+/// Tells the CA that every pending challenge of `kind` can be checked now.
+async fn ready(order: &mut instant_acme::Order, kind: ChallengeType) -> Result<(), Error> {
+    let mut authorizations = order.authorizations();
+    while let Some(authz) = authorizations.next().await {
+        let mut authz = authz?;
+        if authz.status != AuthorizationStatus::Pending {
+            continue;
+        }
+        if let Some(mut ch) = authz.challenge(kind.clone()) {
+            ch.set_ready().await?;
+        }
+    }
+    Ok(())
+}
+
+/// Waits for the CA's verdict, then finalizes: the key and the chain (PEM).
+async fn finish(
+    order: &mut instant_acme::Order,
+    kind: ChallengeType,
+) -> Result<(String, String), Error> {
+    let retry = RetryPolicy::new().timeout(Duration::from_secs(90));
+    // An invalid order comes back as its status or, with pebble, as the order's error.
+    let fallback = match order.poll_ready(&retry).await {
+        Ok(OrderStatus::Ready) => None,
+        Ok(status) => Some(format!("order is {status:?}")),
+        Err(instant_acme::Error::Api(problem)) => Some(
+            problem
+                .detail
+                .unwrap_or_else(|| "the order is invalid".into()),
+        ),
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(fallback) = fallback {
+        return Err(Error::Refused(why_invalid(order, fallback, kind).await));
+    }
+    let key_pem = order.finalize().await?;
+    let chain_pem = order.poll_certificate(&retry).await?;
+    Ok((key_pem, chain_pem))
 }
 
 /// When the CA's renewal information (ARI, RFC 9773) suggests renewing `cert_der`: the start
@@ -314,12 +442,16 @@ pub async fn suggested_renewal(
 }
 
 /// The CA's own words on a failed order: the challenges' errors.
-async fn why_invalid(order: &mut instant_acme::Order, status: OrderStatus) -> String {
+async fn why_invalid(
+    order: &mut instant_acme::Order,
+    fallback: String,
+    kind: ChallengeType,
+) -> String {
     let mut reasons = Vec::new();
     let mut authorizations = order.authorizations();
     while let Some(Ok(mut authz)) = authorizations.next().await {
         let name = authz.identifier().to_string();
-        if let Some(c) = authz.challenge(ChallengeType::Http01) {
+        if let Some(c) = authz.challenge(kind.clone()) {
             if let Some(e) = &c.error {
                 reasons.push(format!(
                     "{name}: {}",
@@ -329,8 +461,23 @@ async fn why_invalid(order: &mut instant_acme::Order, status: OrderStatus) -> St
         }
     }
     if reasons.is_empty() {
-        format!("order is {status:?}")
+        fallback
     } else {
         reasons.join("; ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wildcard_and_its_base_share_one_record_name() {
+        assert_eq!(txt_name("example.org"), "_acme-challenge.example.org");
+        assert_eq!(txt_name("*.example.org"), "_acme-challenge.example.org");
+        assert_eq!(
+            txt_name("cam.home.example.org."),
+            "_acme-challenge.cam.home.example.org"
+        );
     }
 }

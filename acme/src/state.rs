@@ -24,6 +24,9 @@ pub struct State {
     pub failures: u32,
     #[serde(default, with = "humantime_serde_opt")]
     pub next_attempt: Option<SystemTime>,
+    /// "http-01" or "dns-01": the challenge of the last attempt.
+    #[serde(default)]
+    pub challenge: Option<String>,
 }
 
 impl State {

@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use x509_parser::prelude::*;
 
+use streamedge_formats::layout::cert_folder;
+
 use crate::Error;
 
 /// What streamedge needs to know about a certificate.
@@ -75,13 +77,14 @@ impl Store {
         }
     }
 
-    /// `CERTS/<domain>`: what nginx's configuration names.
+    /// `CERTS/<domain>`: what nginx's configuration names (a wildcard's folder is
+    /// `_wildcard.<base>`, see [`cert_folder`]).
     pub fn live_dir(&self, domain: &str) -> PathBuf {
-        self.certs.join(domain)
+        self.certs.join(cert_folder(domain))
     }
 
     fn versions(&self, domain: &str) -> PathBuf {
-        self.certs.join(".versions").join(domain)
+        self.certs.join(".versions").join(cert_folder(domain))
     }
 
     /// The certificate in service for `domain`, if any.
@@ -106,9 +109,11 @@ impl Store {
 
     fn flip(&self, domain: &str, target: &Path) -> Result<(), Error> {
         let live = self.live_dir(domain);
-        let tmp = self
-            .certs
-            .join(format!(".{domain}.link.{}", std::process::id()));
+        let tmp = self.certs.join(format!(
+            ".{}.link.{}",
+            cert_folder(domain),
+            std::process::id()
+        ));
         let _ = fs::remove_file(&tmp);
         std::os::unix::fs::symlink(target, &tmp).map_err(|e| Error::io(&tmp, e))?;
         fs::rename(&tmp, &live).map_err(|e| Error::io(&live, e))?;
@@ -249,6 +254,19 @@ mod tests {
         let (c2, k2) = self_signed("b.test");
         store.install("b.test", &c2, &k2).unwrap();
         assert!(!stray.exists());
+    }
+
+    #[test]
+    fn a_wildcard_lives_in_a_folder_without_a_star() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        let (c, k) = self_signed("*.w.test");
+        store.install("*.w.test", &c, &k).unwrap();
+        assert!(dir.path().join("_wildcard.w.test/fullchain.pem").exists());
+        assert_eq!(
+            store.current("*.w.test").unwrap().unwrap().names,
+            ["*.w.test"]
+        );
     }
 
     #[test]

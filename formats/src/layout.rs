@@ -10,7 +10,7 @@
 //! DATA/live/<name>/master.m3u8   the sidecar's ladder, with <height>p/ rungs and thumb.jpg
 //! DATA/vod/<id>/master.m3u8      a library item, with meta.json beside it
 //! DATA/certs/<domain>/           the pair nginx serves; certs/placeholder until issued
-//! DATA/acme/                     the ACME account and challenge files
+//! DATA/acme/                     the ACME account, challenge files, DNS-01 records made
 //! DATA/jobs/<id>.json            fetch jobs
 //! DATA/ddns/state.json           what dynamic DNS last published
 //! DATA/.work/<id>/               scratch space of a job, an import or a recording
@@ -34,6 +34,16 @@ pub const VOD_PLAYLIST: &str = "master.m3u8";
 /// The certificate chain and key file names of every pair in `certs/`.
 pub const CERT_CHAIN: &str = "fullchain.pem";
 pub const CERT_KEY: &str = "privkey.pem";
+
+/// The folder of a certificate in `certs/`, named for its first domain: a wildcard's `*`
+/// becomes `_wildcard` (as mkcert names its files), so no name is a glob in a shell or in
+/// nginx's configuration.
+pub fn cert_folder(domain: &str) -> String {
+    match domain.strip_prefix("*.") {
+        Some(base) => format!("_wildcard.{base}"),
+        None => domain.to_string(),
+    }
+}
 
 /// Paths below one data directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +129,7 @@ impl Layout {
     /// What nginx serves: the first domain's pair, or the placeholder without a domain.
     pub fn served_cert(&self, first_domain: Option<&str>) -> (PathBuf, PathBuf) {
         match first_domain {
-            Some(domain) => Self::cert_pair(&self.certs().join(domain)),
+            Some(domain) => Self::cert_pair(&self.certs().join(cert_folder(domain))),
             None => Self::cert_pair(&self.placeholder_cert()),
         }
     }
@@ -127,6 +137,12 @@ impl Layout {
     /// The ACME account, orders and state.
     pub fn acme(&self) -> PathBuf {
         self.root.join("acme")
+    }
+
+    /// DNS-01 records created at the DNS provider and not yet removed (0600): what a killed
+    /// sidecar leaves is removed at the next issuance.
+    pub fn acme_dns_records(&self) -> PathBuf {
+        self.acme().join("dns-records.json")
     }
 
     /// nginx's root for `/.well-known/acme-challenge/`.
@@ -187,6 +203,10 @@ mod tests {
         assert_eq!(
             l.served_cert(None).1,
             Path::new("/d/certs/placeholder/privkey.pem")
+        );
+        assert_eq!(
+            l.served_cert(Some("*.example.org")).1,
+            Path::new("/d/certs/_wildcard.example.org/privkey.pem")
         );
         assert_eq!(l.scratch("j"), Path::new("/d/.work/j"));
     }

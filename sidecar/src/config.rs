@@ -235,6 +235,40 @@ pub struct Acme {
     /// External account binding, for CAs that require it.
     pub eab_kid: Option<String>,
     pub eab_hmac_key: Option<String>,
+    /// How the names are proved: files on port 80, TXT records at IONOS, or either.
+    pub challenge: ChallengeMode,
+    /// DNS servers asked for a zone's name servers and a name's address ("1.1.1.1:53");
+    /// empty: the system's. A zone whose name servers cannot be found is watched here.
+    pub nameservers: Vec<String>,
+    /// How long DNS-01 waits for the zone's name servers to answer the TXT records.
+    #[serde(with = "humantime_serde")]
+    pub propagation_timeout: Duration,
+    /// The port `auto`'s self-check asks on a domain: the CA's HTTP-01 port, 80.
+    pub self_check_port: u16,
+}
+
+/// `acme.challenge`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChallengeMode {
+    /// Files nginx serves on the HTTP port, which the router must map from 80.
+    #[serde(rename = "http-01")]
+    Http01,
+    /// TXT records through the IONOS DNS API (the key of `[ddns]`): no port needed; wildcards.
+    #[serde(rename = "dns-01")]
+    Dns01,
+    /// HTTP-01 when a request from outside reaches the challenge files, else DNS-01.
+    #[serde(rename = "auto")]
+    Auto,
+}
+
+impl std::fmt::Display for ChallengeMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChallengeMode::Http01 => "http-01",
+            ChallengeMode::Dns01 => "dns-01",
+            ChallengeMode::Auto => "auto",
+        })
+    }
 }
 
 impl Default for Acme {
@@ -247,6 +281,10 @@ impl Default for Acme {
             renew_check: Duration::from_secs(12 * 3600),
             eab_kid: None,
             eab_hmac_key: None,
+            challenge: ChallengeMode::Http01,
+            nameservers: Vec::new(),
+            propagation_timeout: Duration::from_secs(300),
+            self_check_port: 80,
         }
     }
 }
@@ -273,21 +311,24 @@ impl Acme {
             .ok()
     }
 
-    fn check(&self) -> Result<()> {
+    /// Checks with the `[ddns]` section DNS-01 takes its IONOS key from.
+    fn check(&self, ddns: Option<&Ddns>) -> Result<()> {
         for d in &self.domains {
-            let ok = !d.is_empty()
-                && d.len() <= 253
-                && d.contains('.')
-                && d.split('.').all(|l| {
+            if d.starts_with("*.") && self.challenge == ChallengeMode::Http01 {
+                bail!("acme.domains: \"{d}\" is a wildcard, which needs acme.challenge = \"dns-01\" or \"auto\" (HTTP-01 cannot issue wildcards)");
+            }
+            let name = d.strip_prefix("*.").unwrap_or(d);
+            let ok = !name.is_empty()
+                && name.len() <= 253
+                && name.contains('.')
+                && name.split('.').all(|l| {
                     !l.is_empty()
                         && l.len() <= 63
                         && !l.starts_with('-')
                         && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
                 });
             if !ok {
-                bail!(
-                    "acme.domains: \"{d}\" is not a domain name (HTTP-01 cannot issue wildcards)"
-                );
+                bail!("acme.domains: \"{d}\" is not a domain name");
             }
         }
         let url = self.directory_url();
@@ -302,6 +343,19 @@ impl Acme {
         }
         if self.eab_hmac_key.is_some() && self.eab_hmac_key_bytes().is_none() {
             bail!("acme.eab_hmac_key is not URL-safe base64, as CAs give it");
+        }
+        check_nameservers("acme.nameservers", &self.nameservers)?;
+        if self.challenge != ChallengeMode::Http01 && self.enabled() && ddns.is_none() {
+            bail!(
+                "acme.challenge \"{}\" puts TXT records through the IONOS DNS API: add a [ddns] section with its api_key or api_key_file",
+                self.challenge
+            );
+        }
+        if self.propagation_timeout.is_zero() {
+            bail!("acme.propagation_timeout must be longer than 0s");
+        }
+        if self.self_check_port == 0 {
+            bail!("acme.self_check_port must be between 1 and 65535");
         }
         Ok(())
     }
@@ -419,13 +473,7 @@ impl Ddns {
         if self.interval.is_zero() {
             bail!("ddns.interval must be longer than 0s");
         }
-        for ns in &self.nameservers {
-            if ns.parse::<std::net::SocketAddr>().is_err()
-                && ns.parse::<std::net::IpAddr>().is_err()
-            {
-                bail!("ddns.nameservers: \"{ns}\" is not an address");
-            }
-        }
+        check_nameservers("ddns.nameservers", &self.nameservers)?;
         if self.api_key.is_none() && self.api_key_file.is_none() {
             bail!("ddns needs api_key or api_key_file");
         }
@@ -535,6 +583,16 @@ impl Telegram {
         }
         Ok(())
     }
+}
+
+/// DNS servers as "1.1.1.1:53" or "1.1.1.1".
+fn check_nameservers(key: &str, list: &[String]) -> Result<()> {
+    for ns in list {
+        if ns.parse::<std::net::SocketAddr>().is_err() && ns.parse::<std::net::IpAddr>().is_err() {
+            bail!("{key}: \"{ns}\" is not an address");
+        }
+    }
+    Ok(())
 }
 
 /// How publishers are checked.
@@ -831,7 +889,7 @@ impl Config {
                 bail!("fetch.webhook \"{w}\" must be an http:// or https:// URL");
             }
         }
-        self.acme.check()?;
+        self.acme.check(self.ddns.as_ref())?;
         if let Some(d) = &self.ddns {
             d.check()?;
         }
@@ -1101,6 +1159,26 @@ mod tests {
                 "also a port of nginx's",
             ),
             ("[live]\nfeed = \"1936\"\n", "invalid socket address"),
+            (
+                "[acme]\ndomains = [\"*.example.org\"]\n",
+                "\"*.example.org\" is a wildcard, which needs acme.challenge = \"dns-01\" or \"auto\"",
+            ),
+            (
+                "[acme]\ndomains = [\"a.*.example.org\"]\nchallenge = \"dns-01\"\n",
+                "\"a.*.example.org\" is not a domain name",
+            ),
+            (
+                "[acme]\ndomains = [\"example.org\"]\nchallenge = \"dns-01\"\n",
+                "acme.challenge \"dns-01\" puts TXT records through the IONOS DNS API: add a [ddns] section",
+            ),
+            (
+                "[acme]\nchallenge = \"dns01\"\n",
+                "unknown variant `dns01`, expected one of `http-01`, `dns-01`, `auto`",
+            ),
+            (
+                "[acme]\nnameservers = [\"ns1.example.org\"]\n",
+                "acme.nameservers: \"ns1.example.org\" is not an address",
+            ),
         ] {
             let p = write(
                 dir.path(),
@@ -1121,6 +1199,14 @@ mod tests {
             "data_dir = \"d\"\npublic_host = \"h\"\n[nginx]\nworker_processes = \"4\"\n",
         );
         assert!(Config::load(&p).is_ok());
+        let p = write(
+            dir.path(),
+            "data_dir = \"d\"\npublic_host = \"h\"\n[acme]\ndomains = [\"*.example.org\", \"example.org\"]\nchallenge = \"auto\"\n[ddns]\napi_key = \"p.s\"\ndomains = [\"example.org\"]\n",
+        );
+        assert_eq!(
+            Config::load(&p).unwrap().acme.challenge,
+            ChallengeMode::Auto
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ const BASE: &[&str] = &[
     "error",
     "clock",
     "costs",
+    "dns",
     "fsutil",
     "proc",
     "address",

@@ -30,6 +30,7 @@ mod clock;
 mod config;
 mod config_file;
 mod costs;
+mod dns;
 mod error;
 mod fsutil;
 mod proc;

@@ -52,6 +52,26 @@ impl TestDns {
         dns
     }
 
+    /// The management API's base URL (`/set-txt`, `/clear-txt`, ...).
+    pub fn management_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.management)
+    }
+
+    /// The DNS server's address, as `acme.nameservers` takes it.
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Adds a TXT value to `host` (challtestsrv's set-txt appends).
+    pub fn set_txt(&self, host: &str, value: &str) {
+        set_txt(&self.management_url(), host, value);
+    }
+
+    /// Removes every TXT value of `host`.
+    pub fn clear_txt(&self, host: &str) {
+        clear_txt(&self.management_url(), host);
+    }
+
     /// Makes `host` answer `addresses` (A or AAAA by their family), replacing what it had.
     pub fn set(&self, host: &str, v6: bool, addresses: &[&str]) {
         let (clear, add) = if v6 {
@@ -83,4 +103,29 @@ impl Drop for TestDns {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// challtestsrv's names: lowercase, with the trailing dot.
+fn dns_host(host: &str) -> String {
+    format!("{}.", host.trim_end_matches('.').to_ascii_lowercase())
+}
+
+/// `set-txt` at a challtestsrv management URL: adds `value` to `host`'s TXT values.
+pub fn set_txt(management: &str, host: &str, value: &str) {
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{management}/set-txt"))
+        .json(&serde_json::json!({"host": dns_host(host), "value": value}))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "challtestsrv refused set-txt");
+}
+
+/// `clear-txt` at a challtestsrv management URL.
+pub fn clear_txt(management: &str, host: &str) {
+    let r = reqwest::blocking::Client::new()
+        .post(format!("{management}/clear-txt"))
+        .json(&serde_json::json!({"host": dns_host(host)}))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "challtestsrv refused clear-txt");
 }

@@ -38,6 +38,11 @@ pub struct StandinState {
     pub request_times: Vec<Instant>,
     pub quota: usize,
     pub quota_exceeded: bool,
+    /// challtestsrv management URLs that get every TXT record the stand-in holds, so a CA
+    /// validating DNS-01 there sees exactly what IONOS was told.
+    pub txt_to: Vec<String>,
+    /// Ids handed out so far.
+    pub next_id: usize,
 }
 
 /// Local stand-ins for the services streamedge's DNS updates talk to: IP echo services and
@@ -93,6 +98,18 @@ impl Standin {
         let mut s = self.state.lock().unwrap();
         s.echo.insert(path.into(), (200, first.into()));
         s.echo_then.insert(path.into(), (after, then.into()));
+    }
+
+    /// The TXT records held: (name, content as IONOS gives it back, quoted).
+    pub fn txt_records(&self) -> Vec<(String, String)> {
+        self.state
+            .lock()
+            .unwrap()
+            .records
+            .iter()
+            .filter(|r| r.3 == "TXT")
+            .map(|r| (r.2.clone(), r.4.clone()))
+            .collect()
     }
 
     /// IONOS requests seen so far.
@@ -225,17 +242,52 @@ fn answer(
         ("POST", ["dns", "v1", "zones", zone, "records"]) => {
             let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
             let zone = zone.to_string();
+            let mut created = Vec::new();
             for r in v.as_array().cloned().unwrap_or_default() {
-                let id = format!("rec-{}", s.records.len() + 1);
-                s.records.push((
-                    id,
-                    zone.clone(),
-                    r["name"].as_str().unwrap_or("").into(),
-                    r["type"].as_str().unwrap_or("").into(),
-                    r["content"].as_str().unwrap_or("").into(),
-                ));
+                s.next_id += 1;
+                let id = format!("rec-{}", s.next_id);
+                let (name, kind) = (
+                    r["name"].as_str().unwrap_or("").to_string(),
+                    r["type"].as_str().unwrap_or("").to_string(),
+                );
+                let mut content = r["content"].as_str().unwrap_or("").to_string();
+                if kind == "TXT" {
+                    for m in &s.txt_to {
+                        crate::dns::set_txt(m, &name, &content);
+                    }
+                    // IONOS keeps TXT content in quotes, and answers with them.
+                    content = format!("\"{content}\"");
+                }
+                created.push(serde_json::json!({"id": id, "name": name, "type": kind, "content": content, "ttl": r["ttl"], "prio": 0, "disabled": false}));
+                s.records.push((id, zone.clone(), name, kind, content));
             }
-            (201, String::new())
+            (201, serde_json::Value::from(created).to_string())
+        }
+        ("DELETE", ["dns", "v1", "zones", zone, "records", id]) => {
+            let (zone, id) = (zone.to_string(), id.to_string());
+            let Some(i) = s.records.iter().position(|r| r.0 == id && r.1 == zone) else {
+                return (
+                    404,
+                    r#"[{"code":"NOT_FOUND","message":"record not found"}]"#.into(),
+                );
+            };
+            let gone = s.records.remove(i);
+            if gone.3 == "TXT" {
+                // challtestsrv clears a name whole: the values left are set again.
+                let left: Vec<String> = s
+                    .records
+                    .iter()
+                    .filter(|r| r.3 == "TXT" && r.2 == gone.2)
+                    .map(|r| r.4.trim_matches('"').to_string())
+                    .collect();
+                for m in &s.txt_to {
+                    crate::dns::clear_txt(m, &gone.2);
+                    for v in &left {
+                        crate::dns::set_txt(m, &gone.2, v);
+                    }
+                }
+            }
+            (200, String::new())
         }
         _ => (
             404,

@@ -77,6 +77,9 @@ impl Pebble {
                 .arg(d.join("pebble.json"))
                 .args(["-dnsserver", &format!("127.0.0.1:{dns}")])
                 .env("PEBBLE_VA_NOSLEEP", "1")
+                // Every order proves its names: a reused authorization would skip the
+                // challenge a test is about.
+                .env("PEBBLE_AUTHZREUSE", "0")
                 .stdout(log("pebble.log"))
                 .stderr(log("pebble.err"))
                 .spawn()
@@ -103,6 +106,11 @@ impl Pebble {
         }
         let err = std::fs::read_to_string(d.join("pebble.err")).unwrap_or_default();
         panic!("pebble did not start:\n{err}");
+    }
+
+    /// The DNS pebble's validation asks (DNS-01's TXT records, HTTP-01's addresses).
+    pub fn dns(&self) -> &TestDns {
+        &self._dns
     }
 
     pub fn directory(&self) -> String {

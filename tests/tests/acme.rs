@@ -8,6 +8,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use streamedge_tests::{
     metric, served_certificate, streamedge_bin, wait_for, Options, Pebble, Publisher, Server,
+    Standin, TestDns,
 };
 
 const DOMAIN: &str = "streamedge.test";
@@ -374,4 +375,299 @@ fn an_untrusted_ca_says_why_and_names_acme_ca_root() {
             "{st}"
         );
     }
+}
+
+// DNS-01 through the IONOS stand-in: it keeps pebble-challtestsrv's TXT records the same as
+// its own, so pebble validates exactly what IONOS was told.
+
+const IONOS_KEY: &str = "pubprefix.secret";
+
+/// An IONOS stand-in holding the zone `streamedge.test`, no quota, and TXT records pushed to
+/// the DNS pebble validates with.
+fn ionos_for(pebble: &Pebble) -> Standin {
+    let api = Standin::start(IONOS_KEY);
+    let mut st = api.state.lock().unwrap();
+    st.quota = usize::MAX;
+    st.zones = vec![("z1".into(), DOMAIN.into())];
+    st.txt_to = vec![pebble.dns().management_url()];
+    drop(st);
+    api
+}
+
+/// `with_acme`, then DNS-01 (`challenge`) with these names, the stand-in's key from `[ddns]`,
+/// and `dns` as the DNS everything asks (the zone has no NS records there: its TXT records
+/// are watched at `dns` itself).
+fn with_dns01(s: &Server, pebble: &Pebble, api: &Standin, challenge: &str, domains: &[&str]) {
+    with_acme(s, pebble);
+    let ns = pebble.dns().addr();
+    let (base, echo) = (api.url(""), api.url("/v4"));
+    api.set_echo("/v4", 200, "127.0.0.1");
+    s.edit_config(|c| {
+        let acme = c["acme"].as_table_mut().unwrap();
+        let names: Vec<toml::Value> = domains.iter().map(|d| toml::Value::from(*d)).collect();
+        acme.insert("domains".into(), names.into());
+        acme.insert("challenge".into(), challenge.into());
+        acme.insert(
+            "nameservers".into(),
+            vec![toml::Value::from(ns.clone())].into(),
+        );
+        acme.insert("propagation_timeout".into(), "60s".into());
+        let mut d = toml::Table::new();
+        d.insert("api_key".into(), IONOS_KEY.into());
+        d.insert("api_base".into(), base.into());
+        d.insert("domains".into(), vec![toml::Value::from(DOMAIN)].into());
+        // Dynamic DNS itself stays on loopback and quiet: an echo that says loopback (no
+        // public address, so no update), and the test's DNS.
+        d.insert("ip_sources_v4".into(), vec![toml::Value::from(echo)].into());
+        d.insert("nameservers".into(), vec![toml::Value::from(ns)].into());
+        d.insert("interval".into(), "1h".into());
+        c.insert("ddns".into(), d.into());
+    });
+}
+
+/// The TXT records the stand-in holds, and the records the sidecar still lists as made.
+fn leftovers(s: &Server, api: &Standin) -> (Vec<(String, String)>, bool) {
+    (api.txt_records(), s.data("acme/dns-records.json").exists())
+}
+
+fn subject_alt_names(s: &Server, chain: &str) -> String {
+    let lp = s.path("leaf.pem");
+    std::fs::write(&lp, leaf(chain)).unwrap();
+    openssl(&[
+        "x509",
+        "-in",
+        &lp.display().to_string(),
+        "-noout",
+        "-ext",
+        "subjectAltName",
+    ])
+}
+
+#[test]
+fn dns01_issues_a_wildcard_and_its_base_name_served_by_nginx_and_removes_its_records() {
+    let mut s = Server::init(Options::default());
+    let pebble = Pebble::start(s.http, 3600);
+    let api = ionos_for(&pebble);
+    let wildcard = format!("*.{DOMAIN}");
+    with_dns01(&s, &pebble, &api, "dns-01", &[&wildcard, DOMAIN]);
+    s.run();
+    let st = wait_issued(&s);
+    assert_eq!(st["challenge"], "dns-01");
+    assert_eq!(st["domains"][0], wildcard.as_str());
+    // Stored where no name is a glob; nginx's configuration points there.
+    let chain = std::fs::read_to_string(s.data(&format!("certs/_wildcard.{DOMAIN}/fullchain.pem")))
+        .unwrap();
+    assert!(s
+        .read("nginx.conf")
+        .contains(&format!("certs/_wildcard.{DOMAIN}/fullchain.pem")));
+    let names = subject_alt_names(&s, &chain);
+    let mut sans: Vec<&str> = names
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .split(", ")
+        .collect();
+    sans.sort();
+    assert_eq!(
+        sans,
+        [format!("DNS:*.{DOMAIN}"), format!("DNS:{DOMAIN}")],
+        "{names}"
+    );
+    // nginx serves it, for the base name and for a name under the wildcard.
+    wait_served(&s, &chain);
+    assert_eq!(
+        served_certificate(s.https, &format!("cam.{DOMAIN}")).as_deref(),
+        Some(leaf(&chain).as_str())
+    );
+    // One TXT record per name was made, through the API, with the key; none is left.
+    let posts: Vec<_> = api
+        .calls()
+        .into_iter()
+        .filter(|c| c.method == "POST" && c.url == "/dns/v1/zones/z1/records")
+        .collect();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].body.matches("\"TXT\"").count(), 2, "{posts:?}");
+    assert_eq!(posts[0].api_key.as_deref(), Some(IONOS_KEY));
+    let deletes = api.calls().iter().filter(|c| c.method == "DELETE").count();
+    assert_eq!(deletes, 2);
+    assert_eq!(leftovers(&s, &api), (vec![], false));
+    // The key is never logged; the daemon saw nginx serve the new certificate.
+    let log = s.read("run.log");
+    assert!(!log.contains(IONOS_KEY));
+    wait_for(
+        "the daemon to see it served",
+        Duration::from_secs(20),
+        || {
+            s.read("run.log")
+                .contains("nginx serves the new certificate")
+                .then_some(())
+        },
+    );
+    assert!(!s
+        .read("run.log")
+        .contains("does not serve the new certificate"));
+    let out = s.cli(&["cert", "status"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("challenge: dns-01"));
+}
+
+#[test]
+fn failed_dns01_orders_leave_no_record_and_say_why() {
+    let s = Server::init(Options::default());
+    let pebble = Pebble::start(s.http, 3600);
+    let api = ionos_for(&pebble);
+    with_dns01(&s, &pebble, &api, "dns-01", &[DOMAIN]);
+
+    // A wrong key: IONOS says so, nothing is made.
+    s.edit_config(|c| {
+        c["ddns"]
+            .as_table_mut()
+            .unwrap()
+            .insert("api_key".into(), "pubprefix.wrong".into());
+    });
+    let out = s.cli(&["cert", "renew"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("cannot list the IONOS zones: IONOS answered 401: The customer is not authorized to do this operation."), "{err}");
+    assert!(!err.contains("wrong"), "the key is in the message: {err}");
+    assert!(status(&s)["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("IONOS answered 401"));
+    assert_eq!(leftovers(&s, &api), (vec![], false));
+
+    // The records reach the DNS the sidecar watches but not the one pebble asks: the CA
+    // refuses, and the records go all the same.
+    s.edit_config(|c| {
+        c["ddns"]
+            .as_table_mut()
+            .unwrap()
+            .insert("api_key".into(), IONOS_KEY.into());
+    });
+    let elsewhere = TestDns::start();
+    api.state.lock().unwrap().txt_to = vec![elsewhere.management_url()];
+    s.edit_config(|c| {
+        c["acme"].as_table_mut().unwrap().insert(
+            "nameservers".into(),
+            vec![toml::Value::from(elsewhere.addr())].into(),
+        );
+    });
+    let out = s.cli(&["cert", "renew"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot get a certificate for {DOMAIN}: the CA refused the order: {DOMAIN}:"
+        )),
+        "{err}"
+    );
+    let st = status(&s);
+    assert!(
+        st["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("the CA refused the order"),
+        "{st}"
+    );
+    assert_eq!(st["challenge"], "dns-01");
+    assert_eq!(st["issued"], false);
+    assert!(api.calls().iter().any(|c| c.method == "POST"));
+    assert_eq!(leftovers(&s, &api), (vec![], false));
+
+    // The zone's name servers never answer: the wait ends at acme.propagation_timeout,
+    // and the records go.
+    api.state.lock().unwrap().txt_to.clear();
+    s.edit_config(|c| {
+        c["acme"]
+            .as_table_mut()
+            .unwrap()
+            .insert("propagation_timeout".into(), "2s".into());
+    });
+    let out = s.cli(&["cert", "renew"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "do not answer TXT \"_acme-challenge.{DOMAIN}\" with the challenge after 2s"
+        )),
+        "{err}"
+    );
+    assert_eq!(leftovers(&s, &api), (vec![], false));
+}
+
+#[test]
+fn records_a_killed_sidecar_left_are_removed_by_the_next_issuance() {
+    let s = Server::init(Options::default());
+    let pebble = Pebble::start(s.http, 3600);
+    let api = ionos_for(&pebble);
+    with_dns01(&s, &pebble, &api, "dns-01", &[DOMAIN]);
+    // The records never show in DNS: the issuance waits, and is killed while it does.
+    api.state.lock().unwrap().txt_to.clear();
+    let mut renew = Command::new(streamedge_bin())
+        .arg("--config")
+        .arg(s.config())
+        .args(["cert", "renew"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ledger = s.data("acme/dns-records.json");
+    wait_for("a TXT record at IONOS", Duration::from_secs(30), || {
+        let listed = std::fs::read_to_string(&ledger).unwrap_or_default();
+        (!api.txt_records().is_empty() && listed.contains("rec-")).then_some(())
+    });
+    let _ = kill(Pid::from_raw(renew.id() as i32), Signal::SIGKILL);
+    let _ = renew.wait();
+    assert_eq!(api.txt_records().len(), 1);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&ledger).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    api.state.lock().unwrap().txt_to = vec![pebble.dns().management_url()];
+    let out = s.cli(&["cert", "renew"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status(&s)["issued"], true);
+    assert_eq!(leftovers(&s, &api), (vec![], false));
+}
+
+#[test]
+fn auto_uses_http01_when_port_80_answers_and_dns01_when_it_does_not() {
+    let s = Server::init(Options::default());
+    let pebble = Pebble::start(s.http, 3600);
+    let api = ionos_for(&pebble);
+    with_dns01(&s, &pebble, &api, "auto", &[DOMAIN]);
+    s.edit_config(|c| {
+        c["acme"]
+            .as_table_mut()
+            .unwrap()
+            .insert("self_check_port".into(), i64::from(s.http).into());
+    });
+    // nginx must answer the self-check and pebble's HTTP-01.
+    let mut s = s;
+    s.run();
+    let st = wait_issued(&s);
+    assert_eq!(st["challenge"], "http-01");
+    assert!(api.calls().iter().all(|c| c.method != "POST"));
+    // The probe file is gone.
+    let left: Vec<_> = std::fs::read_dir(s.data("acme/challenge/.well-known/acme-challenge"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    // The name now points at a loopback address where nothing listens, as port 80 blocked.
+    pebble.dns().set(DOMAIN, false, &["127.0.0.2"]);
+    let out = s.cli(&["cert", "renew", "--force"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let st = status(&s);
+    assert_eq!(st["challenge"], "dns-01");
+    assert!(st["last_error"].is_null());
+    assert!(api.calls().iter().any(|c| c.method == "POST"));
+    assert_eq!(leftovers(&s, &api), (vec![], false));
+    let chain = std::fs::read_to_string(s.data(&format!("certs/{DOMAIN}/fullchain.pem"))).unwrap();
+    wait_served(&s, &chain);
 }

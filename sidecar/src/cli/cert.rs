@@ -40,6 +40,9 @@ impl Cert {
                         _ => "certificate: none yet (HTTPS serves a self-signed placeholder)\n"
                             .into(),
                     };
+                    if let Some(c) = &st.challenge {
+                        out += &format!("challenge: {c} (the last attempt's)\n");
+                    }
                     if let Some(e) = &st.last_error {
                         out += &format!("last error: {e} ({} failure(s) in a row)\n", st.failures);
                     }

@@ -218,18 +218,53 @@ impl Client {
         self.call(self.http.put(url).json(&body)).await.map(drop)
     }
 
-    pub async fn create_record(
+    /// Creates records of one type in a zone, `(name, content)` each, in one request; IONOS
+    /// answers with the records made, ids included (an empty answer gives none).
+    pub async fn create_records(
         &self,
         zone_id: &str,
-        name: &str,
         kind: &str,
-        addr: IpAddr,
+        records: &[(&str, &str)],
         ttl: u32,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Vec<Record>, ApiError> {
         let url = format!("{}/dns/v1/zones/{zone_id}/records", self.base);
-        let body = json!([{"name": name, "type": kind, "content": addr.to_string(), "ttl": ttl, "prio": 0, "disabled": false}]);
-        self.call(self.http.post(url).json(&body)).await.map(drop)
+        let body: Vec<_> = records
+            .iter()
+            .map(|(name, content)| json!({"name": name, "type": kind, "content": content, "ttl": ttl, "prio": 0, "disabled": false}))
+            .collect();
+        let text = self.call(self.http.post(url).json(&body)).await?;
+        if text.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        Self::parse(&text, "created records")
     }
+
+    /// Deletes a record; one already gone (404) counts as deleted.
+    pub async fn delete_record(&self, zone_id: &str, record_id: &str) -> Result<(), ApiError> {
+        let url = format!("{}/dns/v1/zones/{zone_id}/records/{record_id}", self.base);
+        let resp = self
+            .http
+            .delete(url)
+            .header("X-API-Key", &self.key)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| ApiError::Retry(format!("cannot reach IONOS: {e}")))?;
+        let status = resp.status().as_u16();
+        let body = resp.text().await.unwrap_or_default();
+        match status {
+            200..=299 | 404 => Ok(()),
+            _ => Err(classify(status, &body)),
+        }
+    }
+}
+
+/// A TXT record's text as IONOS gives it back (in quotes) or as it was sent (without).
+pub fn txt_text(content: &str) -> &str {
+    content
+        .strip_prefix('"')
+        .and_then(|c| c.strip_suffix('"'))
+        .unwrap_or(content)
 }
 
 /// The zone a name belongs to: the longest zone name it ends with.
@@ -260,6 +295,13 @@ mod tests {
         assert!(
             matches!(classify(400, r#"[{"code":"INVALID_DATA"}]"#), ApiError::Other(m) if m.ends_with("INVALID_DATA"))
         );
+    }
+
+    #[test]
+    fn txt_content_loses_its_quotes() {
+        assert_eq!(txt_text("\"abc-_1\""), "abc-_1");
+        assert_eq!(txt_text("abc"), "abc");
+        assert_eq!(txt_text("\""), "\"");
     }
 
     #[test]

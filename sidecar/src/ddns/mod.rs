@@ -205,29 +205,7 @@ fn fingerprint(d: &Ddns, key: &str) -> String {
 
 /// What DNS says for each name; a name that does not resolve says nothing.
 async fn resolve(d: &Ddns, family: Family) -> Result<Vec<Vec<IpAddr>>> {
-    use hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
-    use hickory_resolver::name_server::TokioConnectionProvider;
-    use hickory_resolver::proto::xfer::Protocol;
-    let mut builder = if d.nameservers.is_empty() {
-        hickory_resolver::Resolver::builder_tokio()
-            .context("cannot read the system's DNS configuration")?
-    } else {
-        let mut cfg = ResolverConfig::new();
-        for ns in &d.nameservers {
-            let addr = ns
-                .parse()
-                .or_else(|_| ns.parse::<IpAddr>().map(|ip| (ip, 53).into()))?;
-            cfg.add_name_server(NameServerConfig::new(addr, Protocol::Udp));
-        }
-        hickory_resolver::Resolver::builder_with_config(cfg, TokioConnectionProvider::default())
-    };
-    let mut opts = ResolverOpts::default();
-    // Each check asks afresh: an answer cached from before an update would mislead.
-    opts.cache_size = 0;
-    opts.timeout = Duration::from_secs(3);
-    opts.attempts = 1;
-    *builder.options_mut() = opts;
-    let resolver = builder.build();
+    let resolver = crate::dns::resolver(&d.nameservers)?;
     let mut out = Vec::new();
     for name in &d.domains {
         let fqdn = format!("{}.", name.trim_end_matches('.'));
@@ -483,7 +461,10 @@ async fn update(
         budget(state)?;
         let record = state.record_ids[&key].clone();
         let sent = match record.as_str() {
-            "" => client.create_record(&zone, name, kind, addr, d.ttl).await,
+            "" => client
+                .create_records(&zone, kind, &[(name, &addr.to_string())], d.ttl)
+                .await
+                .map(drop),
             id => client.update_record(&zone, id, addr, d.ttl).await,
         };
         // Whatever happened, look the record up afresh next time: it exists now, or the

@@ -4,6 +4,12 @@
 //! Boring and self-healing, as Caddy does it: renew with a third of the lifetime left,
 //! retry a failure on a widening schedule with the reason kept, keep serving the certificate
 //! in service, never stop because a CA is unreachable.
+//!
+//! The names are proved by HTTP-01 (files nginx serves) or DNS-01 (TXT records at IONOS,
+//! [`dns01`]); [`probe`] says which for an order.
+
+mod dns01;
+mod probe;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,9 +19,10 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use streamedge_acme::schedule::{renew_at, retry_delay};
 use streamedge_acme::state::State;
-use streamedge_acme::{CertInfo, Settings};
+use streamedge_acme::{CertInfo, Challenge, Settings};
 
-use crate::config::Config;
+use crate::config::{ChallengeMode, Config};
+use probe::Choice;
 
 /// The acme crate's settings, when ACME is on.
 pub fn settings(config: &Config) -> Option<Settings> {
@@ -58,6 +65,8 @@ pub struct CertStatus {
     pub last_error: Option<String>,
     pub failures: u32,
     pub next_attempt: Option<String>,
+    /// "http-01" or "dns-01": what the last attempt proved the names by.
+    pub challenge: Option<String>,
 }
 
 use crate::clock::rfc3339;
@@ -86,6 +95,7 @@ pub fn status(config: &Config) -> Result<Option<CertStatus>> {
         last_error: state.last_error.clone(),
         failures: state.failures,
         next_attempt: state.next_attempt.map(rfc3339),
+        challenge: state.challenge.clone(),
     }))
 }
 
@@ -126,7 +136,9 @@ pub async fn renew(config: &Config, force: bool) -> Result<Outcome> {
         }
     }
     state.last_attempt = Some(now);
-    match streamedge_acme::issue(&s).await {
+    let (used, result) = issue(config, &s).await;
+    state.challenge = Some(used.into());
+    match result {
         Ok(info) => {
             state.domains = s.domains.clone();
             state.last_success = Some(SystemTime::now());
@@ -135,7 +147,7 @@ pub async fn renew(config: &Config, force: bool) -> Result<Outcome> {
             state.next_attempt = Some(renew_at(info.not_before, info.not_after, None));
             state.save(&state_path)?;
             tracing::info!(
-                "new certificate for {} (serial {}), valid until {}",
+                "new certificate for {} by {used} (serial {}), valid until {}",
                 s.domains.join(", "),
                 info.serial,
                 rfc3339(info.not_after)
@@ -160,6 +172,46 @@ pub async fn renew(config: &Config, force: bool) -> Result<Outcome> {
                 rfc3339(retry)
             ))
         }
+    }
+}
+
+/// Issues with the configured challenge; `auto` checks HTTP-01 first, and tries DNS-01 once
+/// more when the CA refuses HTTP-01. Says which challenge the last try used.
+async fn issue(
+    config: &Config,
+    s: &Settings,
+) -> (&'static str, Result<CertInfo, streamedge_acme::Error>) {
+    let mode = config.acme.challenge;
+    if mode == ChallengeMode::Http01 {
+        return (
+            "http-01",
+            streamedge_acme::issue(s, Challenge::Http01).await,
+        );
+    }
+    let ionos = match dns01::Ionos::new(config) {
+        Ok(i) => i,
+        Err(e) => return ("dns-01", Err(streamedge_acme::Error::Dns(format!("{e:#}")))),
+    };
+    if let Err(e) = ionos.remove_leftovers().await {
+        tracing::warn!("{e}");
+    }
+    let choice = match probe::plan(mode, &s.domains) {
+        Some(c) => c,
+        None => probe::check(config, s).await,
+    };
+    let dns = Challenge::Dns01(&ionos);
+    match choice {
+        Choice::Dns01(why) => {
+            tracing::info!("proving {} by DNS-01: {why}", s.domains.join(", "));
+            ("dns-01", streamedge_acme::issue(s, dns).await)
+        }
+        Choice::Http01 => match streamedge_acme::issue(s, Challenge::Http01).await {
+            Err(e) if probe::retry_with_dns(mode, &e) => {
+                tracing::warn!("{e}; trying DNS-01");
+                ("dns-01", streamedge_acme::issue(s, dns).await)
+            }
+            r => ("http-01", r),
+        },
     }
 }
 
@@ -190,7 +242,8 @@ pub async fn serve(
     reload: impl Fn(&Config) -> Result<bool>,
 ) -> Result<()> {
     if let (true, Some(domain)) = (reload(config)?, config.acme.domains.first()) {
-        confirm_served(config, domain, info).await;
+        // A wildcard is no server name to ask for: its base name gets the same certificate.
+        confirm_served(config, domain.strip_prefix("*.").unwrap_or(domain), info).await;
     }
     Ok(())
 }
