@@ -463,9 +463,17 @@ impl Ddns {
         }
     }
 
-    fn check(&self) -> Result<()> {
-        if self.domains.is_empty() {
-            bail!("ddns.domains is empty");
+    /// Whether there are names to keep pointing here: a `[ddns]` without may only lend its
+    /// key to DNS-01 certificates.
+    pub fn updates(&self) -> bool {
+        !self.domains.is_empty()
+    }
+
+    fn check(&self, key_only: bool) -> Result<()> {
+        if self.domains.is_empty() && !key_only {
+            bail!(
+                "ddns.domains is empty (a [ddns] with only its key is for acme.challenge = \"dns-01\" or \"auto\")"
+            );
         }
         if !self.ipv4 && !self.ipv6 {
             bail!("ddns: at least one of ipv4 and ipv6 must be on");
@@ -891,7 +899,7 @@ impl Config {
         }
         self.acme.check(self.ddns.as_ref())?;
         if let Some(d) = &self.ddns {
-            d.check()?;
+            d.check(self.acme.enabled() && self.acme.challenge != ChallengeMode::Http01)?;
         }
         if let Some(t) = &self.telegram {
             t.check()?;
@@ -1207,6 +1215,16 @@ mod tests {
             Config::load(&p).unwrap().acme.challenge,
             ChallengeMode::Auto
         );
+        // A [ddns] that only lends its key to DNS-01: fine; for nothing at all: an error.
+        let key_only = "data_dir = \"d\"\npublic_host = \"h\"\n[acme]\ndomains = [\"example.org\"]\nchallenge = \"dns-01\"\n[ddns]\napi_key = \"p.s\"\n";
+        let c = Config::load(&write(dir.path(), key_only)).unwrap();
+        assert!(!c.ddns.unwrap().updates());
+        let p = write(
+            dir.path(),
+            &key_only.replace("challenge = \"dns-01\"\n", ""),
+        );
+        let e = format!("{:#}", Config::load(&p).unwrap_err());
+        assert!(e.contains("ddns.domains is empty"), "{e}");
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub async fn run(config: &Config) -> Result<()> {
             live.clone(),
         )));
     }
-    if config.ddns.is_some() {
+    if config.ddns.as_ref().is_some_and(|d| d.updates()) {
         tasks.push(tokio::spawn(crate::ddns::run_loop(config.clone())));
     }
     if crate::certs::settings(config).is_some() {

@@ -450,9 +450,19 @@ fn dns01_issues_a_wildcard_and_its_base_name_served_by_nginx_and_removes_its_rec
     let api = ionos_for(&pebble);
     let wildcard = format!("*.{DOMAIN}");
     with_dns01(&s, &pebble, &api, "dns-01", &[&wildcard, DOMAIN]);
+    // A fixed address: [ddns] only lends its key, and no dynamic DNS runs.
+    s.edit_config(|c| {
+        let d = c.get_mut("ddns").and_then(|d| d.as_table_mut()).unwrap();
+        d.remove("domains");
+    });
     s.run();
     let st = wait_issued(&s);
     assert_eq!(st["challenge"], "dns-01");
+    assert!(
+        !s.read("run.log").contains("ddns:"),
+        "{}",
+        s.read("run.log")
+    );
     assert_eq!(st["domains"][0], wildcard.as_str());
     // Stored where no name is a glob; nginx's configuration points there.
     let chain = std::fs::read_to_string(s.data(&format!("certs/_wildcard.{DOMAIN}/fullchain.pem")))

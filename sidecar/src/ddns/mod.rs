@@ -183,10 +183,16 @@ fn lock(config: &Config) -> Result<nix::fcntl::Flock<std::fs::File>> {
 }
 
 fn settings(config: &Config) -> Result<&Ddns> {
-    config
+    let d = config
         .ddns
         .as_ref()
-        .context("dynamic DNS is off: add a [ddns] section to streamedge.toml")
+        .context("dynamic DNS is off: add a [ddns] section to streamedge.toml")?;
+    if !d.updates() {
+        bail!(
+            "dynamic DNS is off: [ddns] has no domains (its key serves DNS-01 certificates only)"
+        );
+    }
+    Ok(d)
 }
 
 /// A digest of what an authentication error depends on: a new key or new names retry.
