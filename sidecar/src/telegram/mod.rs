@@ -228,7 +228,7 @@ impl Bot {
                 Ok(Update {
                     content: UpdateContent::Message(m),
                     ..
-                }) => self.clone().handle(*m).await,
+                }) => self.clone().handle(*m, id + 1).await,
                 Ok(_) => {}
                 Err(e) => tracing::warn!("telegram: skipping update {id}, unreadable: {e}"),
             }
@@ -236,10 +236,19 @@ impl Bot {
         let Some(last) = last else {
             return false;
         };
-        let mut saved = self.saved.lock().expect("not poisoned");
-        saved.offset = Some(last + 1);
-        self.save(&saved);
+        self.confirm(last + 1, None);
         true
+    }
+
+    /// Confirms the updates before `next`, and with them the progress message a fetch
+    /// started, in one write: a restart finds both or neither.
+    fn confirm(&self, next: i64, following: Option<(String, i64, i32)>) {
+        let mut saved = self.saved.lock().expect("not poisoned");
+        saved.offset = Some(next);
+        if let Some((job, chat, message)) = following {
+            saved.following.insert(job, (chat, message));
+        }
+        self.save(&saved);
     }
 
     fn save(&self, saved: &Saved) {
@@ -366,7 +375,15 @@ impl Bot {
 
     /// One message. Only private chats: in a group, links to private items would reach
     /// everyone in it.
-    async fn handle(self: Arc<Self>, m: Message) {
+    /// `next` is the update to ask for once this one is taken: a fetch confirms it together
+    /// with its progress message, the rest at once.
+    async fn handle(self: Arc<Self>, m: Message, next: i64) {
+        if !matches!(
+            commands::parse(m.text.as_deref().unwrap_or_default()),
+            Command::Fetch { .. }
+        ) {
+            self.confirm(next, None);
+        }
         let chat = m.chat.id;
         let Some(user) = m.from.as_ref().map(|u| u.id) else {
             return;
@@ -388,7 +405,7 @@ impl Bot {
         };
         match commands::parse(text) {
             // Queued before the update is confirmed: a restart cannot lose it.
-            Command::Fetch { kind, url } => self.fetch(chat, user, kind, url).await,
+            Command::Fetch { kind, url } => self.fetch(chat, user, kind, url, next).await,
             Command::Jobs => self.spawn_answer(chat, commands::jobs(&self.jobs.list())),
             Command::Cancel(id) => {
                 let me = self.clone();
@@ -437,7 +454,7 @@ impl Bot {
         }
     }
 
-    async fn fetch(self: &Arc<Self>, chat: i64, user: u64, kind: Kind, url: String) {
+    async fn fetch(self: &Arc<Self>, chat: i64, user: u64, kind: Kind, url: String, next: i64) {
         let new = NewJob {
             url: url.clone(),
             kind,
@@ -453,18 +470,16 @@ impl Bot {
                 self.running(&url, kind).expect("just found")
             }
             Err(e) => {
+                self.confirm(next, None);
                 self.spawn_answer(chat, format!("Cannot fetch that: {e}"));
                 return;
             }
         };
         let Some(message) = self.send(chat, &self.progress_text(&job)).await else {
+            self.confirm(next, None);
             return;
         };
-        {
-            let mut saved = self.saved.lock().expect("not poisoned");
-            saved.following.insert(job.id.clone(), (chat, message));
-            self.save(&saved);
-        }
+        self.confirm(next, Some((job.id.clone(), chat, message)));
         tokio::spawn(self.clone().follow(chat, message, job.id));
     }
 
