@@ -84,12 +84,18 @@ impl Kind {
         }
     }
 
-    /// Live playlists change every segment; live segment names come back when a stream
-    /// restarts, so they are cached briefly; library files never change.
+    /// Live playlists change with every segment: a browser asks again each time
+    /// (`max-age=0`), a shared cache (an edge, a CDN) keeps one for a second, so the viewers
+    /// behind it make one request a second. Live segment names are never reused (nginx-rtmp's
+    /// `hls_fragment_naming system`, the ladder's epoch start numbers, the audio rendition's
+    /// run-time prefix), so a segment is as immutable as a library file; other live files (the
+    /// thumbnail) are rewritten in place. Private answers are for the viewer's browser alone.
     pub fn cache_control(self, mode: Mode, private: bool) -> &'static str {
         match (mode, self, private) {
-            (Mode::Live, Kind::Playlist, false) => "no-cache",
+            (Mode::Live, Kind::Playlist, false) => "public, max-age=0, s-maxage=1",
             (Mode::Live, Kind::Playlist, true) => "private, no-cache",
+            (Mode::Live, Kind::TsSegment, false) => "public, max-age=31536000, immutable",
+            (Mode::Live, Kind::TsSegment, true) => "private, max-age=31536000, immutable",
             (Mode::Live, _, false) => "public, max-age=10",
             (Mode::Live, _, true) => "private, max-age=10",
             (Mode::Vod, _, false) => "public, max-age=31536000, immutable",
@@ -316,9 +322,16 @@ mod tests {
         );
         assert_eq!(Kind::TsSegment.content_type(), "video/mp2t");
         assert_eq!(Kind::Mp4.content_type(), "video/mp4");
-        assert_eq!(Kind::Playlist.cache_control(Mode::Live, false), "no-cache");
+        assert_eq!(
+            Kind::Playlist.cache_control(Mode::Live, false),
+            "public, max-age=0, s-maxage=1"
+        );
         assert_eq!(
             Kind::TsSegment.cache_control(Mode::Live, false),
+            "public, max-age=31536000, immutable"
+        );
+        assert_eq!(
+            Kind::Jpeg.cache_control(Mode::Live, false),
             "public, max-age=10"
         );
         assert!(Kind::Mp4
