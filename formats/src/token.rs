@@ -178,6 +178,26 @@ impl<'a> Token<'a> {
     }
 }
 
+/// The header an edge sends the origin with a request it has checked the token of.
+pub const EDGE_HEADER: &str = "X-Streamedge-Edge";
+
+/// What an edge shows the origin (in [`EDGE_HEADER`]) to be answered private content: derived
+/// from the signing secret, so an edge holds the origin's secrets file and nothing else, and a
+/// rotation changes it too. URL-safe base64 of HMAC-SHA256(secret, "streamedge-edge-v1").
+pub fn edge_credential(secret: &[u8]) -> String {
+    let mut m = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    m.update(b"streamedge-edge-v1");
+    B64.encode(m.finalize().into_bytes())
+}
+
+/// Whether `given` is the edge credential of one of `secrets`, compared in constant time.
+pub fn is_edge(secrets: &[Vec<u8>], given: &[u8]) -> bool {
+    let ok = secrets.iter().fold(0u8, |acc, s| {
+        acc | edge_credential(s).as_bytes().ct_eq(given).unwrap_u8()
+    });
+    ok == 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,5 +333,25 @@ mod tests {
         assert!(Secrets::parse("secrets = []").is_err());
         assert!(Secrets::parse("secrets = [\"c2hvcnQ\"]").is_err());
         assert!(Secrets::parse("nope").is_err());
+    }
+
+    #[test]
+    fn edges_are_known_by_a_credential_of_the_secret() {
+        let b: &[u8] = b"fedcba9876543210fedcba9876543210";
+        let c = edge_credential(A);
+        assert_eq!(c.len(), 43);
+        assert!(c
+            .bytes()
+            .all(|x| x.is_ascii_alphanumeric() || x == b'-' || x == b'_'));
+        assert_ne!(c, edge_credential(b));
+        // After a rotation both the new and the previous secret's credential pass.
+        let both = vec![b.to_vec(), A.to_vec()];
+        assert!(is_edge(&both, c.as_bytes()));
+        assert!(is_edge(&both, edge_credential(b).as_bytes()));
+        assert!(!is_edge(&[b.to_vec()], c.as_bytes()));
+        assert!(!is_edge(&both, &c.as_bytes()[..42]));
+        assert!(!is_edge(&both, b""));
+        // Not a token: a token's MAC for any prefix is something else.
+        assert_ne!(c, sign(A, "/live/a", 1, None));
     }
 }

@@ -66,7 +66,7 @@ pub(crate) fn count_player(r: &Request, name: &str, broadcast: i64) {
     let Some(players) = (unsafe { shm::shared::<PlayerSlot>(mcf.audience) }) else {
         return;
     };
-    let session = header(r, b"x-playback-session-id").filter(|v| !v.is_empty());
+    let session = ffi::header(r, b"x-playback-session-id").filter(|v| !v.is_empty());
     let id = session
         .or_else(|| r.user_agent().map(|ua| ua.as_bytes()))
         .unwrap_or_default();
@@ -102,13 +102,6 @@ fn post_only(r: &mut Request) -> Result<(), Status> {
     Ok(())
 }
 
-/// A request header's value.
-fn header<'a>(r: &'a Request, name: &[u8]) -> Option<&'a [u8]> {
-    r.headers_in_iterator()
-        .find(|(k, _)| k.as_bytes().eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_bytes())
-}
-
 ngx::http_request_handler!(like_handler, |r: &mut Request| {
     if let Err(status) = post_only(r) {
         return status;
@@ -119,7 +112,7 @@ ngx::http_request_handler!(like_handler, |r: &mut Request| {
     // SAFETY: the request's `headers_in.server` is set by nginx while reading the request.
     let server = unsafe { (*raw).headers_in.server };
     let host = (server.len > 0).then(|| server.as_bytes());
-    if !streamedge_policy::origin::same_origin(header(r, b"origin"), host) {
+    if !streamedge_policy::origin::same_origin(ffi::header(r, b"origin"), host) {
         return send(
             r,
             403,

@@ -169,6 +169,13 @@ pub(crate) fn send(
     r.output_filter(&mut out)
 }
 
+/// A request header's value (the first of that name, case-insensitively).
+pub(crate) fn header<'a>(r: &'a Request, name: &[u8]) -> Option<&'a [u8]> {
+    r.headers_in_iterator()
+        .find(|(k, _)| k.as_bytes().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_bytes())
+}
+
 /// The client's address, from the connection.
 pub(crate) fn client_ip(r: &Request) -> Option<std::net::IpAddr> {
     // SAFETY: every request has its connection.

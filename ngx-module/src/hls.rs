@@ -26,7 +26,7 @@ use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_compile_complex_value, ngx_http_compile_complex_value_t,
     ngx_http_complex_value_t, ngx_http_module_t, ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
     ngx_http_request_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_uint_t, NGX_CONF_TAKE1,
-    NGX_DISABLE_SYMLINKS_ON, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOC_CONF,
+    NGX_CONF_TAKE12, NGX_DISABLE_SYMLINKS_ON, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOC_CONF,
     NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE,
     NGX_HTTP_OPTIONS, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG, NGX_LOG_INFO,
 };
@@ -37,7 +37,7 @@ use ngx::http::{
 };
 use ngx::{ngx_conf_log_error, ngx_log_error, ngx_string};
 use streamedge_formats::layout::{Layout, LIVE_MASTER, LIVE_PLAYLIST};
-use streamedge_formats::token::{Secrets, Token};
+use streamedge_formats::token::{self, Secrets, Token};
 use streamedge_policy::hls::{self, Kind, Mode, PathError};
 use streamedge_policy::library::{AccessCache, Item};
 use streamedge_policy::registry::playlist_is_current;
@@ -53,6 +53,8 @@ pub struct HlsModule;
 pub struct HlsMainConf {
     /// Signing secrets, read once by the master when the configuration loads.
     secrets: Option<Vec<Vec<u8>>>,
+    /// What an edge shows its origin: the first secret's credential.
+    edge_credential: Option<String>,
     /// This worker's view of library items' `meta.json`.
     library: RefCell<AccessCache>,
 }
@@ -77,6 +79,8 @@ impl Route {
 #[derive(Default)]
 pub struct HlsLocConf {
     mode: Option<Route>,
+    /// `streamedge_hls ... edge`: a cache in front of the origin, with no files of its own.
+    edge: bool,
     /// `DATA/live` and `DATA/vod`: where symlinks stop being followed, per request, in a
     /// signed location (`$streamedge_hls_tree`).
     trees: Option<[String; 2]>,
@@ -110,7 +114,7 @@ enum Answer {
 static mut NGX_HTTP_STREAMEDGE_HLS_COMMANDS: [ngx_command_t; 4] = [
     ffi::command(
         ngx_string!("streamedge_hls"),
-        NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+        NGX_HTTP_LOC_CONF | NGX_CONF_TAKE12,
         ngx_http_streamedge_hls,
         NGX_HTTP_LOC_CONF_OFFSET,
     ),
@@ -157,7 +161,15 @@ impl HttpModule for HlsModule {
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        ffi::add_variable(cf, ngx_string!("streamedge_hls_tree"), tree_variable)
+        let rc = ffi::add_variable(cf, ngx_string!("streamedge_hls_tree"), tree_variable);
+        if rc != Status::NGX_OK.0 {
+            return rc;
+        }
+        ffi::add_variable(
+            cf,
+            ngx_string!("streamedge_edge_credential"),
+            credential_variable,
+        )
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
@@ -237,6 +249,9 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     };
     let inner = &uri_bytes[inner_start..];
     let target = hls::parse_path(mode, inner).map_err(refuse)?;
+    if hlcf.edge {
+        return edge(r, raw, &target.scope(mode), path_token, inner_start);
+    }
     let mut entry = None;
     // The broadcast a live playlist belongs to, for the audience.
     let mut broadcast = None;
@@ -282,7 +297,9 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     };
     let query_token = hls::token_arg(args.as_bytes());
     // A signed path is checked whatever the content; a query token only where it matters.
-    if private || path_token.is_some() {
+    // An edge in front has checked the viewer's token itself and says so with its
+    // credential: private content is answered to it, to share among its viewers.
+    if path_token.is_some() || (private && !from_edge(r)) {
         check_token(r, &target.scope(mode), path_token.or(query_token))?;
     }
     if inner_start > 0 {
@@ -324,6 +341,58 @@ pub fn secrets(r: &Request) -> &[Vec<u8>] {
     HlsModule::main_conf(r)
         .and_then(|c| c.secrets.as_deref())
         .unwrap_or_default()
+}
+
+/// At an edge: a signed path's token is checked here, with the secrets the origin shares,
+/// and the request goes on to the origin (`proxy_pass`) as the public path, the token out of
+/// the URI the cache keys on; the rest is the origin's to decide.
+fn edge(
+    r: &Request,
+    raw: *mut ngx_http_request_t,
+    scope: &str,
+    token: Option<&str>,
+    inner_start: usize,
+) -> Result<Option<Answer>, u16> {
+    if token.is_none() {
+        return Ok(None);
+    }
+    check_token(r, scope, token)?;
+    // SAFETY: the URI stays within the request's own buffer; without a valid unparsed URI
+    // the proxy module sends `uri`, the public path.
+    unsafe {
+        (*raw).uri.data = (*raw).uri.data.add(inner_start);
+        (*raw).uri.len -= inner_start;
+        (*raw).set_valid_unparsed_uri(0);
+    }
+    Ok(None)
+}
+
+/// `$streamedge_edge_credential`: what an edge sends its origin with a request whose token it
+/// checked (`proxy_set_header X-Streamedge-Edge $streamedge_edge_credential;`).
+extern "C" fn credential_variable(
+    r: *mut ngx_http_request_t,
+    v: *mut nginx_sys::ngx_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    // SAFETY: nginx passes the current request and a value to fill.
+    let (r, v) = unsafe { (Request::from_ngx_http_request(r), &mut *v) };
+    let credential = HlsModule::main_conf(r).and_then(|c| c.edge_credential.as_deref());
+    ffi::set_variable(v, credential.map(str::as_bytes))
+}
+
+/// Whether the request carries an edge's credential (`X-Streamedge-Edge`), derived from the
+/// signing secrets this server and its edges share.
+fn from_edge(r: &Request) -> bool {
+    let given = ffi::header(r, token::EDGE_HEADER.as_bytes());
+    let ok = given.is_some_and(|g| token::is_edge(secrets(r), g));
+    if given.is_some() && !ok {
+        ngx_log_error!(
+            NGX_LOG_INFO,
+            r.log(),
+            "refusing an edge credential that does not match"
+        );
+    }
+    ok
 }
 
 /// Refuses, as a name that does not exist (404, no reason given), unless the request
@@ -444,6 +513,19 @@ extern "C" fn ngx_http_streamedge_hls(
     if hlcf.mode.is_some() {
         return ffi::DUPLICATE;
     }
+    let edge = match args.get(1).map(|a| a.as_bytes()) {
+        None => false,
+        Some(b"edge") => true,
+        Some(_) => {
+            ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "invalid value \"{}\", it must be \"edge\"",
+                args[1]
+            );
+            return NGX_CONF_ERROR;
+        }
+    };
     let mode = match args[0].as_bytes() {
         b"live" => Route::Plain(Mode::Live),
         b"vod" => Route::Plain(Mode::Vod),
@@ -460,6 +542,13 @@ extern "C" fn ngx_http_streamedge_hls(
     };
     // SAFETY: `cf` is the configuration being parsed, inside a location.
     let cf_ref = unsafe { &mut *cf };
+    if edge {
+        // No files here: the location's proxy_pass asks the origin. Any location (a regular
+        // expression for segments, say): the URI is checked from its first byte.
+        hlcf.mode = Some(mode);
+        hlcf.edge = true;
+        return NGX_CONF_OK;
+    }
     let data = crate::StreamedgeModule::main_conf(cf_ref).and_then(|m| m.data_dir.as_ref());
     let Some(data) = data.and_then(|d| d.to_str()) else {
         ngx_conf_log_error!(
@@ -577,6 +666,7 @@ extern "C" fn ngx_http_streamedge_hls_secrets(
         .and_then(|text| Secrets::parse(&text));
     match secrets {
         Ok(s) => {
+            hmcf.edge_credential = s.first().map(|first| token::edge_credential(first));
             hmcf.secrets = Some(s);
             NGX_CONF_OK
         }

@@ -34,6 +34,10 @@ pub struct Config {
     pub restream: Restream,
     #[serde(default)]
     pub fetch: Fetch,
+    /// This server is an edge: a cache in front of a home server; absent: it is the home
+    /// server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edge: Option<Edge>,
     /// The Telegram bot that fills the library from a phone; absent: off.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub telegram: Option<Telegram>,
@@ -492,6 +496,72 @@ impl Ddns {
     }
 }
 
+/// An edge: stock nginx with the module caching HLS in front of the origin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Edge {
+    /// The home server: `https://home.example.org` (or `http://ADDRESS:PORT` on a LAN).
+    pub origin: String,
+    /// The most the cache holds, MiB.
+    pub cache_max_mb: u64,
+}
+
+impl Default for Edge {
+    fn default() -> Self {
+        Edge {
+            origin: String::new(),
+            cache_max_mb: 2048,
+        }
+    }
+}
+
+impl Edge {
+    /// The origin's scheme, `host:port`, host name, and `Host` header.
+    pub fn origin_parts(&self) -> Result<(String, String, String, String)> {
+        let u = url::Url::parse(&self.origin)
+            .with_context(|| format!("edge.origin \"{}\" is not a URL", self.origin))?;
+        if !matches!(u.scheme(), "http" | "https") || u.path() != "/" || u.query().is_some() {
+            bail!(
+                "edge.origin \"{}\" must be http:// or https:// and a host alone (https://home.example.org)",
+                self.origin
+            );
+        }
+        let host = u
+            .host_str()
+            .with_context(|| format!("edge.origin \"{}\" has no host", self.origin))?;
+        let port = u.port_or_known_default().unwrap_or(443);
+        let address = if host.contains(':') || host.starts_with('[') {
+            format!(
+                "{}:{port}",
+                if host.starts_with('[') {
+                    host.to_string()
+                } else {
+                    format!("[{host}]")
+                }
+            )
+        } else {
+            format!("{host}:{port}")
+        };
+        let name = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let authority = match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host.to_string(),
+        };
+        Ok((u.scheme().to_string(), address, name, authority))
+    }
+
+    fn check(&self) -> Result<()> {
+        self.origin_parts()?;
+        if self.cache_max_mb < 64 {
+            bail!("edge.cache_max_mb must be at least 64");
+        }
+        Ok(())
+    }
+}
+
 /// How long a signed link works unless asked otherwise (`streamedge sign --ttl`'s default).
 pub const DEFAULT_LINK_TTL: Duration = Duration::from_secs(3600);
 
@@ -904,6 +974,9 @@ impl Config {
         if let Some(t) = &self.telegram {
             t.check()?;
         }
+        if let Some(e) = &self.edge {
+            e.check()?;
+        }
         self.check_nginx_values()?;
         if self.public_host.is_empty() || self.public_host.contains(['/', ' ', '?', '#']) {
             bail!(
@@ -1275,5 +1348,44 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("telegram.allow is empty"));
+    }
+
+    #[test]
+    fn an_edge_names_its_origin_by_scheme_and_host() {
+        let e = |o: &str| Edge {
+            origin: o.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            e("https://home.example.org").origin_parts().unwrap(),
+            (
+                "https".into(),
+                "home.example.org:443".into(),
+                "home.example.org".into(),
+                "home.example.org".into()
+            )
+        );
+        assert_eq!(
+            e("http://127.0.0.1:8080/").origin_parts().unwrap(),
+            (
+                "http".into(),
+                "127.0.0.1:8080".into(),
+                "127.0.0.1".into(),
+                "127.0.0.1:8080".into()
+            )
+        );
+        assert_eq!(
+            e("http://[::1]:81").origin_parts().unwrap().1,
+            "[::1]:81".to_string()
+        );
+        for bad in [
+            "",
+            "home.example.org",
+            "ftp://home.example.org",
+            "https://home.example.org/live/",
+            "https://home.example.org/?x=1",
+        ] {
+            assert!(e(bad).check().is_err(), "{bad}");
+        }
     }
 }

@@ -73,6 +73,8 @@ const DOCS: &[Doc] = &[
     ("telegram", "poll_timeout", "How long one long-polling `getUpdates` waits for messages.", None),
     ("telegram", "progress_every", "A job's progress message is edited at most this often.", None),
     ("telegram", "link_ttl", "How long the links the bot gives for private items and streams work.", None),
+    ("edge", "origin", "This server is an edge, a cache in front of the home server at this URL (https://home.example.org).", Some("\"https://home.example.org\"")),
+    ("edge", "cache_max_mb", "The most the edge's cache holds, MiB.", None),
     ("api", "listen", "The sidecar's control API, on loopback; nginx proxies /api/ to it.", None),
     ("nginx", "supervise", "`streamedge run` starts nginx and keeps it running.", None),
     ("nginx", "binary", "The nginx to run.", None),
@@ -86,7 +88,8 @@ const DOCS: &[Doc] = &[
 ];
 
 const SECTIONS: &[&str] = &[
-    "", "ports", "publish", "acme", "ddns", "live", "restream", "fetch", "telegram", "api", "nginx",
+    "", "ports", "publish", "acme", "ddns", "live", "restream", "fetch", "telegram", "edge", "api",
+    "nginx",
 ];
 
 fn comment(out: &mut String, text: &str, indent: &str) {
@@ -107,7 +110,9 @@ fn comment(out: &mut String, text: &str, indent: &str) {
 
 /// Every section's defaults, as `config.rs` defines them: the only place they are written.
 fn defaults() -> toml::Table {
-    use crate::config::{Acme, Api, Ddns, Fetch, Live, Nginx, Ports, Publish, Restream, Telegram};
+    use crate::config::{
+        Acme, Api, Ddns, Edge, Fetch, Live, Nginx, Ports, Publish, Restream, Telegram,
+    };
     fn table<T: serde::Serialize>(v: T) -> toml::Value {
         toml::Value::Table(toml::Table::try_from(v).expect("the defaults serialize"))
     }
@@ -120,18 +125,24 @@ fn defaults() -> toml::Table {
         ("restream".to_string(), table(Restream::default())),
         ("fetch".to_string(), table(Fetch::default())),
         ("telegram".to_string(), table(Telegram::default())),
+        ("edge".to_string(), table(Edge::default())),
         ("api".to_string(), table(Api::default())),
         ("nginx".to_string(), table(Nginx::default())),
     ])
 }
 
 /// Options a section needs set: their empty defaults are no defaults to show.
-const REQUIRED: &[(&str, &str)] = &[("ddns", "domains"), ("telegram", "allow")];
+const REQUIRED: &[(&str, &str)] = &[
+    ("ddns", "domains"),
+    ("telegram", "allow"),
+    ("edge", "origin"),
+];
 
 /// Sections that are off unless written, and how to turn each on.
 const OPTIONAL: &[(&str, &str)] = &[
     ("ddns", "`streamedge init --ddns-ionos` writes it"),
     ("telegram", "docs/telegram.md"),
+    ("edge", "`streamedge init --edge --origin URL` writes it"),
 ];
 
 /// The default of `section.key`, if it has one (options without one are unset).

@@ -62,6 +62,13 @@ pub struct InitArgs {
     pub nginx_prefix: Option<PathBuf>,
     #[arg(long, default_value_t = Nginx::default().worker_processes)]
     pub worker_processes: String,
+    /// Make this server an edge: a cache in front of the home server at --origin, serving
+    /// its viewers (copy the origin's DATA/sign.keys into this server's DATA before `run`).
+    #[arg(long, requires = "origin")]
+    pub edge: bool,
+    /// The home server an edge caches: https://home.example.org.
+    #[arg(long, requires = "edge")]
+    pub origin: Option<String>,
     /// Replace an existing configuration (keys and data are kept).
     #[arg(long)]
     pub force: bool,
@@ -141,7 +148,8 @@ pub fn init(args: &InitArgs) -> Result<Config> {
             http: args.http_port,
             https: args.https_port,
             rtmp: args.rtmp_port,
-            icecast: args.icecast_port,
+            // An edge takes no sources: they publish to the origin.
+            icecast: if args.edge { 0 } else { args.icecast_port },
             internal: args.internal_port,
             public_https: args.public_https_port.or(args.domain.as_ref().map(|_| 443)),
             ..Ports::default()
@@ -156,6 +164,10 @@ pub fn init(args: &InitArgs) -> Result<Config> {
         restream: Default::default(),
         fetch: Default::default(),
         telegram: None,
+        edge: args.edge.then(|| crate::config::Edge {
+            origin: args.origin.clone().unwrap_or_default(),
+            ..Default::default()
+        }),
         api: Default::default(),
         acme: crate::config::Acme {
             domains: args.domain.iter().cloned().collect(),

@@ -61,7 +61,15 @@ pub fn prepare(config: &Config, user: Option<&WorkerUser>) -> Result<()> {
     if let Some(dir) = config.nginx.conf.parent() {
         ensure_dir(dir, 0o755, None)?;
     }
-    crate::sign::ensure_secrets(config)?;
+    if config.edge.is_none() {
+        crate::sign::ensure_secrets(config)?;
+    } else if !data.secrets_file().exists() {
+        // An edge checks the origin's links: its secrets, not new ones.
+        tracing::warn!(
+            "this edge needs the origin's signing secrets: copy the origin's DATA/sign.keys to {} (mode 0600)",
+            data.secrets_file().display()
+        );
+    }
     crate::api::ensure_token(config)?;
     ensure_placeholder_cert(config)?;
     crate::certs::ensure_placeholder(config)

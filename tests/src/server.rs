@@ -26,6 +26,8 @@ pub struct Options {
     /// `live.transcode`: off unless a test is about the ladder, so the other tests do not
     /// spend this machine's two cores encoding.
     pub transcode: bool,
+    /// More `streamedge init` arguments (`--edge --origin URL`).
+    pub init_args: Vec<String>,
 }
 
 impl Default for Options {
@@ -37,6 +39,7 @@ impl Default for Options {
             ban_time: "15m",
             allow_private_addresses: true,
             transcode: false,
+            init_args: Vec::new(),
         }
     }
 }
@@ -107,6 +110,7 @@ impl Server {
             .args(["--internal-port", &internal.to_string()])
             .arg("--module")
             .arg(module_path())
+            .args(&opts.init_args)
             .output()
             .expect("run streamedge init");
         assert!(

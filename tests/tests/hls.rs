@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use streamedge_tests::{
-    ffmpeg_decodes, http_get, make_vod_item, raw_get, wait_for, Options, Publisher, Server,
+    ffmpeg_decodes, http_get, make_vod_item, raw_get, raw_request, wait_for, Options, Publisher,
+    Server,
 };
 
 fn wait_playlist(s: &Server, name: &str) -> String {
@@ -503,6 +504,76 @@ fn signed_paths_serve_files_only_never_links_fifos_or_devices() {
     let r = http_get(&s.url("/.well-known/acme-challenge/tok2")).unwrap();
     assert_eq!((r.status, r.text()), (200, "tok2.thumbprint".to_string()));
     assert!(s.crashes().is_empty());
+}
+
+/// A GET of `path` carrying `X-Streamedge-Edge: credential`: the status.
+fn as_edge(s: &Server, path: &str, credential: &str) -> u16 {
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Streamedge-Edge: {credential}\r\nConnection: close\r\n\r\n"
+    );
+    raw_request(s.http, request.as_bytes()).expect("an answer")
+}
+
+/// The edge credential of the server's signing secrets, first first.
+fn edge_credentials(s: &Server) -> Vec<String> {
+    let text = std::fs::read_to_string(s.data("sign.keys")).unwrap();
+    streamedge_formats::token::Secrets::parse(&text)
+        .unwrap()
+        .iter()
+        .map(|secret| streamedge_formats::token::edge_credential(secret))
+        .collect()
+}
+
+#[test]
+fn an_edge_with_the_shared_credential_gets_private_content_and_nobody_else() {
+    let s = Server::start(Options::default());
+    make_vod_item(
+        &s.data("vod"),
+        "home2",
+        r#"{"id":"home2","title":"Holiday","source":"holiday.mp4","kind":"video","duration":4.0,
+            "renditions":["v0","v1"],"poster":null,"download":null,"created":"2026-12-02T06:00:00Z","private":true}"#,
+    );
+    let path = "/vod/home2/master.m3u8";
+    assert_eq!(http_get(&s.url(path)).unwrap().status, 404);
+    let credential = edge_credentials(&s)[0].clone();
+    // An edge has checked its viewer's token: the origin answers it the file.
+    assert_eq!(as_edge(&s, path, &credential), 200);
+    assert_eq!(as_edge(&s, "/vod/home2/v0/index.m3u8", &credential), 200);
+    // Anyone else, with a guess, a truncated or a tampered credential: as if there were none.
+    let mut tampered = credential.clone().into_bytes();
+    tampered[0] = if tampered[0] == b'A' { b'B' } else { b'A' };
+    for wrong in [
+        "guess".to_string(),
+        credential[..credential.len() - 1].to_string(),
+        String::from_utf8(tampered).unwrap(),
+    ] {
+        assert_eq!(as_edge(&s, path, &wrong), 404, "{wrong}");
+    }
+    // A signed path's token is checked even from an edge.
+    assert_eq!(
+        as_edge(
+            &s,
+            "/s/1.AAAAAAAAAAAAAAAAAAAAAA/vod/home2/master.m3u8",
+            &credential
+        ),
+        404
+    );
+    // A rotated secret: the edge's credential of the previous one keeps working until the
+    // next rotation, as links do.
+    assert!(s.cli(&["sign", "--rotate-secret"]).status.success());
+    wait_for(
+        "nginx to load the new secret",
+        Duration::from_secs(10),
+        || {
+            let fresh = edge_credentials(&s)[0].clone();
+            (as_edge(&s, path, &fresh) == 200).then_some(())
+        },
+    );
+    assert_eq!(as_edge(&s, path, &credential), 200);
+    assert!(
+        !s.all_logs().contains(&credential),
+        "the credential was logged"
+    );
 }
 
 #[test]

@@ -142,6 +142,11 @@ fn bad_directives_fail_nginx_t_with_file_and_line() {
             8,
         ),
         (
+            "server { listen 127.0.0.1:1;\nlocation /live/ { streamedge_hls live cache; } }",
+            "invalid value \"cache\", it must be \"edge\"",
+            7,
+        ),
+        (
             "server { listen 127.0.0.1:1;\nlocation /vod/ { streamedge_hls vod; } }",
             "\"streamedge_hls\" requires \"streamedge_data\" before it",
             7,

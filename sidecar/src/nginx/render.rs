@@ -12,6 +12,8 @@ use crate::workers::WorkerUser;
 
 const NGINX_CONF: &str = include_str!("../../../nginx-conf/nginx.conf.in");
 const SITE_CONF: &str = include_str!("../../../nginx-conf/site.conf.in");
+const EDGE_CONF: &str = include_str!("../../../nginx-conf/edge.conf.in");
+const EDGE_SITE_CONF: &str = include_str!("../../../nginx-conf/edge-site.conf.in");
 
 /// Fills `{{name}}` placeholders; a placeholder without a value is an error, not a blank.
 pub fn fill(template: &str, values: &[(&str, String)]) -> Result<String> {
@@ -57,8 +59,26 @@ pub(crate) fn render_nginx_conf(
     config: &Config,
     user: Option<&WorkerUser>,
 ) -> Result<(String, String)> {
-    let values = nginx_values(config, user);
-    Ok((fill(NGINX_CONF, &values)?, fill(SITE_CONF, &values)?))
+    let mut values = nginx_values(config, user);
+    let Some(edge) = &config.edge else {
+        return Ok((fill(NGINX_CONF, &values)?, fill(SITE_CONF, &values)?));
+    };
+    let (scheme, address, name, host) = edge.origin_parts()?;
+    values.extend([
+        ("origin", edge.origin.clone()),
+        ("edge_origin_scheme", scheme),
+        ("edge_origin_address", address),
+        ("edge_origin_name", name),
+        ("edge_origin_host", host),
+        (
+            "edge_cache_dir",
+            config.nginx.prefix.join("cache").display().to_string(),
+        ),
+        ("edge_cache_max", format!("{}m", edge.cache_max_mb)),
+        // A live playlist for a second: no more than half a segment from live.fragment 2s.
+        ("edge_playlist_valid", "1s".to_string()),
+    ]);
+    Ok((fill(EDGE_CONF, &values)?, fill(EDGE_SITE_CONF, &values)?))
 }
 
 /// Every placeholder's value, from the configuration (checked by `Config::load`).
