@@ -250,7 +250,7 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     let inner = &uri_bytes[inner_start..];
     let target = hls::parse_path(mode, inner).map_err(refuse)?;
     if hlcf.edge {
-        return edge(r, raw, &target.scope(mode), path_token, inner_start);
+        return edge(r, raw, &target.scope(mode), path_token, inner_start, args);
     }
     let mut entry = None;
     // The broadcast a live playlist belongs to, for the audience.
@@ -299,7 +299,8 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     // A signed path is checked whatever the content; a query token only where it matters.
     // An edge in front has checked the viewer's token itself and says so with its
     // credential: private content is answered to it, to share among its viewers.
-    if path_token.is_some() || (private && !from_edge(r)) {
+    let edge_asks = private && path_token.is_none() && from_edge(r);
+    if path_token.is_some() || (private && !edge_asks) {
         check_token(r, &target.scope(mode), path_token.or(query_token))?;
     }
     if inner_start > 0 {
@@ -318,8 +319,8 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     if let Some(since) = broadcast {
         crate::audience::count_player(r, target.name, since);
     }
-    if let (true, None, Some(token), Kind::Playlist) =
-        (private, path_token, query_token, target.kind)
+    if let (true, false, None, Some(token), Kind::Playlist) =
+        (private, edge_asks, path_token, query_token, target.kind)
     {
         // Older links (and `/live/NAME/?st=`): the playlist moves to its signed path, where
         // relative URIs carry the token (segments of the older form keep working as they are).
@@ -346,22 +347,38 @@ pub fn secrets(r: &Request) -> &[Vec<u8>] {
 /// At an edge: a signed path's token is checked here, with the secrets the origin shares,
 /// and the request goes on to the origin (`proxy_pass`) as the public path, the token out of
 /// the URI the cache keys on; the rest is the origin's to decide.
+///
+/// The query string goes on only as far as it matters: nothing after a checked signed path
+/// (a `?st=` of its own would have the origin redirect every viewer sharing the cached
+/// answer), and `st=TOKEN` alone on a public path (other arguments would each be a cache
+/// miss of their own: a way past the cache to the home uplink).
 fn edge(
     r: &Request,
     raw: *mut ngx_http_request_t,
     scope: &str,
     token: Option<&str>,
     inner_start: usize,
+    args: ngx_str_t,
 ) -> Result<Option<Answer>, u16> {
-    if token.is_none() {
-        return Ok(None);
+    if token.is_some() {
+        check_token(r, scope, token)?;
     }
-    check_token(r, scope, token)?;
-    // SAFETY: the URI stays within the request's own buffer; without a valid unparsed URI
-    // the proxy module sends `uri`, the public path.
+    let kept = match token {
+        Some(_) => None,
+        None => hls::token_arg_range(args.as_bytes()),
+    };
+    // SAFETY: the URI and the arguments stay within the request's own buffers; without a
+    // valid unparsed URI the proxy module sends `uri` and `args`, as set here.
     unsafe {
         (*raw).uri.data = (*raw).uri.data.add(inner_start);
         (*raw).uri.len -= inner_start;
+        match kept {
+            Some(range) => {
+                (*raw).args.data = (*raw).args.data.add(range.start);
+                (*raw).args.len = range.len();
+            }
+            None => (*raw).args.len = 0,
+        }
         (*raw).set_valid_unparsed_uri(0);
     }
     Ok(None)

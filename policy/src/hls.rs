@@ -167,6 +167,19 @@ pub fn token_arg(args: &[u8]) -> Option<&str> {
     args.split('&').find_map(|kv| kv.strip_prefix("st="))
 }
 
+/// Where `st=TOKEN` sits in a query string (the first one), as a byte range: an edge passes
+/// on that argument alone, so no other argument can make a cache miss of its own.
+pub fn token_arg_range(args: &[u8]) -> Option<std::ops::Range<usize>> {
+    let mut start = 0;
+    for part in args.split(|&b| b == b'&') {
+        if part.starts_with(b"st=") {
+            return Some(start..start + part.len());
+        }
+        start += part.len() + 1;
+    }
+    None
+}
+
 pub use streamedge_formats::token::{signed_path, SIGNED_PREFIX};
 
 /// A URL with its token in the path, once checked.
@@ -340,6 +353,16 @@ mod tests {
         assert!(Kind::Mp4
             .cache_control(Mode::Vod, true)
             .starts_with("private"));
+    }
+
+    #[test]
+    fn the_token_argument_alone() {
+        let r = |a: &[u8]| token_arg_range(a).map(|x| String::from_utf8(a[x].to_vec()).unwrap());
+        assert_eq!(r(b"st=1.abc"), Some("st=1.abc".into()));
+        assert_eq!(r(b"x=1&st=9.i.z&y=2"), Some("st=9.i.z".into()));
+        assert_eq!(r(b"x=1&xst=2"), None);
+        assert_eq!(r(b""), None);
+        assert_eq!(r(b"&&st="), Some("st=".into()));
     }
 
     #[test]

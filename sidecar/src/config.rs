@@ -526,9 +526,32 @@ impl Edge {
                 self.origin
             );
         }
+        if !u.username().is_empty() || u.password().is_some() {
+            bail!(
+                "edge.origin \"{}\" must not hold a user or password",
+                self.origin
+            );
+        }
         let host = u
             .host_str()
             .with_context(|| format!("edge.origin \"{}\" has no host", self.origin))?;
+        // The edge credential opens every private stream: never in clear over the internet.
+        let nearby = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| match ip {
+                std::net::IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+                std::net::IpAddr::V6(v6) => {
+                    v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00
+                }
+            });
+        if u.scheme() == "http" && !nearby {
+            bail!(
+                "edge.origin \"{}\": http:// would send the edge's credential in clear; use https:// (http:// is for a loopback or LAN address)",
+                self.origin
+            );
+        }
         let port = u.port_or_known_default().unwrap_or(443);
         let address = if host.contains(':') || host.starts_with('[') {
             format!(
@@ -1378,9 +1401,13 @@ mod tests {
             e("http://[::1]:81").origin_parts().unwrap().1,
             "[::1]:81".to_string()
         );
+        assert!(e("http://192.168.1.20:8080").check().is_ok());
         for bad in [
             "",
             "home.example.org",
+            "http://home.example.org",
+            "http://8.8.8.8",
+            "https://me:pw@home.example.org",
             "ftp://home.example.org",
             "https://home.example.org/live/",
             "https://home.example.org/?x=1",

@@ -103,9 +103,56 @@ fn live_hls_through_an_edge_is_asked_of_the_origin_once() {
     // A player through the edge plays it.
     let (ok, err) = ffmpeg_decodes(&edge.url("/live/alice/index.m3u8"), 2);
     assert!(ok, "ffmpeg could not play through the edge: {err}");
-    // Hostile paths stop at the edge.
-    let hostile = raw_get(edge.http, b"/live/alice/..%2f..%2fsign.keys").map(|r| r.0);
-    assert!(matches!(hostile, Some(400 | 404)), "{hostile:?}");
+    // Hostile paths stop at the edge: the origin hears nothing of them.
+    let logged = origin.read("logs/access.log").lines().count();
+    for hostile in [
+        &b"/live/al!ce/index.m3u8"[..],
+        b"/live/alice/.hidden.ts",
+        b"/live/alice/x.exe",
+    ] {
+        let status = raw_get(edge.http, hostile).map(|r| r.0);
+        assert!(matches!(status, Some(400 | 404)), "{status:?}");
+    }
+    // Arguments other than a token do not make a cache miss of their own (a way past the
+    // cache to the home uplink): the same cached segment answers.
+    for n in 0..5 {
+        let r = http_get(&edge.url(&format!("{path}?n={n}"))).unwrap();
+        assert_eq!(r.header("x-cache-status"), Some("HIT"), "?n={n}");
+    }
+    assert_eq!(origin_hits(&origin, &path), 1);
+    let since: Vec<String> = origin
+        .read("logs/access.log")
+        .lines()
+        .skip(logged)
+        .filter(|l| !l.contains(" /live/alice/index.m3u8 "))
+        .map(String::from)
+        .collect();
+    assert!(since.is_empty(), "reached the origin: {since:?}");
+
+    // Many players asking at once for a segment nobody has yet: one request goes home, the
+    // others wait for it (proxy_cache_lock).
+    let fresh = wait_for(
+        "a segment not asked for yet",
+        Duration::from_secs(30),
+        || {
+            let r = http_get(&edge.url("/live/alice/index.m3u8")).ok()?;
+            segments(&r.text())
+                .into_iter()
+                .find(|s| origin_hits(&origin, &format!("/live/alice/{s}")) == 0)
+        },
+    );
+    let fresh_path = format!("/live/alice/{fresh}");
+    let url = edge.url(&fresh_path);
+    let players: Vec<_> = (0..12)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || http_get(&url).map(|r| r.status).ok())
+        })
+        .collect();
+    for p in players {
+        assert_eq!(p.join().unwrap(), Some(200));
+    }
+    assert_eq!(origin_hits(&origin, &fresh_path), 1, "12 players at once");
     // The edge's sidecar has nothing to complain of (no RTMP, no streams of its own).
     let log = edge.read("run.log");
     assert!(!log.contains("ERROR") && !log.contains("WARN"), "{log}");
@@ -143,13 +190,19 @@ fn private_streams_are_checked_at_the_edge_and_shared_there() {
     assert_eq!(second.status, 200);
     assert_eq!(second.header("x-cache-status"), Some("HIT"));
     assert_eq!(second.body, first.body);
-    // The origin was asked for the public path (no token), once.
+    // The origin was asked once.
     let public = format!("/live/carol/{seg}");
     assert_eq!(origin_hits(&origin, &public), 1);
-    assert!(!origin.read("logs/access.log").contains("/s/"));
+
+    // A signed link with a query token of its own (a viewer trying to have the origin
+    // redirect everyone sharing the cached playlist): the playlist still plays for others.
+    let poisoned = format!("{one}?st=junk");
+    assert_eq!(http_get(&edge.url(&poisoned)).unwrap().status, 200);
+    let r = http_get(&edge.url(&two)).unwrap();
+    assert_eq!(r.status, 200);
+    assert!(r.text().starts_with("#EXTM3U"), "{}", r.text());
 
     // Tampered and expired tokens are refused at the edge: the origin hears nothing.
-    let logged = origin.read("logs/access.log").lines().count();
     let mut tampered = one.clone().into_bytes();
     let at = one.find('.').unwrap() + 2;
     tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
@@ -160,14 +213,42 @@ fn private_streams_are_checked_at_the_edge_and_shared_there() {
             .status,
         404
     );
+    assert_eq!(
+        origin_hits(&origin, &public),
+        1,
+        "a tampered token reached the origin"
+    );
     let short = sign("1s");
     wait_for("the short link to expire", Duration::from_secs(10), || {
         (http_get(&edge.url(&short)).unwrap().status == 404).then_some(())
     });
-    assert_eq!(origin.read("logs/access.log").lines().count(), logged);
+    // A segment nobody asked for, with the expired link: refused here, unknown there.
+    let unasked = wait_for(
+        "a segment not asked for yet",
+        Duration::from_secs(30),
+        || {
+            let r = http_get(&edge.url(&two)).ok()?;
+            segments(&r.text())
+                .into_iter()
+                .find(|s| origin_hits(&origin, &format!("/live/carol/{s}")) == 0)
+        },
+    );
+    let expired = format!("{}{unasked}", base(&short));
+    assert_eq!(http_get(&edge.url(&expired)).unwrap().status, 404);
+    assert_eq!(origin_hits(&origin, &format!("/live/carol/{unasked}")), 0);
     // Without a token, nothing private: not from the cache the signed viewers filled, and
     // not from the origin.
     for path in ["/live/carol/index.m3u8", public.as_str()] {
         assert_eq!(http_get(&edge.url(path)).unwrap().status, 404, "{path}");
     }
+    // Not even for a viewer who holds the edge's credential: the edge sends it only with
+    // the requests whose token it checked.
+    let text = std::fs::read_to_string(origin.data("sign.keys")).unwrap();
+    let secrets = streamedge_formats::token::Secrets::parse(&text).unwrap();
+    let credential = streamedge_formats::token::edge_credential(&secrets[0]);
+    let request = format!(
+        "GET /live/carol/index.m3u8 HTTP/1.0\r\nHost: x\r\nX-Streamedge-Edge: {credential}\r\n\r\n"
+    );
+    let (status, _) = raw_exchange(edge.http, request.as_bytes()).unwrap();
+    assert_eq!(status, 404);
 }

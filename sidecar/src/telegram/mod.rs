@@ -3,9 +3,9 @@
 //! user ids in `telegram.allow`, one progress message per job edited as it goes and ending
 //! with a link to play the item (signed when private). Files never travel through Telegram.
 //!
-//! Within the Bot API's limits: a chat gets at most one message a second, a `429` pauses
-//! every call for its `retry_after`, network failures back off, and nothing here can stop
-//! the daemon. The last update taken and the messages being edited are kept in
+//! Within the Bot API's limits: a chat gets at most one message a second, a `429` on a
+//! message pauses all sending for its `retry_after` (on a poll, the polling), network
+//! failures back off, and nothing here can stop the daemon. The last update taken and the messages being edited are kept in
 //! `DATA/telegram/state.json`, so a restart neither repeats a command nor forgets a job.
 
 pub mod commands;
