@@ -75,7 +75,8 @@ pub(crate) fn render_nginx_conf(
             config.nginx.prefix.join("cache").display().to_string(),
         ),
         ("edge_cache_max", format!("{}m", edge.cache_max_mb)),
-        // A live playlist for a second: no more than half a segment from live.fragment 2s.
+        // A live playlist for a second: nginx counts whole seconds, so one to two, which is
+        // no more than half a segment from live.fragment 4s on.
         ("edge_playlist_valid", "1s".to_string()),
     ]);
     Ok((fill(EDGE_CONF, &values)?, fill(EDGE_SITE_CONF, &values)?))
