@@ -12,14 +12,8 @@ for tool in pebble pebble-challtestsrv certbot lego /usr/bin/time openssl; do
 done
 
 # pebble's own HTTPS: a CA and a listener certificate for 127.0.0.1.
-p=$work/pebble; mkdir -p "$p"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
-  -keyout "$p/ca.key" -out "$p/ca.pem" 2>/dev/null
-openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
-  -keyout "$p/key.pem" -out "$p/req.csr" 2>/dev/null
-printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$p/ext"
-openssl x509 -req -in "$p/req.csr" -CA "$p/ca.pem" -CAkey "$p/ca.key" -CAcreateserial -days 1 \
-  -extfile "$p/ext" -out "$p/cert.pem" 2>/dev/null
+p=$work/pebble
+pebble_tls "$p"
 
 # The server first: pebble must know its HTTP port.
 http=$(free_port)

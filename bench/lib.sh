@@ -71,3 +71,16 @@ CONF
   for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/" >/dev/null && return 0; sleep 0.1; done
   cat "$work/ngx/logs/error.log" >&2; return 1
 }
+
+# pebble_tls DIR: a CA (ca.pem) and pebble's listener certificate for 127.0.0.1 and
+# localhost (cert.pem, key.pem), for a day.
+pebble_tls() {
+  local d=$1; mkdir -p "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=bench-ca \
+    -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+    -keyout "$d/key.pem" -out "$d/req.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$d/ext"
+  openssl x509 -req -in "$d/req.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 1 \
+    -extfile "$d/ext" -out "$d/cert.pem" 2>/dev/null
+}

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::ports::tiny_server;
+use crate::ports::{respond_json, tiny_server};
 
 /// One request a stand-in received.
 #[derive(Debug, Clone)]
@@ -68,14 +68,7 @@ impl Standin {
                 let mut body = String::new();
                 let _ = req.as_reader().read_to_string(&mut body);
                 let (status, text) = answer(&shared, &req, body);
-                let resp = tiny_http::Response::from_string(text)
-                    .with_status_code(status)
-                    .with_header(
-                        "Content-Type: application/json"
-                            .parse::<tiny_http::Header>()
-                            .unwrap(),
-                    );
-                let _ = req.respond(resp);
+                respond_json(req, status, text);
             }
         });
         Standin { port, state }

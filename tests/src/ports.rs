@@ -31,3 +31,15 @@ pub(crate) fn tiny_server(what: &str) -> (u16, tiny_http::Server) {
         })
         .unwrap_or_else(|| panic!("start {what}"))
 }
+
+/// Answers a stand-in's request with a JSON body, as the APIs it stands in for do.
+pub(crate) fn respond_json(req: tiny_http::Request, status: u16, body: String) {
+    let resp = tiny_http::Response::from_string(body)
+        .with_status_code(status)
+        .with_header(
+            "Content-Type: application/json"
+                .parse::<tiny_http::Header>()
+                .expect("a valid header"),
+        );
+    let _ = req.respond(resp);
+}

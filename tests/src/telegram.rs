@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::ports::tiny_server;
+use crate::ports::{respond_json, tiny_server};
 
 /// One call the stand-in answered: when, which method, what body, what status.
 #[derive(Debug, Clone)]
@@ -79,14 +79,7 @@ impl TelegramStandin {
                     let path = req.url().to_string();
                     let post = *req.method() == tiny_http::Method::Post;
                     let (status, answer) = respond(&shared, &path, post, &body);
-                    let resp = tiny_http::Response::from_string(answer.to_string())
-                        .with_status_code(status)
-                        .with_header(
-                            "Content-Type: application/json"
-                                .parse::<tiny_http::Header>()
-                                .unwrap(),
-                        );
-                    let _ = req.respond(resp);
+                    respond_json(req, status, answer.to_string());
                 });
             }
         });

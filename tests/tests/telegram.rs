@@ -29,6 +29,17 @@ fn with_bot(s: &Server, bot: &TelegramStandin) {
     });
 }
 
+/// A media server to fetch from, the Bot API stand-in, and a running server whose bot polls
+/// it.
+fn server_with_bot() -> (MediaServer, TelegramStandin, Server) {
+    let media = MediaServer::start();
+    let bot = TelegramStandin::start(TOKEN);
+    let mut s = Server::init(Options::default());
+    with_bot(&s, &bot);
+    s.run();
+    (media, bot, s)
+}
+
 /// Waits until a message to `chat` satisfies `f`; returns its texts.
 fn wait_message(bot: &TelegramStandin, chat: u64, what: &str, f: impl Fn(&str) -> bool) -> Sent {
     wait_for(what, LONG, || {
@@ -40,11 +51,7 @@ fn wait_message(bot: &TelegramStandin, chat: u64, what: &str, f: impl Fn(&str) -
 
 #[test]
 fn a_link_sent_to_the_bot_becomes_a_library_item() {
-    let media = MediaServer::start();
-    let bot = TelegramStandin::start(TOKEN);
-    let mut s = Server::init(Options::default());
-    with_bot(&s, &bot);
-    s.run();
+    let (media, bot, s) = server_with_bot();
 
     // The owner asks for a video: one message, edited until it holds the link.
     let url = media.url("/clip.mp4");
@@ -212,11 +219,7 @@ fn a_link_sent_to_the_bot_becomes_a_library_item() {
 
 #[test]
 fn the_bot_survives_restarts_and_an_unreachable_api() {
-    let media = MediaServer::start();
-    let bot = TelegramStandin::start(TOKEN);
-    let mut s = Server::init(Options::default());
-    with_bot(&s, &bot);
-    s.run();
+    let (media, bot, mut s) = server_with_bot();
 
     // A stream goes live: /live names it with a link that plays.
     let key = s.key("add", "alice");

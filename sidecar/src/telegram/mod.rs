@@ -352,25 +352,18 @@ impl Bot {
     }
 
     /// Edits a message to say `text`.
-    async fn edit(&self, chat: i64, message: i32, text: &str) -> Sent<()> {
+    async fn edit(&self, chat: i64, message: i32, text: &str) -> Sent<MethodResponse<SentMessage>> {
         let params = EditMessageTextParams::builder()
             .chat_id(chat)
             .message_id(message)
             .text(commands::fit(text))
             .link_preview_options(LinkPreviewOptions::DISABLED)
             .build();
-        let sent = self
-            .deliver(chat, "editMessageText", || {
-                self.api
-                    .request::<_, MethodResponse<SentMessage>>("editMessageText", Some(&params))
-            })
-            .await;
-        match sent {
-            Sent::Done(_) => Sent::Done(()),
-            Sent::Unchanged => Sent::Unchanged,
-            Sent::Gone => Sent::Gone,
-            Sent::Failed => Sent::Failed,
-        }
+        self.deliver(chat, "editMessageText", || {
+            self.api
+                .request::<_, MethodResponse<SentMessage>>("editMessageText", Some(&params))
+        })
+        .await
     }
 
     /// One message. Only private chats: in a group, links to private items would reach
@@ -378,10 +371,8 @@ impl Bot {
     /// `next` is the update to ask for once this one is taken: a fetch confirms it together
     /// with its progress message, the rest at once.
     async fn handle(self: Arc<Self>, m: Message, next: i64) {
-        if !matches!(
-            commands::parse(m.text.as_deref().unwrap_or_default()),
-            Command::Fetch { .. }
-        ) {
+        let command = m.text.as_deref().map(commands::parse);
+        if !matches!(command, Some(Command::Fetch { .. })) {
             self.confirm(next, None);
         }
         let chat = m.chat.id;
@@ -396,14 +387,14 @@ impl Bot {
             self.refuse(chat, user).await;
             return;
         }
-        let Some(text) = m.text.as_deref() else {
+        let Some(command) = command else {
             self.spawn_answer(
                 chat,
                 "Send a link with /dv or /da; /help lists what I do.".into(),
             );
             return;
         };
-        match commands::parse(text) {
+        match command {
             // Queued before the update is confirmed: a restart cannot lose it.
             Command::Fetch { kind, url } => self.fetch(chat, user, kind, url, next).await,
             Command::Jobs => self.spawn_answer(chat, commands::jobs(&self.jobs.list())),
@@ -500,7 +491,7 @@ impl Bot {
             let text = self.progress_text(&job);
             if text != shown {
                 match self.edit(chat, message, &text).await {
-                    Sent::Done(()) | Sent::Unchanged => shown = text,
+                    Sent::Done(_) | Sent::Unchanged => shown = text,
                     Sent::Gone => break,
                     Sent::Failed => {}
                 }
