@@ -99,8 +99,11 @@ try {
   const item = dave.locator("#schedule li[data-broadcast]").first();
   await item.waitFor({ timeout: 10000 });
   found.scheduled = await item.textContent();
-  await dave.waitForTimeout(1100);
-  found.countdown_moves = (await item.locator(".countdown").textContent()) !== found.scheduled.match(/in [0-9:]+/)?.[0];
+  // It counts down by itself: within a few seconds (timers run late on a busy machine).
+  const first = await item.locator(".countdown").textContent();
+  found.countdown_moves = await dave
+    .waitForFunction((was) => document.querySelector("#schedule li[data-broadcast] .countdown")?.textContent !== was, first, { timeout: 5000, polling: 100 })
+    .then(() => true, () => false);
   await item.locator("button").first().click();
   await dave.waitForFunction(() => /starts in/.test(document.getElementById("player-status").textContent), null, { timeout: 5000 });
   found.waiting_status = await text(dave, "#player-status");
