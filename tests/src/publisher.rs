@@ -60,6 +60,37 @@ impl Publisher {
         Publisher(child)
     }
 
+    /// A stream of about `kbit` kbit/s for `secs` seconds, as a camera at that bitrate sends:
+    /// 640x360 at 25 fps, moving noise the encoder cannot make smaller than the rate it is
+    /// given, a keyframe every second, 96 kbit/s of sound.
+    pub fn start_bitrate(url: &str, secs: u32, kbit: u32) -> Publisher {
+        let video = kbit.saturating_sub(96).max(100);
+        let child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-nostdin", "-loglevel", "error", "-re"])
+            .args(["-f", "lavfi", "-i"])
+            .arg("testsrc2=size=640x360:rate=25,noise=alls=60:allf=t")
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+            .args(["-t", &secs.to_string()])
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
+            .arg("-b:v")
+            .arg(format!("{video}k"))
+            .arg("-minrate")
+            .arg(format!("{video}k"))
+            .arg("-maxrate")
+            .arg(format!("{video}k"))
+            .arg("-bufsize")
+            .arg(format!("{video}k"))
+            .args([
+                "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "96k", "-f", "flv", url,
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ffmpeg");
+        Publisher(child)
+    }
+
     /// Waits for ffmpeg to end; returns whether it succeeded and what it printed.
     pub fn finish(mut self, timeout: Duration) -> (bool, String) {
         let status = wait_for("ffmpeg to end", timeout, || self.0.try_wait().unwrap());

@@ -28,6 +28,9 @@ pub struct Options {
     pub transcode: bool,
     /// More `streamedge init` arguments (`--edge --origin URL`).
     pub init_args: Vec<String>,
+    /// Where nginx listens (`init --bind`): loopback, or `0.0.0.0` for a host on a
+    /// [`crate::Network`] of the test's own.
+    pub bind: &'static str,
 }
 
 impl Default for Options {
@@ -40,6 +43,7 @@ impl Default for Options {
             allow_private_addresses: true,
             transcode: false,
             init_args: Vec::new(),
+            bind: "127.0.0.1",
         }
     }
 }
@@ -91,7 +95,7 @@ impl Server {
             .args([
                 "init",
                 "--bind",
-                "127.0.0.1",
+                opts.bind,
                 "--host",
                 "127.0.0.1",
                 "--worker-processes",
@@ -406,6 +410,36 @@ impl Server {
     /// The nginx master's pid, from its pid file.
     pub fn nginx_pid(&self) -> Option<i32> {
         self.read("nginx.pid").trim().parse().ok()
+    }
+
+    /// Stops nginx, master and workers, for `time` (SIGSTOP, then SIGCONT): connections are
+    /// still taken by the kernel, nothing is answered, as when a server hangs.
+    pub fn freeze_nginx(&self, time: Duration) {
+        let master = self.nginx_pid().expect("nginx runs");
+        let mut all = vec![master];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // pid (comm) state ppid ...: the fields after the last ')'.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            if parent == Some(master) {
+                all.extend(
+                    entry
+                        .file_name()
+                        .to_str()
+                        .and_then(|p| p.parse::<i32>().ok()),
+                );
+            }
+        }
+        for &p in &all {
+            let _ = kill(Pid::from_raw(p), Signal::SIGSTOP);
+        }
+        std::thread::sleep(time);
+        for &p in &all {
+            let _ = kill(Pid::from_raw(p), Signal::SIGCONT);
+        }
     }
 
     /// Every log nginx and the sidecar wrote, for checks that span them all.
