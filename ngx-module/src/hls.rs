@@ -81,6 +81,9 @@ pub struct HlsLocConf {
     mode: Option<Route>,
     /// `streamedge_hls ... edge`: a cache in front of the origin, with no files of its own.
     edge: bool,
+    /// `streamedge_hls ... shield`: an edge that edges are in front of, answered private
+    /// content when they show their credential.
+    shield: bool,
     /// `DATA/live` and `DATA/vod`: where symlinks stop being followed, per request, in a
     /// signed location (`$streamedge_hls_tree`).
     trees: Option<[String; 2]>,
@@ -165,11 +168,15 @@ impl HttpModule for HlsModule {
         if rc != Status::NGX_OK.0 {
             return rc;
         }
-        ffi::add_variable(
+        let rc = ffi::add_variable(
             cf,
             ngx_string!("streamedge_edge_credential"),
             credential_variable,
-        )
+        );
+        if rc != Status::NGX_OK.0 {
+            return rc;
+        }
+        ffi::add_variable(cf, ngx_string!("streamedge_cache_scope"), scope_variable)
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
@@ -384,8 +391,23 @@ fn edge(
     Ok(None)
 }
 
-/// `$streamedge_edge_credential`: what an edge sends its origin with a request whose token it
-/// checked (`proxy_set_header X-Streamedge-Edge $streamedge_edge_credential;`).
+/// Whether an edge may ask its origin for private content on behalf of this request: a
+/// signed path it checked, or, at a shield, an edge in front that showed its credential.
+fn edge_may_ask(r: &Request) -> bool {
+    let Some(c) = HlsModule::location_conf(r).filter(|c| c.edge) else {
+        return false;
+    };
+    match c.mode {
+        // The access phase refused the request unless the token was good.
+        Some(Route::Signed) => true,
+        Some(Route::Plain(_)) => c.shield && shows_credential(r),
+        None => false,
+    }
+}
+
+/// `$streamedge_edge_credential`: what an edge sends its origin with a request it may ask
+/// private content for (`proxy_set_header X-Streamedge-Edge $streamedge_edge_credential;`),
+/// else nothing, and nginx sends no such header.
 extern "C" fn credential_variable(
     r: *mut ngx_http_request_t,
     v: *mut nginx_sys::ngx_variable_value_t,
@@ -393,8 +415,29 @@ extern "C" fn credential_variable(
 ) -> ngx_int_t {
     // SAFETY: nginx passes the current request and a value to fill.
     let (r, v) = unsafe { (Request::from_ngx_http_request(r), &mut *v) };
-    let credential = HlsModule::main_conf(r).and_then(|c| c.edge_credential.as_deref());
+    let credential = HlsModule::main_conf(r)
+        .and_then(|c| c.edge_credential.as_deref())
+        .filter(|_| edge_may_ask(r));
     ffi::set_variable(v, credential.map(str::as_bytes))
+}
+
+/// `$streamedge_cache_scope`: `s` for what an edge asks with its credential (shared by every
+/// viewer whose token it checked), `p` for the rest: a cache key begins with it, so that a
+/// public answer and a private one never share a copy.
+extern "C" fn scope_variable(
+    r: *mut ngx_http_request_t,
+    v: *mut nginx_sys::ngx_variable_value_t,
+    _data: usize,
+) -> ngx_int_t {
+    // SAFETY: nginx passes the current request and a value to fill.
+    let (r, v) = unsafe { (Request::from_ngx_http_request(r), &mut *v) };
+    let scope: &[u8] = if edge_may_ask(r) { b"s" } else { b"p" };
+    ffi::set_variable(v, Some(scope))
+}
+
+/// Whether the request carries a valid edge credential, quietly (for variables).
+fn shows_credential(r: &Request) -> bool {
+    ffi::header(r, token::EDGE_HEADER.as_bytes()).is_some_and(|g| token::is_edge(secrets(r), g))
 }
 
 /// Whether the request carries an edge's credential (`X-Streamedge-Edge`), derived from the
@@ -530,14 +573,15 @@ extern "C" fn ngx_http_streamedge_hls(
     if hlcf.mode.is_some() {
         return ffi::DUPLICATE;
     }
-    let edge = match args.get(1).map(|a| a.as_bytes()) {
-        None => false,
-        Some(b"edge") => true,
+    let (edge, shield) = match args.get(1).map(|a| a.as_bytes()) {
+        None => (false, false),
+        Some(b"edge") => (true, false),
+        Some(b"shield") => (true, true),
         Some(_) => {
             ngx_conf_log_error!(
                 NGX_LOG_EMERG,
                 cf,
-                "invalid value \"{}\", it must be \"edge\"",
+                "invalid value \"{}\", it must be \"edge\" or \"shield\"",
                 args[1]
             );
             return NGX_CONF_ERROR;
@@ -564,6 +608,7 @@ extern "C" fn ngx_http_streamedge_hls(
         // expression for segments, say): the URI is checked from its first byte.
         hlcf.mode = Some(mode);
         hlcf.edge = true;
+        hlcf.shield = shield;
         return NGX_CONF_OK;
     }
     let data = crate::StreamedgeModule::main_conf(cf_ref).and_then(|m| m.data_dir.as_ref());

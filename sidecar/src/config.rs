@@ -407,6 +407,10 @@ pub struct Ddns {
     pub api_key_file: Option<PathBuf>,
     pub api_base: String,
     pub domains: Vec<String>,
+    /// Public names that point at the edges (`edges`), not at this home.
+    pub edge_domains: Vec<String>,
+    /// The edges' addresses, for `edge_domains`.
+    pub edges: Vec<std::net::IpAddr>,
     pub ipv4: bool,
     pub ipv6: bool,
     pub ip_sources_v4: Vec<String>,
@@ -433,6 +437,8 @@ impl Default for Ddns {
             api_key_file: None,
             api_base: "https://api.hosting.ionos.com".into(),
             domains: Vec::new(),
+            edge_domains: Vec::new(),
+            edges: Vec::new(),
             ipv4: true,
             ipv6: false,
             ip_sources_v4: vec![
@@ -470,14 +476,30 @@ impl Ddns {
     /// Whether there are names to keep pointing here: a `[ddns]` without may only lend its
     /// key to DNS-01 certificates.
     pub fn updates(&self) -> bool {
-        !self.domains.is_empty()
+        !self.domains.is_empty() || !self.edge_domains.is_empty()
     }
 
     fn check(&self, key_only: bool) -> Result<()> {
-        if self.domains.is_empty() && !key_only {
+        if !self.updates() && !key_only {
             bail!(
                 "ddns.domains is empty (a [ddns] with only its key is for acme.challenge = \"dns-01\" or \"auto\")"
             );
+        }
+        if self.edge_domains.is_empty() != self.edges.is_empty() {
+            bail!("ddns.edge_domains and ddns.edges go together: the names, and the edges' addresses they point at");
+        }
+        if !self.edges.is_empty() && self.mode != DdnsMode::Records {
+            bail!("ddns.edges needs mode = \"records\" (a DynDNS update URL can only say this home's address)");
+        }
+        if let Some(n) = self.edge_domains.iter().find(|n| self.domains.contains(n)) {
+            bail!("ddns: \"{n}\" is in both domains (this home) and edge_domains (the edges); the origin keeps a name of its own");
+        }
+        if let Some(a) = self
+            .edges
+            .iter()
+            .find(|a| a.is_unspecified() || a.is_multicast())
+        {
+            bail!("ddns.edges: {a} is not an edge's address");
         }
         if !self.ipv4 && !self.ipv6 {
             bail!("ddns: at least one of ipv4 and ipv6 must be on");
@@ -504,6 +526,10 @@ pub struct Edge {
     pub origin: String,
     /// The most the cache holds, MiB.
     pub cache_max_mb: u64,
+    /// Other edges are in front of this one (their `edge.origin` is this server): they are
+    /// answered private content when they show their credential, so the home uplink carries
+    /// each segment once, to this edge alone.
+    pub shield: bool,
 }
 
 impl Default for Edge {
@@ -511,6 +537,7 @@ impl Default for Edge {
         Edge {
             origin: String::new(),
             cache_max_mb: 2048,
+            shield: false,
         }
     }
 }
@@ -1321,6 +1348,42 @@ mod tests {
         );
         let e = format!("{:#}", Config::load(&p).unwrap_err());
         assert!(e.contains("ddns.domains is empty"), "{e}");
+    }
+
+    #[test]
+    fn edge_names_need_records_mode_and_a_name_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = "data_dir = \"d\"\npublic_host = \"h\"\n[ddns]\napi_key = \"p.s\"\nmode = \"records\"\ndomains = [\"home.example.org\"]\nedge_domains = [\"tv.example.org\"]\nedges = [\"203.0.113.7\", \"2001:db8::7\"]\n";
+        let c = Config::load(&write(dir.path(), base)).unwrap();
+        assert_eq!(c.ddns.unwrap().edges.len(), 2);
+        for (text, why) in [
+            (
+                base.replace("mode = \"records\"\n", ""),
+                "needs mode = \"records\"",
+            ),
+            (
+                base.replace("home.example", "tv.example"),
+                "in both domains",
+            ),
+            (
+                base.replace("203.0.113.7", "no-address"),
+                "line 8: invalid IP address",
+            ),
+            (
+                base.replace("edge_domains = [\"tv.example.org\"]\n", ""),
+                "go together",
+            ),
+        ] {
+            let e = format!("{:#}", Config::load(&write(dir.path(), &text)).unwrap_err());
+            assert!(e.contains(why), "{e}");
+        }
+        // Only edge names: a home with a fixed address of its own.
+        let only = base.replace("domains = [\"home.example.org\"]\n", "");
+        assert!(Config::load(&write(dir.path(), &only))
+            .unwrap()
+            .ddns
+            .unwrap()
+            .updates());
     }
 
     #[test]

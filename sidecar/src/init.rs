@@ -69,6 +69,10 @@ pub struct InitArgs {
     /// The home server an edge caches: https://home.example.org.
     #[arg(long, requires = "edge")]
     pub origin: Option<String>,
+    /// Make this edge a shield: other edges use it as their --origin, and the home uplink
+    /// carries each segment to it alone.
+    #[arg(long, requires = "edge")]
+    pub shield: bool,
     /// Replace an existing configuration (keys and data are kept).
     #[arg(long)]
     pub force: bool,
@@ -166,6 +170,7 @@ pub fn init(args: &InitArgs) -> Result<Config> {
         telegram: None,
         edge: args.edge.then(|| crate::config::Edge {
             origin: args.origin.clone().unwrap_or_default(),
+            shield: args.shield,
             ..Default::default()
         }),
         api: Default::default(),

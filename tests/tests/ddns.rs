@@ -317,6 +317,125 @@ fn records_mode_creates_a_missing_record_then_updates_it_including_ipv6() {
     );
 }
 
+/// Many edges: the public name points at the edges, one A or AAAA record each and nothing
+/// else, while the home's own name follows the home. Stale records go, an edge taken out of
+/// the list loses its record, and nothing is sent while DNS answers exactly the edges.
+#[test]
+fn edge_names_point_at_exactly_the_edges() {
+    const TV: &str = "tv.example.org";
+    const E1: &str = "81.2.69.200";
+    const E2: &str = "81.2.69.201";
+    const E6: &str = "2a01:4f8::20";
+    let w = world("records", 20, false);
+    {
+        let mut st = w.api.state.lock().unwrap();
+        st.zones.push(("z1".into(), "example.org".into()));
+        // What the name said before the edges: the home's address, and an old AAAA.
+        st.records.extend([
+            (
+                "r-old".into(),
+                "z1".into(),
+                TV.into(),
+                "A".into(),
+                A1.into(),
+            ),
+            (
+                "r-old6".into(),
+                "z1".into(),
+                TV.into(),
+                "AAAA".into(),
+                "2a01:4f8::10".into(),
+            ),
+        ]);
+    }
+    let set_edges = |edges: &[&str]| {
+        w.s.edit_config(|c| {
+            let d = c["ddns"].as_table_mut().unwrap();
+            d.insert("edge_domains".into(), vec![toml::Value::from(TV)].into());
+            let list: Vec<toml::Value> = edges.iter().map(|&e| e.into()).collect();
+            d.insert("edges".into(), list.into());
+        })
+    };
+    let records = |kind: &str| -> Vec<(String, String)> {
+        let mut v: Vec<_> = w
+            .api
+            .state
+            .lock()
+            .unwrap()
+            .records
+            .iter()
+            .filter(|r| r.3 == kind)
+            .map(|r| (r.2.clone(), r.4.clone()))
+            .collect();
+        v.sort();
+        v
+    };
+    set_edges(&[E1, E2, E6]);
+    let (ok, text) = w.check();
+    assert!(ok, "{text}");
+    assert!(
+        text.contains(&format!("{TV} A: set to the edges")),
+        "{text}"
+    );
+    assert_eq!(
+        records("A"),
+        [
+            (HOME.to_string(), A1.to_string()),
+            (TV.to_string(), E1.to_string()),
+            (TV.to_string(), E2.to_string())
+        ]
+    );
+    assert_eq!(records("AAAA"), [(TV.to_string(), E6.to_string())]);
+    assert!(w
+        .api
+        .calls()
+        .iter()
+        .all(|c| c.api_key.as_deref() == Some(KEY)));
+
+    // DNS has not caught up: nothing is sent again within the cooldown.
+    let before = w.api.calls().len();
+    let (ok, text) = w.check();
+    assert!(ok && text.contains("waiting for DNS"), "{text}");
+    assert_eq!(w.api.calls().len(), before);
+    // It has: quiet, for the home's name too.
+    w.dns.set(HOME, false, &[A1]);
+    w.dns.set(TV, false, &[E1, E2]);
+    w.dns.set(TV, true, &[E6]);
+    let (ok, text) = w.check();
+    assert!(ok && text.contains("are in DNS already"), "{text}");
+    assert_eq!(w.api.calls().len(), before);
+
+    // An edge retired: only its record goes.
+    set_edges(&[E2, E6]);
+    let (ok, text) = w.check();
+    assert!(ok, "{text}");
+    let new: Vec<_> = w.api.calls().into_iter().skip(before).collect();
+    assert!(
+        new.iter()
+            .all(|c| c.method == "GET" || c.method == "DELETE"),
+        "{new:?}"
+    );
+    assert_eq!(
+        new.iter().filter(|c| c.method == "DELETE").count(),
+        1,
+        "{new:?}"
+    );
+    assert_eq!(records("A")[1..], [(TV.to_string(), E2.to_string())]);
+    let st = w.status();
+    assert_eq!(st["edge_domains"][0], TV);
+    assert_eq!(st["edges"][1], E6);
+
+    // Bad lists are refused with the option's name.
+    for (edges, why) in [
+        (&["0.0.0.0"][..], "ddns.edges: 0.0.0.0"),
+        (&[][..], "go together"),
+    ] {
+        set_edges(edges);
+        let (ok, text) = w.check();
+        assert!(!ok && text.contains(why), "{text}");
+    }
+}
+
 #[test]
 fn never_more_than_two_requests_a_minute() {
     let w = world("dyndns", 2, false);

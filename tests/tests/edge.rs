@@ -10,15 +10,22 @@ use streamedge_tests::*;
 
 /// An edge of `origin`, running, with a copy of the origin's signing secrets.
 fn edge_of(origin: &Server) -> Server {
+    edge_in_front_of(origin, origin, &[])
+}
+
+/// An edge asking `upstream` (the origin, or a shield), with `home`'s signing secrets.
+fn edge_in_front_of(upstream: &Server, home: &Server, more: &[&str]) -> Server {
+    let mut init_args = vec![
+        "--edge".to_string(),
+        "--origin".into(),
+        format!("http://127.0.0.1:{}", upstream.http),
+    ];
+    init_args.extend(more.iter().map(|a| a.to_string()));
     let mut e = Server::init(Options {
-        init_args: vec![
-            "--edge".into(),
-            "--origin".into(),
-            format!("http://127.0.0.1:{}", origin.http),
-        ],
+        init_args,
         ..Options::default()
     });
-    std::fs::copy(origin.data("sign.keys"), e.data("sign.keys")).unwrap();
+    std::fs::copy(home.data("sign.keys"), e.data("sign.keys")).unwrap();
     e.run();
     e
 }
@@ -250,6 +257,73 @@ fn private_streams_are_checked_at_the_edge_and_shared_there() {
         "GET /live/carol/index.m3u8 HTTP/1.0\r\nHost: x\r\nX-Streamedge-Edge: {credential}\r\n\r\n"
     );
     let (status, _) = raw_exchange(edge.http, request.as_bytes()).unwrap();
+    assert_eq!(status, 404);
+}
+
+/// More edges than the uplink carries: two edges in front of a shield in front of the
+/// origin. The origin is asked for a segment once, by the shield, and each edge asks the
+/// shield once; a private stream plays through both edges, while a viewer at the shield
+/// without an edge's credential gets nothing private.
+#[test]
+fn a_shield_carries_each_segment_home_once_for_the_edges_behind_it() {
+    let origin = Server::start(Options::default());
+    let shield = edge_in_front_of(&origin, &origin, &["--shield"]);
+    assert!(shield
+        .read("site.conf")
+        .contains("streamedge_hls signed shield;"));
+    let a = edge_in_front_of(&shield, &origin, &[]);
+    let b = edge_in_front_of(&shield, &origin, &[]);
+    let key = origin.key("add", "dave");
+    assert!(origin.cli(&["keys", "private", "dave"]).status.success());
+    let _p = Publisher::start(&key.url(), 120);
+    wait_for("dave's playlist", Duration::from_secs(30), || {
+        std::fs::read_to_string(origin.data("live/dave/index.m3u8"))
+            .ok()
+            .filter(|p| segments(p).len() >= 2)
+    });
+    let out = origin.cli(&["sign", "/live/dave/index.m3u8", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let signed = v["path"].as_str().unwrap().to_string();
+    let base = signed.trim_end_matches("index.m3u8");
+
+    let playlist = wait_segments(&a.url(&signed));
+    let seg = segments(&playlist)[0].clone();
+    let from_a = http_get(&a.url(&format!("{base}{seg}"))).unwrap();
+    let from_b = http_get(&b.url(&format!("{base}{seg}"))).unwrap();
+    assert_eq!((from_a.status, from_b.status), (200, 200));
+    assert_eq!(from_a.body, from_b.body);
+    // Each edge's own cache status, not the shield's behind it as well.
+    let statuses: Vec<_> = from_b
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("x-cache-status"))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(statuses, ["MISS"]);
+    assert_eq!(
+        from_a.body,
+        std::fs::read(origin.data(&format!("live/dave/{seg}"))).unwrap()
+    );
+    let public = format!("/live/dave/{seg}");
+    wait_for("the shield's log", Duration::from_secs(5), || {
+        (origin_hits(&shield, &public) == 2).then_some(())
+    });
+    assert_eq!(
+        origin_hits(&origin, &public),
+        1,
+        "asked of the origin again"
+    );
+    // Both edges play the stream through the shield.
+    assert!(wait_segments(&b.url(&signed)).starts_with("#EXTM3U"));
+
+    // The shield is an edge like the others for viewers: the signed link plays, the public
+    // path without a credential is nothing, and a wrong credential is no credential.
+    assert_eq!(http_get(&shield.url(&signed)).unwrap().status, 200);
+    assert_eq!(http_get(&shield.url(&public)).unwrap().status, 404);
+    let request = format!(
+        "GET {public} HTTP/1.0\r\nHost: x\r\nX-Streamedge-Edge: bm90LXRoZS1jcmVkZW50aWFs\r\n\r\n"
+    );
+    let (status, _) = raw_exchange(shield.http, request.as_bytes()).unwrap();
     assert_eq!(status, 404);
 }
 

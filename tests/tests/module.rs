@@ -143,7 +143,7 @@ fn bad_directives_fail_nginx_t_with_file_and_line() {
         ),
         (
             "server { listen 127.0.0.1:1;\nlocation /live/ { streamedge_hls live cache; } }",
-            "invalid value \"cache\", it must be \"edge\"",
+            "invalid value \"cache\", it must be \"edge\" or \"shield\"",
             7,
         ),
         (

@@ -3,6 +3,7 @@
 //! Replaces a cron job that called the update URL every minute whatever happened.
 
 pub mod address;
+pub mod edges;
 pub mod ionos;
 
 use std::net::IpAddr;
@@ -70,6 +71,9 @@ pub struct State {
     pub zone_ids: std::collections::BTreeMap<String, String>,
     #[serde(default)]
     pub record_ids: std::collections::BTreeMap<String, String>,
+    /// Edge names: what was last set for each "name TYPE" (the addresses) and when.
+    #[serde(default)]
+    pub edges_sent: std::collections::BTreeMap<String, (String, u64)>,
     #[serde(default)]
     pub history: Vec<Event>,
 }
@@ -189,7 +193,7 @@ fn settings(config: &Config) -> Result<&Ddns> {
         .context("dynamic DNS is off: add a [ddns] section to streamedge.toml")?;
     if !d.updates() {
         bail!(
-            "dynamic DNS is off: [ddns] has no domains (its key serves DNS-01 certificates only)"
+            "dynamic DNS is off: [ddns] has no domains or edge_domains (its key serves DNS-01 certificates only)"
         );
     }
     Ok(d)
@@ -199,8 +203,8 @@ fn settings(config: &Config) -> Result<&Ddns> {
 fn fingerprint(d: &Ddns, key: &str) -> String {
     use sha2::{Digest, Sha256};
     let text = format!(
-        "{}\n{}\n{}\n{}\n{:?}",
-        d.provider, d.mode, d.api_base, key, d.domains
+        "{}\n{}\n{}\n{}\n{:?}\n{:?}",
+        d.provider, d.mode, d.api_base, key, d.domains, d.edge_domains
     );
     Sha256::digest(text.as_bytes())
         .iter()
@@ -321,7 +325,7 @@ pub async fn check(config: &Config, dry_run: bool) -> Result<Report> {
     let client = ionos::Client::new(&d.api_base, &key);
     let families: Vec<Family> = [(d.ipv4, Family::V4), (d.ipv6, Family::V6)]
         .into_iter()
-        .filter(|(on, _)| *on)
+        .filter(|(on, _)| *on && !d.domains.is_empty())
         .map(|(_, f)| f)
         .collect();
     for family in families {
@@ -397,6 +401,21 @@ pub async fn check(config: &Config, dry_run: bool) -> Result<Report> {
                     }
                 }
             }
+        }
+    }
+    if !report.failed {
+        if let Err(e) = edges::sync(d, &client, &mut state, now, dry_run, &mut report).await {
+            report.failed = true;
+            match &e {
+                ApiError::Auth(m) => state.auth_error = Some(m.clone()),
+                ApiError::Retry(_) | ApiError::Other(_) => {
+                    state.failures += 1;
+                    let until = now + backoff(state.failures).as_secs();
+                    state.backoff_until = Some(until);
+                    state.next_check = Some(until);
+                }
+            }
+            report.lines.push(format!("cannot set the edges: {e}"));
         }
     }
     save(config, &state)?;
@@ -489,6 +508,8 @@ async fn update(
 pub struct Status {
     pub mode: String,
     pub domains: Vec<String>,
+    pub edge_domains: Vec<String>,
+    pub edges: Vec<IpAddr>,
     pub ipv4: Option<FamilyStatus>,
     pub ipv6: Option<FamilyStatus>,
     pub last_check: Option<String>,
@@ -523,6 +544,8 @@ pub fn status(config: &Config) -> Result<Status> {
     Ok(Status {
         mode: d.mode.to_string(),
         domains: d.domains.clone(),
+        edge_domains: d.edge_domains.clone(),
+        edges: d.edges.clone(),
         ipv4: d.ipv4.then(|| fam(&s.v4)),
         ipv6: d.ipv6.then(|| fam(&s.v6)),
         last_check: s.last_check.map(rfc3339),

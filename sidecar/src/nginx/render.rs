@@ -75,6 +75,10 @@ pub(crate) fn render_nginx_conf(
             config.nginx.prefix.join("cache").display().to_string(),
         ),
         ("edge_cache_max", format!("{}m", edge.cache_max_mb)),
+        (
+            "edge_role",
+            if edge.shield { "shield" } else { "edge" }.to_string(),
+        ),
         // A live playlist for a second: nginx counts whole seconds, so one to two, which is
         // no more than half a segment from live.fragment 4s on.
         ("edge_playlist_valid", "1s".to_string()),
