@@ -58,6 +58,10 @@ pub fn prepare(config: &Config, user: Option<&WorkerUser>) -> Result<()> {
     ensure_dir(prefix, 0o755, None)?;
     ensure_dir(&prefix.join("logs"), 0o755, None)?;
     ensure_dir(&prefix.join("tmp"), 0o700, owner)?;
+    if config.edge.is_some() {
+        // nginx makes the caches' own folders (segments, playlists), not their parent.
+        ensure_dir(&prefix.join("cache"), 0o700, owner)?;
+    }
     if let Some(dir) = config.nginx.conf.parent() {
         ensure_dir(dir, 0o755, None)?;
     }

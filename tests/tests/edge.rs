@@ -165,6 +165,59 @@ fn live_hls_through_an_edge_is_asked_of_the_origin_once() {
     assert!(!log.contains("ERROR") && !log.contains("WARN"), "{log}");
 }
 
+fn media_sequence(playlist: &str) -> u64 {
+    playlist
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no media sequence in {playlist}"))
+}
+
+/// Files in a folder tree.
+fn files_below(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => files_below(&e.path()),
+            Ok(_) => 1,
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// After a quiet spell (nobody watching through the edge), the first viewer gets a fresh
+/// playlist, not the one cached before, whose segments the origin has since deleted: an
+/// edge must never serve a stale live playlist of any age while it fetches a new one.
+#[test]
+fn the_first_viewer_after_a_quiet_spell_gets_a_fresh_playlist() {
+    let origin = Server::start(Options::default());
+    let edge = edge_of(&origin);
+    let key = origin.key("add", "erin");
+    let _p = Publisher::start(&key.url(), 120);
+    origin.wait_live("erin", true);
+    let url = edge.url("/live/erin/index.m3u8");
+    let before = media_sequence(&wait_segments(&url));
+    wait_for("the origin's playlist to move on", Duration::from_secs(60), || {
+        let now = std::fs::read_to_string(origin.data("live/erin/index.m3u8")).ok()?;
+        (media_sequence(&now) >= before + 4).then_some(())
+    });
+    // Nobody asked for 5 s: the edge forgets the playlist.
+    wait_for("the edge to drop the quiet playlist", Duration::from_secs(30), || {
+        (files_below(&edge.path("cache/playlists")) == 0).then_some(())
+    });
+    let r = http_get(&url).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-cache-status"), Some("MISS"));
+    let text = r.text();
+    assert!(media_sequence(&text) >= before + 4, "{text}");
+    for seg in segments(&text) {
+        let got = http_get(&edge.url(&format!("/live/erin/{seg}"))).unwrap();
+        assert_eq!(got.status, 200, "{seg} of the playlist the edge gave");
+    }
+}
+
 #[test]
 fn private_streams_are_checked_at_the_edge_and_shared_there() {
     let origin = Server::start(Options::default());
