@@ -83,6 +83,12 @@ fn live_hls_through_an_edge_is_asked_of_the_origin_once() {
         first.header("cache-control"),
         Some("public, max-age=31536000, immutable")
     );
+    let cors: Vec<_> = first
+        .headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case("access-control-allow-origin"))
+        .collect();
+    assert_eq!(cors.len(), 1, "{cors:?}");
     assert_eq!(first.header("access-control-allow-origin"), Some("*"));
     assert!(first.header("set-cookie").is_none() && first.header("vary").is_none());
     for _ in 0..5 {
@@ -199,14 +205,20 @@ fn the_first_viewer_after_a_quiet_spell_gets_a_fresh_playlist() {
     origin.wait_live("erin", true);
     let url = edge.url("/live/erin/index.m3u8");
     let before = media_sequence(&wait_segments(&url));
-    wait_for("the origin's playlist to move on", Duration::from_secs(60), || {
-        let now = std::fs::read_to_string(origin.data("live/erin/index.m3u8")).ok()?;
-        (media_sequence(&now) >= before + 4).then_some(())
-    });
+    wait_for(
+        "the origin's playlist to move on",
+        Duration::from_secs(60),
+        || {
+            let now = std::fs::read_to_string(origin.data("live/erin/index.m3u8")).ok()?;
+            (media_sequence(&now) >= before + 4).then_some(())
+        },
+    );
     // Nobody asked for 5 s: the edge forgets the playlist.
-    wait_for("the edge to drop the quiet playlist", Duration::from_secs(30), || {
-        (files_below(&edge.path("cache/playlists")) == 0).then_some(())
-    });
+    wait_for(
+        "the edge to drop the quiet playlist",
+        Duration::from_secs(30),
+        || (files_below(&edge.path("cache/playlists")) == 0).then_some(()),
+    );
     let r = http_get(&url).unwrap();
     assert_eq!(r.status, 200);
     assert_eq!(r.header("x-cache-status"), Some("MISS"));

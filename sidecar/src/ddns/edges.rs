@@ -183,19 +183,20 @@ async fn set(
         .inspect_err(|_| drop(state.zone_ids.remove(name)))
         .map_err(UpdateError::Failed)?;
     let change = change(&records, wanted);
-    for id in &change.delete {
-        budget(state)?;
-        client
-            .delete_record(&zone, id)
-            .await
-            .map_err(UpdateError::Failed)?;
-    }
+    // New records first: the name never answers nothing while the change is under way.
     if !change.create.is_empty() {
         budget(state)?;
         let text: Vec<String> = change.create.iter().map(IpAddr::to_string).collect();
         let records: Vec<(&str, &str)> = text.iter().map(|t| (name, t.as_str())).collect();
         client
             .create_records(&zone, kind, &records, d.ttl)
+            .await
+            .map_err(UpdateError::Failed)?;
+    }
+    for id in &change.delete {
+        budget(state)?;
+        client
+            .delete_record(&zone, id)
             .await
             .map_err(UpdateError::Failed)?;
     }
