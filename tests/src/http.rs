@@ -15,10 +15,16 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_all(name).into_iter().next()
+    }
+
+    /// Every value of a header the answer repeats, in order.
+    pub fn header_all(&self, name: &str) -> Vec<&str> {
         self.headers
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     pub fn text(&self) -> String {

@@ -69,18 +69,10 @@ pub(super) async fn sync(
         for family in [Family::V4, Family::V6] {
             let kind = family.record_type();
             let wanted = wanted(d, family);
-            let fqdn = format!("{}.", name.trim_end_matches('.'));
-            let dns: BTreeSet<IpAddr> = match family {
-                Family::V4 => resolver
-                    .ipv4_lookup(fqdn)
-                    .await
-                    .map(|l| l.iter().map(|a| IpAddr::V4(a.0)).collect()),
-                Family::V6 => resolver
-                    .ipv6_lookup(fqdn)
-                    .await
-                    .map(|l| l.iter().map(|a| IpAddr::V6(a.0)).collect()),
-            }
-            .unwrap_or_default();
+            let dns: BTreeSet<IpAddr> = super::lookup(&resolver, name, family)
+                .await
+                .into_iter()
+                .collect();
             let key = format!("{name} {kind}");
             let want = joined(&wanted);
             if dns == wanted {
@@ -155,15 +147,7 @@ async fn set(
     now: u64,
     calls: &mut u32,
 ) -> Result<(), UpdateError> {
-    let mut budget = |state: &mut State| {
-        let ok = state.take_request(now, d.requests_per_minute);
-        *calls += u32::from(ok);
-        if ok {
-            Ok(())
-        } else {
-            Err(UpdateError::Deferred)
-        }
-    };
+    let mut budget = |state: &mut State| state.spend(now, d.requests_per_minute, calls);
     let zone = match state.zone_ids.get(name) {
         Some(z) => z.clone(),
         None => {

@@ -106,6 +106,31 @@ impl State {
         self.history.drain(..excess);
     }
 
+    /// After an IONOS error: an authentication error stops updates until the configuration
+    /// changes, anything else backs off.
+    fn failed(&mut self, now: u64, e: &ApiError) {
+        match e {
+            ApiError::Auth(m) => self.auth_error = Some(m.clone()),
+            ApiError::Retry(_) | ApiError::Other(_) => {
+                self.failures += 1;
+                let until = now + backoff(self.failures).as_secs();
+                self.backoff_until = Some(until);
+                self.next_check = Some(until);
+            }
+        }
+    }
+
+    /// One request from the budget for an update, counted in `calls`; none left: deferred.
+    fn spend(&mut self, now: u64, per_minute: u32, calls: &mut u32) -> Result<(), UpdateError> {
+        let ok = self.take_request(now, per_minute);
+        *calls += u32::from(ok);
+        if ok {
+            Ok(())
+        } else {
+            Err(Deferred)
+        }
+    }
+
     /// Takes one request from the rolling one-minute budget, if there is one left.
     fn take_request(&mut self, now: u64, per_minute: u32) -> bool {
         self.requests.retain(|&t| t + 60 > now);
@@ -218,21 +243,29 @@ async fn resolve(d: &Ddns, family: Family) -> Result<Vec<Vec<IpAddr>>> {
     let resolver = crate::dns::resolver(&d.nameservers)?;
     let mut out = Vec::new();
     for name in &d.domains {
-        let fqdn = format!("{}.", name.trim_end_matches('.'));
-        let addrs: Vec<IpAddr> = match family {
-            Family::V4 => resolver
-                .ipv4_lookup(fqdn)
-                .await
-                .map(|l| l.iter().map(|a| IpAddr::V4(a.0)).collect()),
-            Family::V6 => resolver
-                .ipv6_lookup(fqdn)
-                .await
-                .map(|l| l.iter().map(|a| IpAddr::V6(a.0)).collect()),
-        }
-        .unwrap_or_default();
-        out.push(addrs);
+        out.push(lookup(&resolver, name, family).await);
     }
     Ok(out)
+}
+
+/// A name's addresses of one family; none when it does not resolve.
+async fn lookup(
+    resolver: &hickory_resolver::TokioResolver,
+    name: &str,
+    family: Family,
+) -> Vec<IpAddr> {
+    let fqdn = format!("{}.", name.trim_end_matches('.'));
+    match family {
+        Family::V4 => resolver
+            .ipv4_lookup(fqdn)
+            .await
+            .map(|l| l.iter().map(|a| IpAddr::V4(a.0)).collect()),
+        Family::V6 => resolver
+            .ipv6_lookup(fqdn)
+            .await
+            .map(|l| l.iter().map(|a| IpAddr::V6(a.0)).collect()),
+    }
+    .unwrap_or_default()
 }
 
 /// `ddns setup`: creates the DynDNS bulk and stores its update URL.
@@ -386,15 +419,7 @@ pub async fn check(config: &Config, dry_run: bool) -> Result<Report> {
                     )),
                     Err(Failed(e)) => {
                         report.failed = true;
-                        match &e {
-                            ApiError::Auth(m) => state.auth_error = Some(m.clone()),
-                            ApiError::Retry(_) | ApiError::Other(_) => {
-                                state.failures += 1;
-                                let until = now + backoff(state.failures).as_secs();
-                                state.backoff_until = Some(until);
-                                state.next_check = Some(until);
-                            }
-                        }
+                        state.failed(now, &e);
                         report.lines.push(format!("{t}: cannot send {addr}: {e}"));
                         state.record(now, family, Some(addr), e.to_string());
                         break;
@@ -406,15 +431,7 @@ pub async fn check(config: &Config, dry_run: bool) -> Result<Report> {
     if !report.failed {
         if let Err(e) = edges::sync(d, &client, &mut state, now, dry_run, &mut report).await {
             report.failed = true;
-            match &e {
-                ApiError::Auth(m) => state.auth_error = Some(m.clone()),
-                ApiError::Retry(_) | ApiError::Other(_) => {
-                    state.failures += 1;
-                    let until = now + backoff(state.failures).as_secs();
-                    state.backoff_until = Some(until);
-                    state.next_check = Some(until);
-                }
-            }
+            state.failed(now, &e);
             report.lines.push(format!("cannot set the edges: {e}"));
         }
     }
@@ -438,15 +455,7 @@ async fn update(
     now: u64,
     calls: &mut u32,
 ) -> Result<(), UpdateError> {
-    let mut budget = |state: &mut State| {
-        let ok = state.take_request(now, d.requests_per_minute);
-        *calls += u32::from(ok);
-        if ok {
-            Ok(())
-        } else {
-            Err(Deferred)
-        }
-    };
+    let mut budget = |state: &mut State| state.spend(now, d.requests_per_minute, calls);
     if d.mode == crate::config::DdnsMode::Dyndns {
         let Some(url) = state.update_url.clone() else {
             return Err(Failed(ApiError::Other(
