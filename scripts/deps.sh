@@ -95,3 +95,14 @@ install a current toolchain with rustup (https://rustup.rs), then run make again
 MSG
   exit 1
 fi
+
+if [ "$what" = test ]; then
+  # A real S3 server for the library-in-a-bucket tests (it checks signatures, multipart
+  # and ranges); built from crates.io once (about 9 minutes on 2 cores) into cargo's bin.
+  s3s_version="$(cat "$root/scripts/s3s-fs.version")"
+  cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+  if [ "$("$cargo_bin/s3s-fs" --version 2>/dev/null | awk '{print $2}')" != "$s3s_version" ]; then
+    echo "streamedge: building s3s-fs $s3s_version for the tests (once; about 9 minutes)"
+    cargo install --quiet --locked --jobs "$(nproc)" s3s-fs --version "$s3s_version" --features binary
+  fi
+fi

@@ -25,10 +25,10 @@ use std::cell::RefCell;
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_compile_complex_value, ngx_http_compile_complex_value_t,
     ngx_http_complex_value_t, ngx_http_module_t, ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
-    ngx_http_request_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_uint_t, NGX_CONF_TAKE1,
-    NGX_CONF_TAKE12, NGX_DISABLE_SYMLINKS_ON, NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE,
-    NGX_HTTP_OPTIONS, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG, NGX_LOG_INFO,
+    ngx_http_request_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_uint_t, NGX_CONF_2MORE,
+    NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_DISABLE_SYMLINKS_ON, NGX_HTTP_GET, NGX_HTTP_HEAD,
+    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
+    NGX_HTTP_MODULE, NGX_HTTP_OPTIONS, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG, NGX_LOG_INFO,
 };
 use ngx::core::{Pool, Status, NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{
@@ -38,6 +38,7 @@ use ngx::http::{
 use ngx::{ngx_conf_log_error, ngx_log_error, ngx_string};
 use streamedge_formats::layout::{Layout, LIVE_MASTER, LIVE_PLAYLIST};
 use streamedge_formats::token::{self, Secrets, Token};
+use streamedge_policy::bucket::Signer;
 use streamedge_policy::hls::{self, Kind, Mode, PathError};
 use streamedge_policy::library::{AccessCache, Item};
 use streamedge_policy::registry::playlist_is_current;
@@ -56,7 +57,9 @@ pub struct HlsMainConf {
     /// What an edge shows its origin: the first secret's credential.
     edge_credential: Option<String>,
     /// This worker's view of library items' `meta.json`.
-    library: RefCell<AccessCache>,
+    pub(crate) library: RefCell<AccessCache>,
+    /// `streamedge_hls_bucket`: the library's bucket, when it is in one.
+    pub(crate) bucket: Option<Signer>,
 }
 
 /// What a `streamedge_hls` location serves.
@@ -80,7 +83,7 @@ impl Route {
 pub struct HlsLocConf {
     mode: Option<Route>,
     /// `streamedge_hls ... edge`: a cache in front of the origin, with no files of its own.
-    edge: bool,
+    pub(crate) edge: bool,
     /// `streamedge_hls ... shield`: an edge that edges are in front of, answered private
     /// content when they show their credential.
     shield: bool,
@@ -89,6 +92,13 @@ pub struct HlsLocConf {
     trees: Option<[String; 2]>,
     /// `None`: not set here; `Some(None)`: `off`.
     cors: Option<Option<String>>,
+}
+
+impl HlsLocConf {
+    /// Whether this location serves signed paths.
+    pub(crate) fn signed(&self) -> bool {
+        self.mode == Some(Route::Signed)
+    }
 }
 
 impl Merge for HlsLocConf {
@@ -114,7 +124,7 @@ enum Answer {
 // ---------------------------------------------------------------------------------------
 // Directives, module context, module definition
 
-static mut NGX_HTTP_STREAMEDGE_HLS_COMMANDS: [ngx_command_t; 4] = [
+static mut NGX_HTTP_STREAMEDGE_HLS_COMMANDS: [ngx_command_t; 5] = [
     ffi::command(
         ngx_string!("streamedge_hls"),
         NGX_HTTP_LOC_CONF | NGX_CONF_TAKE12,
@@ -131,6 +141,12 @@ static mut NGX_HTTP_STREAMEDGE_HLS_COMMANDS: [ngx_command_t; 4] = [
         ngx_string!("streamedge_hls_secrets"),
         NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
         ngx_http_streamedge_hls_secrets,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    ffi::command(
+        ngx_string!("streamedge_hls_bucket"),
+        NGX_HTTP_MAIN_CONF | NGX_CONF_2MORE,
+        crate::bucket::directive,
         NGX_HTTP_MAIN_CONF_OFFSET,
     ),
     ngx_command_t::empty(),
@@ -176,7 +192,15 @@ impl HttpModule for HlsModule {
         if rc != Status::NGX_OK.0 {
             return rc;
         }
-        ffi::add_variable(cf, ngx_string!("streamedge_cache_scope"), scope_variable)
+        let rc = ffi::add_variable(cf, ngx_string!("streamedge_cache_scope"), scope_variable);
+        if rc != Status::NGX_OK.0 {
+            return rc;
+        }
+        ffi::add_variable(
+            cf,
+            ngx_string!("streamedge_bucket_uri"),
+            crate::bucket::variable,
+        )
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
@@ -230,7 +254,12 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     let Some(route) = hlcf.mode else {
         return Ok(None);
     };
-    if let Some(Some(origin)) = &hlcf.cors {
+    // Once: a named location that error_page sends a request to checks it again.
+    let has_cors = r.headers_out_iterator().any(|(k, _)| {
+        k.as_bytes()
+            .eq_ignore_ascii_case(b"access-control-allow-origin")
+    });
+    if let (Some(Some(origin)), false) = (&hlcf.cors, has_cors) {
         r.add_header_out("Access-Control-Allow-Origin", origin);
     }
     let raw: *mut ngx_http_request_t = (&mut *r).into();
@@ -248,6 +277,9 @@ fn decide(r: &mut Request) -> Result<Option<Answer>, u16> {
     };
     let uri_bytes = uri.as_bytes();
     let (mode, inner_start, path_token) = match route {
+        // A signed path here was refused on its own route and sent on by an error_page (a
+        // bucket's fallback): refused as a name that does not exist.
+        Route::Plain(_) if uri_bytes.starts_with(hls::SIGNED_PREFIX.as_bytes()) => return Err(404),
         Route::Plain(mode) => (mode, 0, None),
         Route::Signed => {
             let s = hls::parse_signed(uri_bytes).map_err(refuse)?;
@@ -623,7 +655,10 @@ extern "C" fn ngx_http_streamedge_hls(
     let Some(clcf) = NgxHttpCoreModule::location_conf_mut(cf_ref) else {
         return NGX_CONF_ERROR;
     };
-    if clcf.name.as_bytes() != mode.prefix().as_bytes() {
+    // Signed paths may also take a regular expression (`location ~ ^/s/[^/]+/vod/`, for the
+    // library's own route to a bucket): the URI is checked from its first byte either way.
+    let regex = mode == Route::Signed && !clcf.regex.is_null();
+    if clcf.name.as_bytes() != mode.prefix().as_bytes() && !regex {
         ngx_conf_log_error!(
             NGX_LOG_EMERG,
             cf,

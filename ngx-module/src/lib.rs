@@ -43,6 +43,7 @@
 //!   this is what an API's clients can rely on.
 
 mod audience;
+mod bucket;
 mod conn;
 mod ffi;
 mod hls;

@@ -5,6 +5,7 @@
 pub mod audience;
 pub mod auth;
 pub mod ban;
+pub mod bucket;
 pub mod callback;
 pub mod client;
 pub mod conns;

@@ -491,7 +491,7 @@ fn entry(config: &Config, m: crate::library::Meta) -> Entry {
 async fn edit_item(State(api): State<Shared>, Path(id): Path<String>, body: Body) -> Response {
     let example = "{\"title\": \"…\", \"description\": \"…\", \"private\": false}";
     let result = match json_body(body, example).await {
-        Ok(edit) => crate::library::edit(&api.config, &id, edit),
+        Ok(edit) => crate::library::edit(&api.config, &id, edit).await,
         Err(e) => Err(e),
     };
     match result {
@@ -564,7 +564,7 @@ async fn set_poster(State(api): State<Shared>, Path(id): Path<String>, body: Bod
 }
 
 async fn remove_item(State(api): State<Shared>, Path(id): Path<String>) -> Response {
-    match crate::library::remove(&api.config, &id) {
+    match crate::library::remove(&api.config, &id).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => e.into_response(),
     }

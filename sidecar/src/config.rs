@@ -34,6 +34,8 @@ pub struct Config {
     pub restream: Restream,
     #[serde(default)]
     pub fetch: Fetch,
+    #[serde(default)]
+    pub library: Library,
     /// This server is an edge: a cache in front of a home server; absent: it is the home
     /// server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -518,6 +520,137 @@ impl Ddns {
     }
 }
 
+/// Where the library's items are kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Library {
+    /// "local": in `DATA/vod`; "s3": uploaded to an S3-compatible bucket once complete, and
+    /// served from there (only each item's `meta.json` stays on this disk).
+    pub storage: Storage,
+    /// The store's URL: `http://127.0.0.1:3900` (Garage), `https://s3.eu-west-1.amazonaws.com`.
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    /// A file (mode 0600) with the access key, in the AWS credentials form.
+    pub credentials_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    Local,
+    S3,
+}
+
+impl Default for Library {
+    fn default() -> Self {
+        Library {
+            storage: Storage::Local,
+            endpoint: String::new(),
+            region: "us-east-1".into(),
+            bucket: String::new(),
+            credentials_file: None,
+        }
+    }
+}
+
+/// The bucket's address and key, checked.
+#[derive(Debug, Clone)]
+pub struct BucketAccess {
+    pub endpoint: url::Url,
+    pub region: String,
+    pub bucket: String,
+    pub credentials_file: PathBuf,
+    pub credentials: streamedge_formats::bucket::Credentials,
+}
+
+impl BucketAccess {
+    /// `host:port`, for nginx's upstream.
+    pub fn address(&self) -> String {
+        let host = self.endpoint.host_str().unwrap_or_default();
+        let port = self.endpoint.port_or_known_default().unwrap_or(443);
+        format!("{host}:{port}")
+    }
+}
+
+impl Library {
+    /// The bucket, when the library is in one.
+    pub fn bucket(&self) -> Result<Option<BucketAccess>> {
+        if self.storage == Storage::Local {
+            return Ok(None);
+        }
+        let endpoint = url::Url::parse(&self.endpoint).map_err(|_| {
+            anyhow::anyhow!(
+                "library.endpoint \"{}\" is not a URL such as \"http://127.0.0.1:3900\"",
+                self.endpoint
+            )
+        })?;
+        if !matches!(endpoint.scheme(), "http" | "https")
+            || endpoint.path() != "/"
+            || endpoint.query().is_some()
+            || !endpoint.username().is_empty()
+            || endpoint.host_str().is_none()
+        {
+            bail!(
+                "library.endpoint \"{}\" must be http:// or https:// and a host and port alone",
+                self.endpoint
+            );
+        }
+        // S3's rules for bucket names, so that a path-style URL holds it as it is.
+        let b = self.bucket.as_bytes();
+        let bucket_ok = (3..=63).contains(&b.len())
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'-'))
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric();
+        if !bucket_ok {
+            bail!(
+                "library.bucket \"{}\" is not a bucket name (3 to 63 lowercase letters, digits, dots and hyphens)",
+                self.bucket
+            );
+        }
+        let region_ok = !self.region.is_empty()
+            && self.region.len() <= 64
+            && self
+                .region
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_'));
+        if !region_ok {
+            bail!("library.region \"{}\" is not a region name", self.region);
+        }
+        let Some(f) = &self.credentials_file else {
+            bail!("library.credentials_file is not set: a file (mode 0600) with the bucket's key");
+        };
+        if f.to_str()
+            .is_none_or(|p| p.contains(|c: char| c.is_whitespace() || "\";{}'\\$#".contains(c)))
+        {
+            bail!(
+                "library.credentials_file {}: nginx reads this path; it must hold no spaces, quotes, ';', '{{', '}}', '$' or '#'",
+                f.display()
+            );
+        }
+        let text = std::fs::read_to_string(f)
+            .with_context(|| format!("cannot read library.credentials_file {}", f.display()))?;
+        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(f)?.permissions());
+        if mode & 0o077 != 0 {
+            bail!(
+                "library.credentials_file {} may be read by others (mode {:o}): chmod 600 {0}",
+                f.display(),
+                mode & 0o777
+            );
+        }
+        let credentials = streamedge_formats::bucket::Credentials::parse(&text)
+            .map_err(|e| anyhow::anyhow!("library.credentials_file {}: {e}", f.display()))?;
+        Ok(Some(BucketAccess {
+            endpoint,
+            region: self.region.clone(),
+            bucket: self.bucket.clone(),
+            credentials_file: f.clone(),
+            credentials,
+        }))
+    }
+}
+
 /// An edge: stock nginx with the module caching HLS in front of the origin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -967,6 +1100,7 @@ impl Config {
         .chain(self.fetch.ytdlp.as_mut())
         .chain(self.ddns.as_mut().and_then(|d| d.api_key_file.as_mut()))
         .chain(self.telegram.as_mut().and_then(|t| t.token_file.as_mut()))
+        .chain(self.library.credentials_file.as_mut())
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -1024,6 +1158,7 @@ impl Config {
         if let Some(t) = &self.telegram {
             t.check()?;
         }
+        self.library.bucket()?;
         if let Some(e) = &self.edge {
             e.check()?;
         }
@@ -1396,6 +1531,98 @@ mod tests {
         let c = Config::load(&p).unwrap();
         assert_eq!(c.rtmp_url(), "rtmp://[::1]:1935/live");
         assert_eq!(c.local_http(), "http://[::1]:81");
+    }
+
+    #[test]
+    fn a_bucket_is_checked_before_anything_uses_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s3.credentials");
+        std::fs::write(
+            &file,
+            "aws_access_key_id = GK1\naws_secret_access_key = s3cr3t\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let good = Library {
+            storage: Storage::S3,
+            endpoint: "http://127.0.0.1:3900".into(),
+            region: "garage".into(),
+            bucket: "my-library".into(),
+            credentials_file: Some(file.clone()),
+        };
+        let b = good.bucket().unwrap().unwrap();
+        assert_eq!(b.address(), "127.0.0.1:3900");
+        assert_eq!(b.credentials.access_key_id, "GK1");
+        assert!(Library::default().bucket().unwrap().is_none());
+        let error = |l: Library| format!("{:#}", l.bucket().unwrap_err());
+        for (l, says) in [
+            (
+                Library {
+                    endpoint: "127.0.0.1:3900".into(),
+                    ..good.clone()
+                },
+                "library.endpoint",
+            ),
+            (
+                Library {
+                    endpoint: "http://h/x".into(),
+                    ..good.clone()
+                },
+                "a host and port alone",
+            ),
+            (
+                Library {
+                    bucket: "My_Bucket".into(),
+                    ..good.clone()
+                },
+                "library.bucket",
+            ),
+            (
+                Library {
+                    bucket: "ab".into(),
+                    ..good.clone()
+                },
+                "library.bucket",
+            ),
+            (
+                Library {
+                    region: "a b".into(),
+                    ..good.clone()
+                },
+                "library.region",
+            ),
+            (
+                Library {
+                    credentials_file: None,
+                    ..good.clone()
+                },
+                "credentials_file is not set",
+            ),
+            (
+                Library {
+                    credentials_file: Some(dir.path().join("none")),
+                    ..good.clone()
+                },
+                "cannot read library.credentials_file",
+            ),
+        ] {
+            let e = error(l);
+            assert!(e.contains(says), "{says}: {e}");
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(error(good.clone()).contains("may be read by others (mode 644)"));
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::write(&file, "aws_access_key_id = GK1\n").unwrap();
+        let e = error(good.clone());
+        assert!(e.contains("no aws_secret_access_key"), "{e}");
+        let spaced = dir.path().join("my s3.credentials");
+        std::fs::copy(&file, &spaced).unwrap();
+        let e = error(Library {
+            credentials_file: Some(spaced),
+            ..good
+        });
+        assert!(e.contains("nginx reads this path"), "{e}");
     }
 
     #[test]

@@ -75,6 +75,11 @@ const DOCS: &[Doc] = &[
     ("telegram", "poll_timeout", "How long one long-polling `getUpdates` waits for messages.", None),
     ("telegram", "progress_every", "A job's progress message is edited at most this often.", None),
     ("telegram", "link_ttl", "How long the links the bot gives for private items and streams work.", None),
+    ("library", "storage", "Where items are kept: \"local\" (DATA/vod) or \"s3\" (an S3-compatible bucket: Garage, MinIO, AWS; each item uploaded once complete, its meta.json last, and served from there by nginx, on the origin and on edges with the same settings).", None),
+    ("library", "endpoint", "The bucket's store, a scheme, host and port (\"http://127.0.0.1:3900\"); path-style requests.", Some("\"http://127.0.0.1:3900\"")),
+    ("library", "region", "The store's region (Garage: \"garage\").", None),
+    ("library", "bucket", "The bucket; it needs no public access.", Some("\"library\"")),
+    ("library", "credentials_file", "A file (mode 0600) with the bucket's key: aws_access_key_id and aws_secret_access_key lines. Default: none.", Some("\"s3.credentials\"")),
     ("edge", "origin", "This server is an edge, a cache in front of the home server at this URL (https://home.example.org).", Some("\"https://home.example.org\"")),
     ("edge", "cache_max_mb", "The most the edge's cache holds, MiB.", None),
     ("edge", "shield", "Other edges use this one as their origin: it answers them private content when they show their credential, and the home uplink carries each segment once.", None),
@@ -91,8 +96,8 @@ const DOCS: &[Doc] = &[
 ];
 
 const SECTIONS: &[&str] = &[
-    "", "ports", "publish", "acme", "ddns", "live", "restream", "fetch", "telegram", "edge", "api",
-    "nginx",
+    "", "ports", "publish", "acme", "ddns", "live", "restream", "fetch", "library", "telegram",
+    "edge", "api", "nginx",
 ];
 
 fn comment(out: &mut String, text: &str, indent: &str) {
@@ -114,7 +119,7 @@ fn comment(out: &mut String, text: &str, indent: &str) {
 /// Every section's defaults, as `config.rs` defines them: the only place they are written.
 fn defaults() -> toml::Table {
     use crate::config::{
-        Acme, Api, Ddns, Edge, Fetch, Live, Nginx, Ports, Publish, Restream, Telegram,
+        Acme, Api, Ddns, Edge, Fetch, Library, Live, Nginx, Ports, Publish, Restream, Telegram,
     };
     fn table<T: serde::Serialize>(v: T) -> toml::Value {
         toml::Value::Table(toml::Table::try_from(v).expect("the defaults serialize"))
@@ -127,6 +132,7 @@ fn defaults() -> toml::Table {
         ("live".to_string(), table(Live::default())),
         ("restream".to_string(), table(Restream::default())),
         ("fetch".to_string(), table(Fetch::default())),
+        ("library".to_string(), table(Library::default())),
         ("telegram".to_string(), table(Telegram::default())),
         ("edge".to_string(), table(Edge::default())),
         ("api".to_string(), table(Api::default())),
@@ -139,6 +145,8 @@ const REQUIRED: &[(&str, &str)] = &[
     ("ddns", "domains"),
     ("telegram", "allow"),
     ("edge", "origin"),
+    ("library", "endpoint"),
+    ("library", "bucket"),
 ];
 
 /// Sections that are off unless written, and how to turn each on.

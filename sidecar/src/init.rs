@@ -167,6 +167,7 @@ pub fn init(args: &InitArgs) -> Result<Config> {
         live: Default::default(),
         restream: Default::default(),
         fetch: Default::default(),
+        library: Default::default(),
         telegram: None,
         edge: args.edge.then(|| crate::config::Edge {
             origin: args.origin.clone().unwrap_or_default(),

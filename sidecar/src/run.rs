@@ -107,6 +107,13 @@ pub async fn run(config: &Config) -> Result<()> {
             live.clone(),
         )));
     }
+    // The library's bucket: uploads what is published, finishes removals and moves.
+    if let (None, Some(bucket)) = (&config.edge, crate::library::bucket::Bucket::of(config)?) {
+        tasks.push(tokio::spawn(crate::library::bucket::keep(
+            config.clone(),
+            bucket,
+        )));
+    }
     if config.ddns.as_ref().is_some_and(|d| d.updates()) {
         tasks.push(tokio::spawn(crate::ddns::run_loop(config.clone())));
     }

@@ -57,6 +57,26 @@ fn bad_directives_fail_nginx_t_with_file_and_line() {
         ),
         ("streamedge_zone lots;", "invalid zone size \"lots\"", 6),
         (
+            "\nstreamedge_hls_bucket http://127.0.0.1:9 library credentials=/nonexistent/s3.credentials;",
+            "cannot use bucket credentials \"/nonexistent/s3.credentials\": No such file or directory (os error 2)",
+            7,
+        ),
+        (
+            "streamedge_hls_bucket http://127.0.0.1:9 library;",
+            "\"streamedge_hls_bucket\" needs credentials=FILE",
+            6,
+        ),
+        (
+            "streamedge_hls_bucket http://127.0.0.1:9 library region= credentials=/x;",
+            "invalid parameter \"region=\"",
+            6,
+        ),
+        (
+            "streamedge_hls_bucket http://127.0.0.1:9 library credentials=/dev/null;",
+            "cannot use bucket credentials \"/dev/null\": no aws_access_key_id",
+            6,
+        ),
+        (
             "streamedge_data /tmp;\nstreamedge_data /var;",
             "\"streamedge_data\" directive is duplicate",
             7,

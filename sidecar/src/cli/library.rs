@@ -112,7 +112,7 @@ impl Library {
                     .collect()
             })?,
             Library::Remove { id, json } => {
-                library::remove(&c, &id)?;
+                library::remove(&c, &id).await?;
                 emit(json, &serde_json::json!({ "removed": id }), |_| {
                     format!("removed library item \"{id}\"\n")
                 })?
@@ -128,7 +128,7 @@ impl Library {
                     description,
                     private: None,
                 };
-                let m = library::edit(&c, &id, edit)?;
+                let m = library::edit(&c, &id, edit).await?;
                 emit(json, &m, |m| {
                     let about = match m.description.lines().count() {
                         0 => "no description".to_string(),
@@ -164,11 +164,11 @@ impl Library {
                 })?
             }
             Library::Private { id } => {
-                library::set_private(&c, &id, true)?;
+                library::set_private(&c, &id, true).await?;
                 println!("library item \"{id}\" plays only through signed links now (`streamedge sign /vod/{id}`)");
             }
             Library::Public { id } => {
-                library::set_private(&c, &id, false)?;
+                library::set_private(&c, &id, false).await?;
                 println!("anyone may play library item \"{id}\" now");
             }
         }

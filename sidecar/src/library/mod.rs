@@ -1,5 +1,6 @@
 //! `streamedge library`: the items in `DATA/vod/`.
 
+pub mod bucket;
 pub mod stills;
 pub mod transcode;
 
@@ -17,11 +18,16 @@ use crate::fsutil::write_atomic;
 pub use transcode::Meta;
 
 /// Marks item `id` private (plays only through signed links) or public, in its `meta.json`.
-pub fn set_private(config: &Config, id: &str, private: bool) -> Result<Meta, Error> {
-    change(config, id, |m| {
-        m.private = private;
-        Ok(())
-    })
+pub async fn set_private(config: &Config, id: &str, private: bool) -> Result<Meta, Error> {
+    edit(
+        config,
+        id,
+        Edit {
+            private: Some(private),
+            ..Default::default()
+        },
+    )
+    .await
 }
 
 /// What `library edit` changes; `None` leaves a field as it is.
@@ -37,8 +43,10 @@ pub struct Edit {
 pub const MAX_TITLE: usize = 200;
 pub const MAX_DESCRIPTION: usize = 5000;
 
-/// `library edit ID --title ... --description ...`: checked, then written in one step.
-pub fn edit(config: &Config, id: &str, edit: Edit) -> Result<Meta, Error> {
+/// `library edit ID --title ... --description ...`: checked, then written in one step. An
+/// item in the bucket whose privacy changes is copied to its new prefix first, and the old
+/// copy deleted once `meta.json` says so (`bucket::keep` finishes what a stop cuts short).
+pub async fn edit(config: &Config, id: &str, edit: Edit) -> Result<Meta, Error> {
     let title = edit
         .title
         .map(|t| check_text("title", t.trim(), MAX_TITLE, false))
@@ -52,7 +60,7 @@ pub fn edit(config: &Config, id: &str, edit: Edit) -> Result<Meta, Error> {
             "nothing to change: give a title, a description or whether it is private".into(),
         ));
     }
-    change(config, id, |m| {
+    let apply = move |m: &mut Meta| {
         if let Some(t) = title {
             m.title = t;
         }
@@ -63,7 +71,24 @@ pub fn edit(config: &Config, id: &str, edit: Edit) -> Result<Meta, Error> {
             m.private = p;
         }
         Ok(())
-    })
+    };
+    let bucket = bucket::Bucket::of(config)?;
+    let (Some(bucket), Some(private)) = (bucket, edit.private) else {
+        return change(config, id, apply);
+    };
+    check_id(id)?;
+    let dir = config.layout().item(id);
+    let _lock = lock(&dir, id).await?;
+    let before = read_meta(config, id)?;
+    let moved = before.private != private && !bucket::has_local_files(&dir);
+    if moved {
+        bucket.copy_to(id, private).await?;
+    }
+    let meta = rewrite(config, id, apply)?;
+    if moved {
+        bucket.forget(id, private).await?;
+    }
+    Ok(meta)
 }
 
 /// A title (one line, not empty) or a description (lines; may be empty to clear it).
@@ -98,10 +123,46 @@ pub(crate) fn change(
 ) -> Result<Meta, Error> {
     check_id(id)?;
     let dir = config.layout().item(id);
-    let path = dir.join(META_JSON);
     let folder = std::fs::File::open(&dir).map_err(|e| missing_item(id, "open", &dir, e))?;
     let _lock = nix::fcntl::Flock::lock(folder, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", dir.display()))?;
+    rewrite(config, id, f)
+}
+
+/// An item folder's lock, held while it changes (an upload, a still, an edit, a removal).
+pub type Lock = nix::fcntl::Flock<std::fs::File>;
+
+/// Item folder `dir`'s lock, waited for without holding up other tasks.
+pub(crate) async fn lock(dir: &Path, id: &str) -> Result<Lock, Error> {
+    loop {
+        if let Some(l) = try_lock(dir).map_err(|e| match std::fs::metadata(dir) {
+            Err(m) => missing_item(id, "open", dir, m),
+            Ok(_) => e.into(),
+        })? {
+            return Ok(l);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Item folder `dir`'s lock if nobody holds it.
+pub(crate) fn try_lock(dir: &Path) -> Result<Option<Lock>> {
+    let folder =
+        std::fs::File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+    match nix::fcntl::Flock::lock(folder, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(l) => Ok(Some(l)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(anyhow::anyhow!("cannot lock {}: {e}", dir.display())),
+    }
+}
+
+/// `change` for a caller that holds the item's lock.
+pub(crate) fn rewrite(
+    config: &Config,
+    id: &str,
+    f: impl FnOnce(&mut Meta) -> Result<(), Error>,
+) -> Result<Meta, Error> {
+    let path = config.layout().item_meta(id);
     let mut meta = read_meta(config, id)?;
     f(&mut meta)?;
     let out = serde_json::to_string_pretty(&meta).context("cannot write meta.json")? + "\n";
@@ -207,18 +268,33 @@ pub fn list(config: &Config) -> Result<Vec<Item>> {
         .collect())
 }
 
-/// `library remove ID`: the item disappears at once (one rename), then its files go.
-pub fn remove(config: &Config, id: &str) -> Result<(), Error> {
+/// `library remove ID`: the item disappears at once (one rename), then its files go, and
+/// its objects when it is in the bucket. A bucket that does not answer is an error, and the
+/// renamed folder stays as the note of what is left to delete (`bucket::keep` does it).
+pub async fn remove(config: &Config, id: &str) -> Result<(), Error> {
     check_id(id)?;
     let dir = config.layout().item(id);
     if !dir.join(META_JSON).exists() {
         return Err(Error::NotFound(format!("no library item \"{id}\"")));
     }
-    let trash = config.layout().scratch(&format!("removed-{id}"));
+    let bucket = bucket::Bucket::of(config)?;
+    // Not while it is being uploaded: the upload would put back what is deleted.
+    let lock = lock(&dir, id).await?;
+    let trash = bucket::removed_dir(config, id);
     std::fs::rename(&dir, &trash).with_context(|| format!("cannot remove {}", dir.display()))?;
-    std::fs::remove_dir_all(&trash)
-        .with_context(|| format!("cannot delete {}", trash.display()))?;
-    Ok(())
+    drop(lock);
+    if let Some(b) = bucket {
+        b.remove(id).await.map_err(|e| {
+            Error::Unavailable(format!(
+                "library item \"{id}\" is removed here, but its copy in the bucket is not yet ({e:#}); it is deleted once the bucket answers"
+            ))
+        })?;
+    }
+    match std::fs::remove_dir_all(&trash) {
+        // The daemon finished it first.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        r => Ok(r.with_context(|| format!("cannot delete {}", trash.display()))?),
+    }
 }
 
 fn check_id(id: &str) -> Result<(), Error> {

@@ -69,15 +69,36 @@ pub async fn thumbnails(config: &Config, id: &str, times: &[f64]) -> Result<Meta
     let meta = super::read_meta(config, id)?;
     let dir = config.layout().item(id);
     let source = picture_source(&meta, times)?;
+    // The item may be in the bucket: what a still needs comes back for it, held from the
+    // upload that would take it away again meanwhile.
+    let bucket = super::bucket::Bucket::of(config)?;
+    let _lock = super::lock(&dir, id).await?;
+    let from = Fetch {
+        bucket: bucket.as_ref(),
+        id,
+        private: meta.private,
+        fetched: std::sync::Mutex::new(Vec::new()),
+    };
     let mut made = Vec::new();
+    let mut result = Ok(());
     for &at in times {
         let file = file_name(at);
-        if !dir.join(&file).exists() {
-            take(&dir, &source, at, &file).await?;
+        let have = dir.join(&file).exists()
+            || meta.thumbnails.iter().any(|t| t.file == file) && bucket.is_some();
+        if !have {
+            result = take(&dir, &source, at, &file, &from).await;
+            if result.is_err() {
+                break;
+            }
         }
         made.push(Thumbnail { at, file });
     }
-    super::change(config, id, |m| {
+    // What came back from the bucket is still there: it goes again.
+    for rel in from.fetched.lock().unwrap().iter() {
+        let _ = std::fs::remove_file(dir.join(rel));
+    }
+    result?;
+    super::rewrite(config, id, |m| {
         for t in made {
             if !m.thumbnails.iter().any(|have| have.file == t.file) {
                 m.thumbnails.push(t);
@@ -158,13 +179,25 @@ fn plain(name: &str) -> bool {
 
 /// One still, written under a temporary name and renamed into place: a still is whole or
 /// absent.
-async fn take(dir: &Path, rendition: &str, at: f64, file: &str) -> Result<(), Error> {
+async fn take(
+    dir: &Path,
+    rendition: &str,
+    at: f64,
+    file: &str,
+    from: &Fetch<'_>,
+) -> Result<(), Error> {
     let playlist = dir.join(rendition).join(VOD_PLAYLIST_NAME);
+    from.local(dir, &format!("{rendition}/{VOD_PLAYLIST_NAME}"))
+        .await?;
     let text = std::fs::read_to_string(&playlist)
         .with_context(|| format!("cannot read {}", playlist.display()))?;
     let (init, segment, offset) = segment_at(&text, at)
         .filter(|(i, s, _)| plain(s) && i.is_none_or(plain))
         .with_context(|| format!("{} lists no segment at {at} s", playlist.display()))?;
+    if let Some(i) = init {
+        from.local(dir, &format!("{rendition}/{i}")).await?;
+    }
+    from.local(dir, &format!("{rendition}/{segment}")).await?;
     let input = match init {
         Some(i) => format!("concat:{rendition}/{i}|{rendition}/{segment}"),
         None => format!("{rendition}/{segment}"),
@@ -199,6 +232,29 @@ async fn take(dir: &Path, rendition: &str, at: f64, file: &str) -> Result<(), Er
         let _ = std::fs::remove_file(dir.join(&partial));
     }
     result
+}
+
+/// Where an item's files come from when they are not on this disk: its bucket.
+struct Fetch<'a> {
+    bucket: Option<&'a super::bucket::Bucket>,
+    id: &'a str,
+    private: bool,
+    /// Files brought back, to delete afterwards.
+    fetched: std::sync::Mutex<Vec<String>>,
+}
+
+impl Fetch<'_> {
+    /// Makes sure file `rel` of the item is in `dir`.
+    async fn local(&self, dir: &Path, rel: &str) -> Result<(), Error> {
+        let (Some(bucket), false) = (self.bucket, dir.join(rel).exists()) else {
+            return Ok(());
+        };
+        bucket
+            .download(self.private, self.id, rel, &dir.join(rel))
+            .await?;
+        self.fetched.lock().unwrap().push(rel.to_string());
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -261,7 +261,7 @@ async fn import(config: &Config, name: &str, folder: &Path) -> Result<Option<Str
             description: Some(b.description),
             private: None,
         };
-        if let Err(e) = crate::library::edit(config, &meta.id, edit) {
+        if let Err(e) = crate::library::edit(config, &meta.id, edit).await {
             tracing::warn!("live \"{name}\": the recording's description: {e:#}");
         }
     }

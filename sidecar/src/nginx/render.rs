@@ -14,6 +14,12 @@ const NGINX_CONF: &str = include_str!("../../../nginx-conf/nginx.conf.in");
 const SITE_CONF: &str = include_str!("../../../nginx-conf/site.conf.in");
 const EDGE_CONF: &str = include_str!("../../../nginx-conf/edge.conf.in");
 const EDGE_SITE_CONF: &str = include_str!("../../../nginx-conf/edge-site.conf.in");
+const BUCKET_CONF: &str = include_str!("../../../nginx-conf/bucket.conf.in");
+const BUCKET_PROXY: &str = include_str!("../../../nginx-conf/bucket-proxy.conf.in");
+const VOD_LOCAL: &str = include_str!("../../../nginx-conf/vod-local.conf.in");
+const VOD_BUCKET: &str = include_str!("../../../nginx-conf/vod-bucket.conf.in");
+const EDGE_VOD_ORIGIN: &str = include_str!("../../../nginx-conf/edge-vod-origin.conf.in");
+const EDGE_VOD_BUCKET: &str = include_str!("../../../nginx-conf/edge-vod-bucket.conf.in");
 
 /// Fills `{{name}}` placeholders; a placeholder without a value is an error, not a blank.
 pub fn fill(template: &str, values: &[(&str, String)]) -> Result<String> {
@@ -60,7 +66,55 @@ pub(crate) fn render_nginx_conf(
     user: Option<&WorkerUser>,
 ) -> Result<(String, String)> {
     let mut values = nginx_values(config, user);
+    let bucket = config.library.bucket()?;
+    if let Some(b) = &bucket {
+        let host = b.endpoint.host_str().unwrap_or_default();
+        values.extend([
+            (
+                "bucket_endpoint",
+                b.endpoint.as_str().trim_end_matches('/').to_string(),
+            ),
+            ("bucket_name", b.bucket.clone()),
+            ("bucket_region", b.region.clone()),
+            (
+                "bucket_credentials",
+                b.credentials_file.display().to_string(),
+            ),
+            ("bucket_address", b.address()),
+            ("bucket_scheme", b.endpoint.scheme().to_string()),
+            (
+                "bucket_host",
+                match b.endpoint.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host.to_string(),
+                },
+            ),
+            (
+                "bucket_tls_name",
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            ),
+        ]);
+        let proxy = fill(BUCKET_PROXY, &values)?;
+        values.push(("bucket_proxy", proxy.trim_end().to_string()));
+        values.push(("library_bucket", fill(BUCKET_CONF, &values)?));
+    } else {
+        values.push((
+            "library_bucket",
+            "    # The library is on this disk (library.storage = \"local\").\n".to_string(),
+        ));
+    }
     let Some(edge) = &config.edge else {
+        let vod = fill(
+            if bucket.is_some() {
+                VOD_BUCKET
+            } else {
+                VOD_LOCAL
+            },
+            &values,
+        )?;
+        values.push(("vod_locations", vod));
         return Ok((fill(NGINX_CONF, &values)?, fill(SITE_CONF, &values)?));
     };
     let (scheme, address, name, host) = edge.origin_parts()?;
@@ -83,6 +137,13 @@ pub(crate) fn render_nginx_conf(
         // no more than half a segment from live.fragment 4s on.
         ("edge_playlist_valid", "1s".to_string()),
     ]);
+    let vod = if bucket.is_some() {
+        EDGE_VOD_BUCKET
+    } else {
+        EDGE_VOD_ORIGIN
+    };
+    let vod = fill(vod, &values)?;
+    values.push(("vod_locations", vod));
     Ok((fill(EDGE_CONF, &values)?, fill(EDGE_SITE_CONF, &values)?))
 }
 
