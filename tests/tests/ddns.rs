@@ -425,6 +425,17 @@ fn edge_names_point_at_exactly_the_edges() {
     assert_eq!(st["edge_domains"][0], TV);
     assert_eq!(st["edges"][1], E6);
 
+    // The home's address cannot be found (its echo service is down): the edges' names do
+    // not depend on it, and a change of edges still reaches DNS.
+    w.dns.set(TV, false, &[E2]);
+    w.api.set_echo("/v4/a", 503, "");
+    set_edges(&[E1, E6]);
+    let (ok, text) = w.check();
+    assert!(!ok && text.contains("no public address found"), "{text}");
+    assert!(text.contains(&format!("{TV} A: set to the edges")), "{text}");
+    assert_eq!(records("A")[1..], [(TV.to_string(), E1.to_string())]);
+    w.api.set_echo("/v4/a", 200, A1);
+
     // Bad lists are refused with the option's name.
     for (edges, why) in [
         (&["0.0.0.0"][..], "ddns.edges: 0.0.0.0"),

@@ -356,6 +356,7 @@ pub async fn check(config: &Config, dry_run: bool) -> Result<Report> {
         return Ok(report);
     }
     let client = ionos::Client::new(&d.api_base, &key);
+    let mut ionos_failed = false;
     let families: Vec<Family> = [(d.ipv4, Family::V4), (d.ipv6, Family::V6)]
         .into_iter()
         .filter(|(on, _)| *on && !d.domains.is_empty())
@@ -419,6 +420,7 @@ pub async fn check(config: &Config, dry_run: bool) -> Result<Report> {
                     )),
                     Err(Failed(e)) => {
                         report.failed = true;
+                        ionos_failed = true;
                         state.failed(now, &e);
                         report.lines.push(format!("{t}: cannot send {addr}: {e}"));
                         state.record(now, family, Some(addr), e.to_string());
@@ -428,11 +430,22 @@ pub async fn check(config: &Config, dry_run: bool) -> Result<Report> {
             }
         }
     }
-    if !report.failed {
-        if let Err(e) = edges::sync(d, &client, &mut state, now, dry_run, &mut report).await {
-            report.failed = true;
-            state.failed(now, &e);
-            report.lines.push(format!("cannot set the edges: {e}"));
+    // The edges' names do not depend on the home's address: they are kept even when it
+    // cannot be found, though not right after IONOS itself failed (that backs off).
+    if !ionos_failed {
+        let before = report.calls;
+        match edges::sync(d, &client, &mut state, now, dry_run, &mut report).await {
+            Ok(()) if report.calls > before => {
+                // IONOS answered: whatever failed before is over.
+                state.failures = 0;
+                state.backoff_until = None;
+            }
+            Ok(()) => {}
+            Err(e) => {
+                report.failed = true;
+                state.failed(now, &e);
+                report.lines.push(format!("cannot set the edges: {e}"));
+            }
         }
     }
     save(config, &state)?;
