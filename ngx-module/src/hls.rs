@@ -24,11 +24,12 @@ use std::cell::RefCell;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_compile_complex_value, ngx_http_compile_complex_value_t,
-    ngx_http_complex_value_t, ngx_http_module_t, ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
-    ngx_http_request_t, ngx_int_t, ngx_module_t, ngx_str_t, ngx_uint_t, NGX_CONF_2MORE,
-    NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_DISABLE_SYMLINKS_ON, NGX_HTTP_GET, NGX_HTTP_HEAD,
-    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
-    NGX_HTTP_MODULE, NGX_HTTP_OPTIONS, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG, NGX_LOG_INFO,
+    ngx_http_complex_value_t, ngx_http_finalize_request, ngx_http_module_t,
+    ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_request_t, ngx_int_t, ngx_module_t, ngx_str_t,
+    ngx_uint_t, NGX_CONF_2MORE, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_DISABLE_SYMLINKS_ON,
+    NGX_HTTP_GET, NGX_HTTP_HEAD, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF,
+    NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_MODULE, NGX_HTTP_OPTIONS, NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
+    NGX_LOG_INFO,
 };
 use ngx::core::{Pool, Status, NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{
@@ -231,15 +232,13 @@ extern "C" fn hls_access_handler(raw: *mut ngx_http_request_t) -> ngx_int_t {
     match decide(r) {
         Ok(None) => Status::NGX_DECLINED.into(),
         Ok(Some(answer)) => {
-            let pool: Pool = r.pool();
-            let ctx = pool.allocate(answer);
-            if ctx.is_null() {
-                return Status::NGX_ERROR.into();
-            }
-            r.set_module_ctx(ctx.cast(), HlsModule::module());
-            // SAFETY: the content phase calls this handler instead of the static module's.
-            unsafe { (*raw).content_handler = Some(hls_answer_handler) };
-            Status::NGX_DECLINED.into()
+            // Answered here and now: a `try_files` after this phase (the library's route to
+            // its bucket) would send the request on to another location's handler.
+            let rc = answer_with(r, &answer);
+            // SAFETY: the request is finished once, here; the access phase's checker then
+            // runs nothing more for it (NGX_DONE).
+            unsafe { ngx_http_finalize_request(raw, rc) };
+            Status::NGX_DONE.into()
         }
         Err(status) => status as ngx_int_t,
     }
@@ -545,17 +544,14 @@ fn set_content_type(raw: *mut ngx_http_request_t, content_type: &'static str) {
     }
 }
 
-extern "C" fn hls_answer_handler(raw: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: nginx passes the current request to its content handler.
-    let r = unsafe { Request::from_ngx_http_request(raw) };
+/// Sends one of the module's own answers; what nginx's finalizing needs to know.
+fn answer_with(r: &mut Request, answer: &Answer) -> ngx_int_t {
+    let raw: *mut ngx_http_request_t = (&mut *r).into();
     // SAFETY: the body, if any, is not wanted.
     let rc = unsafe { nginx_sys::ngx_http_discard_request_body(raw) };
     if rc != Status::NGX_OK.0 {
         return rc;
     }
-    let Some(answer) = r.get_module_ctx::<Answer>(HlsModule::module()) else {
-        return Status::NGX_ERROR.into();
-    };
     let status = match answer {
         Answer::Preflight => {
             r.add_header_out("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS");

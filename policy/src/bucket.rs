@@ -8,8 +8,9 @@ use rusty_s3::{Bucket, S3Action, UrlStyle};
 use streamedge_formats::bucket::{object_key, Credentials};
 
 /// How long a signed request stays good: it is made for one request, at once, so this is
-/// only room for clocks that disagree.
-pub const SIGNED_FOR: Duration = Duration::from_secs(600);
+/// only room for clocks that disagree. (nginx's error log names the URL of an upstream that
+/// fails: short, so such a line is no lasting key to a private file.)
+pub const SIGNED_FOR: Duration = Duration::from_secs(120);
 
 /// A bucket and the key that reads it.
 pub struct Signer {
@@ -103,7 +104,7 @@ mod tests {
             "X-Amz-Algorithm=AWS4-HMAC-SHA256",
             "X-Amz-Credential=AKIDEXAMPLE%2F20231114%2Fgarage%2Fs3%2Faws4_request",
             "X-Amz-Date=20231114T221320Z",
-            "X-Amz-Expires=600",
+            "X-Amz-Expires=120",
             "X-Amz-SignedHeaders=host",
         ] {
             assert!(query.contains(part), "{part} in {query}");

@@ -81,7 +81,7 @@ const DOCS: &[Doc] = &[
     ("library", "bucket", "The bucket; it needs no public access.", Some("\"library\"")),
     ("library", "credentials_file", "A file (mode 0600) with the bucket's key: aws_access_key_id and aws_secret_access_key lines. Default: none.", Some("\"s3.credentials\"")),
     ("edge", "origin", "This server is an edge, a cache in front of the home server at this URL (https://home.example.org).", Some("\"https://home.example.org\"")),
-    ("edge", "cache_max_mb", "The most the edge's cache holds, MiB.", None),
+    ("edge", "cache_max_mb", "The most the edge's cache of segments and library files holds, MiB (live playlists have a small cache of their own).", None),
     ("edge", "shield", "Other edges use this one as their origin: it answers them private content when they show their credential, and the home uplink carries each segment once.", None),
     ("api", "listen", "The sidecar's control API, on loopback; nginx proxies /api/ to it.", None),
     ("nginx", "supervise", "`streamedge run` starts nginx and keeps it running.", None),

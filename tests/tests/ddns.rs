@@ -432,7 +432,10 @@ fn edge_names_point_at_exactly_the_edges() {
     set_edges(&[E1, E6]);
     let (ok, text) = w.check();
     assert!(!ok && text.contains("no public address found"), "{text}");
-    assert!(text.contains(&format!("{TV} A: set to the edges")), "{text}");
+    assert!(
+        text.contains(&format!("{TV} A: set to the edges")),
+        "{text}"
+    );
     assert_eq!(records("A")[1..], [(TV.to_string(), E1.to_string())]);
     w.api.set_echo("/v4/a", 200, A1);
 

@@ -182,6 +182,18 @@ fn items_are_uploaded_whole_and_played_from_the_bucket_at_the_origin_and_at_an_e
     );
     let (ok, err) = ffmpeg_decodes(&origin.url(&format!("/vod/{id}/master.m3u8")), 2);
     assert!(ok, "{err}");
+    // HEAD (asked of the bucket as a GET, as signed) and a CORS preflight, the module's own.
+    let head =
+        format!("HEAD /vod/{id}/master.m3u8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let (status, bytes) = raw_exchange(origin.http, head.as_bytes()).unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+    assert!(
+        String::from_utf8_lossy(&bytes).ends_with("\r\n\r\n"),
+        "a body after HEAD"
+    );
+    let preflight = format!("OPTIONS /vod/{id}/master.m3u8 HTTP/1.1\r\nHost: x\r\nOrigin: https://elsewhere.example\r\nConnection: close\r\n\r\n");
+    let (status, bytes) = raw_exchange(origin.http, preflight.as_bytes()).unwrap();
+    assert_eq!(status, 204, "{}", String::from_utf8_lossy(&bytes));
     // A still of an item in the bucket: its segment comes back for it and goes again; the
     // still is uploaded like the rest, and served.
     let out = origin.cli(&["library", "thumbnails", &id, "--at", "3s", "--json"]);
@@ -214,6 +226,12 @@ fn items_are_uploaded_whole_and_played_from_the_bucket_at_the_origin_and_at_an_e
     assert_eq!(http_get(&origin.url(&plain)).unwrap().status, 404);
     let signed = sign(&origin, &plain);
     assert_eq!(http_get(&origin.url(&signed)).unwrap().status, 200);
+    // A link of the older form still moves to its signed path (the module answers it, not
+    // the bucket).
+    let token = signed.split('/').nth(2).unwrap();
+    let old = http_get_once(&origin.url(&format!("{plain}?st={token}"))).unwrap();
+    assert_eq!(old.status, 302);
+    assert_eq!(old.header("location"), Some(signed.as_str()));
 
     // An edge with the same [library] reads the bucket itself: the origin is not asked.
     let asked = requests_for(&origin, &format!("/vod/{pid}/"));
@@ -253,9 +271,9 @@ fn items_are_uploaded_whole_and_played_from_the_bucket_at_the_origin_and_at_an_e
     assert_eq!(r.status, 200);
     assert_eq!(r.body, master.body);
     assert_eq!(r.header_all("access-control-allow-origin"), ["*"]);
-    // The signature's last character, another.
+    // A character in the middle of the signature, another.
     let mut tampered = signed.clone().into_bytes();
-    let at = signed.find("/vod/").unwrap() - 1;
+    let at = signed.find("/vod/").unwrap() - 8;
     tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
     assert_eq!(http_get(&edge.url(&tampered)).unwrap().status, 404);
@@ -282,6 +300,20 @@ fn items_are_uploaded_whole_and_played_from_the_bucket_at_the_origin_and_at_an_e
         "{}",
         s3.keys(&format!("public/{pid}")).join(" ")
     );
+    // And private again: public/ is emptied, and neither the origin nor the edge answers
+    // the plain path (for what the edge had not kept).
+    let out = origin.cli(&["library", "private", &pid]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(s3.keys(&format!("public/{pid}")).is_empty());
+    assert_eq!(http_get(&origin.url(&plain)).unwrap().status, 404);
+    let audio = format!("/vod/{pid}/audio/{}", first_media(&r.text()));
+    assert_eq!(http_get(&edge.url(&audio)).unwrap().status, 404);
+    let signed_audio = sign(&origin, &audio);
+    assert_eq!(http_get(&edge.url(&signed_audio)).unwrap().status, 200);
 
     // Removed: the objects go, the origin answers 404, and so does the edge for what it
     // had not cached.
@@ -298,12 +330,9 @@ fn items_are_uploaded_whole_and_played_from_the_bucket_at_the_origin_and_at_an_e
             .status,
         404
     );
-    assert_eq!(
-        http_get(&edge.url(&format!("/vod/{id}/{rendition}")))
-            .unwrap()
-            .status,
-        404
-    );
+    // (The still was asked of the origin only.)
+    let r = http_get(&edge.url(&format!("/vod/{id}/thumb-3000.jpg"))).unwrap();
+    assert_eq!(r.status, 404);
 }
 
 #[test]

@@ -31,6 +31,8 @@ use crate::config::{BucketAccess, Config};
 const PARALLEL: usize = 4;
 /// Where a removed item waits until its objects are deleted.
 const REMOVED: &str = "removed-";
+/// An item whose copy under its old privacy's prefix is still to delete.
+const SETTLE: &str = "settle-";
 /// How often `keep` looks for work.
 const EVERY: Duration = Duration::from_secs(2);
 
@@ -140,6 +142,12 @@ impl Bucket {
     pub async fn upload(&self, dir: &Path, id: &str, private: bool) -> Result<Uploaded> {
         let mut files = Vec::new();
         list_files(dir, Path::new(""), &mut files)?;
+        let whole = files.iter().any(|f| f.as_path() == Path::new(VOD_PLAYLIST));
+        if !whole && !self.has_item(id, private).await? && self.has_item(id, !private).await? {
+            // A few files of an item whose copy is under the other prefix (a privacy change
+            // cut short): the copy comes over first, so nothing but these files is new.
+            self.copy_to(id, private).await?;
+        }
         files.sort_by_key(|f| (upload_order(f), f.clone()));
         let mut sent = Uploaded::default();
         for stage in 0..4 {
@@ -219,11 +227,18 @@ impl Bucket {
         if let Some(parent) = dest.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(dest, &bytes).with_context(|| format!("cannot write {}", dest.display()))
+        // Whole or not at all: a dot name is never uploaded, the rename is one step.
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        let part = dest.with_file_name(format!(".{name}.download"));
+        let written = std::fs::write(&part, &bytes).and_then(|()| std::fs::rename(&part, dest));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&part);
+        }
+        written.with_context(|| format!("cannot write {}", dest.display()))
     }
 
     /// Whether `public/ID/meta.json` (or `private/`) is there: the item is up, whole.
-    async fn has_item(&self, id: &str, private: bool) -> Result<bool> {
+    pub async fn has_item(&self, id: &str, private: bool) -> Result<bool> {
         match self
             .store
             .head(&Key::from(object_key(private, id, META_JSON)))
@@ -309,6 +324,11 @@ pub fn has_local_files(dir: &Path) -> bool {
     list_files(dir, Path::new(""), &mut files).is_ok() && files.iter().any(|f| upload_order(f) != 3)
 }
 
+/// The note `edit` leaves while an item's copy under its old privacy's prefix is deleted.
+pub fn settle_note(config: &Config, id: &str) -> PathBuf {
+    config.layout().scratch(&format!("{SETTLE}{id}"))
+}
+
 /// Where `remove` leaves item `id` until its objects are gone.
 pub fn removed_dir(config: &Config, id: &str) -> PathBuf {
     config.layout().scratch(&format!("{REMOVED}{id}"))
@@ -353,6 +373,16 @@ async fn round(config: &Config, bucket: &Bucket, settle: bool) -> Result<()> {
             tracing::info!("library: item {id} removed from the bucket ({n} objects)");
         }
     }
+    // Privacy changes a failure cut short: settled in the loop below.
+    let mut notes = std::collections::BTreeSet::new();
+    if let Ok(entries) = std::fs::read_dir(&work) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_prefix(SETTLE) {
+                notes.insert(id.to_string());
+            }
+        }
+    }
     let vod = config.layout().vod();
     let entries =
         std::fs::read_dir(&vod).with_context(|| format!("cannot read {}", vod.display()))?;
@@ -363,7 +393,8 @@ async fn round(config: &Config, bucket: &Bucket, settle: bool) -> Result<()> {
             continue;
         }
         let local = has_local_files(&dir);
-        if !local && !settle {
+        let noted = notes.remove(&id);
+        if !local && !settle && !noted {
             continue;
         }
         // Busy (a change, a still, a removal): next round.
@@ -391,7 +422,14 @@ async fn round(config: &Config, bucket: &Bucket, settle: bool) -> Result<()> {
             bucket.forget(&id, meta.private).await?;
             tracing::info!("library: item {id} moved to its privacy's prefix");
         }
+        if noted {
+            let _ = std::fs::remove_file(settle_note(config, &id));
+        }
         drop(lock);
+    }
+    // Notes of items that are gone (removed meanwhile).
+    for id in notes {
+        let _ = std::fs::remove_file(settle_note(config, &id));
     }
     Ok(())
 }

@@ -74,20 +74,29 @@ pub async fn edit(config: &Config, id: &str, edit: Edit) -> Result<Meta, Error> 
     };
     let bucket = bucket::Bucket::of(config)?;
     let (Some(bucket), Some(private)) = (bucket, edit.private) else {
-        return change(config, id, apply);
+        return change(config, id, apply).await;
     };
     check_id(id)?;
     let dir = config.layout().item(id);
     let _lock = lock(&dir, id).await?;
     let before = read_meta(config, id)?;
-    let moved = before.private != private && !bucket::has_local_files(&dir);
-    if moved {
+    // Whether the bucket holds the item under the other prefix (files that are only here,
+    // a new still say, go up with the next upload, to the new one).
+    if before.private != private && bucket.has_item(id, before.private).await? {
         bucket.copy_to(id, private).await?;
     }
+    // Until the old copy is gone, the daemon knows to finish the job if this stops.
+    let note = bucket::settle_note(config, id);
+    std::fs::write(&note, b"").with_context(|| format!("cannot write {}", note.display()))?;
     let meta = rewrite(config, id, apply)?;
-    if moved {
-        bucket.forget(id, private).await?;
-    }
+    // Whatever the privacy was: asking again for it also deletes a copy a failure left.
+    bucket.forget(id, private).await.map_err(|e| {
+        Error::Unavailable(format!(
+            "library item \"{id}\" is {} here, but the bucket still holds its other copy ({e:#}); it is deleted once the bucket answers",
+            if private { "private" } else { "public" }
+        ))
+    })?;
+    let _ = std::fs::remove_file(&note);
     Ok(meta)
 }
 
@@ -116,16 +125,14 @@ fn check_text(what: &str, text: &str, max: usize, lines: bool) -> Result<String,
 
 /// Reads item `id`'s `meta.json`, lets `f` change it and writes it back in one rename, with
 /// the item's folder locked so two changes at once cannot undo each other.
-pub(crate) fn change(
+pub(crate) async fn change(
     config: &Config,
     id: &str,
     f: impl FnOnce(&mut Meta) -> Result<(), Error>,
 ) -> Result<Meta, Error> {
     check_id(id)?;
     let dir = config.layout().item(id);
-    let folder = std::fs::File::open(&dir).map_err(|e| missing_item(id, "open", &dir, e))?;
-    let _lock = nix::fcntl::Flock::lock(folder, nix::fcntl::FlockArg::LockExclusive)
-        .map_err(|(_, e)| anyhow::anyhow!("cannot lock {}: {e}", dir.display()))?;
+    let _lock = lock(&dir, id).await?;
     rewrite(config, id, f)
 }
 
@@ -297,7 +304,7 @@ pub async fn remove(config: &Config, id: &str) -> Result<(), Error> {
     }
 }
 
-fn check_id(id: &str) -> Result<(), Error> {
+pub(crate) fn check_id(id: &str) -> Result<(), Error> {
     check_name(id.as_bytes()).map_err(|e| {
         Error::Invalid(format!(
             "invalid library item id \"{}\": {e}",

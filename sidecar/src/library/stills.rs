@@ -66,13 +66,14 @@ pub fn file_name(at: f64) -> String {
 /// Takes the stills of item `id` at `times` (those it has already are kept) and lists them
 /// in its `meta.json`.
 pub async fn thumbnails(config: &Config, id: &str, times: &[f64]) -> Result<Meta, Error> {
-    let meta = super::read_meta(config, id)?;
+    super::check_id(id)?;
     let dir = config.layout().item(id);
-    let source = picture_source(&meta, times)?;
     // The item may be in the bucket: what a still needs comes back for it, held from the
-    // upload that would take it away again meanwhile.
+    // upload that would take it away again meanwhile (and from a move to another prefix).
     let bucket = super::bucket::Bucket::of(config)?;
     let _lock = super::lock(&dir, id).await?;
+    let meta = super::read_meta(config, id)?;
+    let source = picture_source(&meta, times)?;
     let from = Fetch {
         bucket: bucket.as_ref(),
         id,
@@ -117,6 +118,7 @@ pub async fn poster(config: &Config, id: &str, at: f64) -> Result<Meta, Error> {
         m.poster = Some(file);
         Ok(())
     })
+    .await
 }
 
 /// The item's top rendition (its folder), once the times are known to fit in the item.
