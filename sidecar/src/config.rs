@@ -663,6 +663,14 @@ pub struct Edge {
     /// answered private content when they show their credential, so the home uplink carries
     /// each segment once, to this edge alone.
     pub shield: bool,
+    /// A PEM file of the CAs to trust for the origin's HTTPS; unset: the system's.
+    pub origin_ca: Option<PathBuf>,
+    /// DNS servers asked for the origin's addresses ("1.1.1.1:53"); empty: the system's.
+    pub nameservers: Vec<String>,
+    /// How often the origin's name is looked up again; nginx is reloaded when the home's
+    /// address changes.
+    #[serde(with = "humantime_serde")]
+    pub resolve_every: Duration,
 }
 
 impl Default for Edge {
@@ -671,6 +679,9 @@ impl Default for Edge {
             origin: String::new(),
             cache_max_mb: 2048,
             shield: false,
+            origin_ca: None,
+            nameservers: Vec::new(),
+            resolve_every: Duration::from_secs(30),
         }
     }
 }
@@ -736,10 +747,39 @@ impl Edge {
         Ok((u.scheme().to_string(), address, name, authority))
     }
 
+    /// The origin's host name, when it is a name rather than an address: looked up by the
+    /// sidecar, again every `resolve_every`.
+    pub fn origin_name(&self) -> Option<String> {
+        let (_, _, name, _) = self.origin_parts().ok()?;
+        name.parse::<std::net::IpAddr>().is_err().then_some(name)
+    }
+
     fn check(&self) -> Result<()> {
         self.origin_parts()?;
         if self.cache_max_mb < 64 {
             bail!("edge.cache_max_mb must be at least 64");
+        }
+        if self.resolve_every < Duration::from_secs(1) {
+            bail!("edge.resolve_every must be at least 1s");
+        }
+        if let Some(ns) = self.nameservers.iter().find(|ns| {
+            ns.parse::<std::net::SocketAddr>().is_err() && ns.parse::<std::net::IpAddr>().is_err()
+        }) {
+            bail!("edge.nameservers: \"{ns}\" is not a DNS server address (\"1.1.1.1:53\")");
+        }
+        if let Some(ca) = &self.origin_ca {
+            if ca
+                .to_str()
+                .is_none_or(|p| p.contains(|c: char| c.is_whitespace() || "\";{}'\\$#".contains(c)))
+            {
+                bail!(
+                    "edge.origin_ca {}: nginx reads this path; it must hold no spaces, quotes, ';', '{{', '}}', '$' or '#'",
+                    ca.display()
+                );
+            }
+            if !ca.is_file() {
+                bail!("edge.origin_ca {}: no such file", ca.display());
+            }
         }
         Ok(())
     }
@@ -1101,6 +1141,7 @@ impl Config {
         .chain(self.ddns.as_mut().and_then(|d| d.api_key_file.as_mut()))
         .chain(self.telegram.as_mut().and_then(|t| t.token_file.as_mut()))
         .chain(self.library.credentials_file.as_mut())
+        .chain(self.edge.as_mut().and_then(|e| e.origin_ca.as_mut()))
         {
             if p.is_relative() {
                 *p = base.join(&*p);
@@ -1661,6 +1702,38 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("telegram.allow is empty"));
+    }
+
+    #[test]
+    fn an_edge_looks_up_an_origin_name_not_an_address() {
+        let e = |o: &str| Edge {
+            origin: o.into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            e("https://home.example.org:8443").origin_name().as_deref(),
+            Some("home.example.org")
+        );
+        assert_eq!(e("http://192.168.1.2:8080").origin_name(), None);
+        assert_eq!(e("http://[::1]:81").origin_name(), None);
+        let base = e("https://home.example.org");
+        assert!(base.check().is_ok());
+        let error = |edge: Edge| edge.check().unwrap_err().to_string();
+        assert!(error(Edge {
+            resolve_every: Duration::from_millis(500),
+            ..base.clone()
+        })
+        .contains("edge.resolve_every must be at least 1s"));
+        assert!(error(Edge {
+            nameservers: vec!["dns.example".into()],
+            ..base.clone()
+        })
+        .contains("edge.nameservers: \"dns.example\""));
+        assert!(error(Edge {
+            origin_ca: Some("/nonexistent/ca.pem".into()),
+            ..base
+        })
+        .contains("edge.origin_ca /nonexistent/ca.pem: no such file"));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub async fn run(config: &Config) -> Result<()> {
     raise_file_limit();
     let user = crate::workers::worker_user(config)?;
     crate::setup::prepare(config, user.as_ref())?;
+    nginx::origin::prepare(config).await?;
     render::write_nginx_conf(config, user.as_ref())?;
 
     let (tx, rx) = mpsc::channel(4);
@@ -123,6 +124,27 @@ pub async fn run(config: &Config) -> Result<()> {
         tasks.push(tokio::spawn(async move {
             nginx::wait_answering(&config, None).await;
             crate::certs::run_loop(config, nginx::reload_running).await
+        }));
+    }
+    // An edge follows the home's address (nginx resolves the origin only when it starts).
+    if config.edge.is_some() {
+        let (config, tx) = (config.clone(), tx.clone());
+        tasks.push(tokio::spawn(async move {
+            let supervised = config.nginx.supervise;
+            let again = config.clone();
+            nginx::origin::watch(config, move || {
+                if supervised {
+                    tx.try_send(Order::Reload)
+                        .context("the nginx supervisor is busy")
+                } else {
+                    render::write_nginx_conf(
+                        &again,
+                        crate::workers::worker_user(&again)?.as_ref(),
+                    )?;
+                    nginx::reload_running(&again).map(|_| ())
+                }
+            })
+            .await
         }));
     }
     let stop_tasks = |tasks: &[tokio::task::JoinHandle<()>]| tasks.iter().for_each(|t| t.abort());

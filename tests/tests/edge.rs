@@ -428,3 +428,110 @@ fn a_publisher_back_after_a_restart_or_a_wiped_folder_never_gets_an_old_segment_
     }
     assert!(served.len() >= 9, "{:?}", served.keys());
 }
+
+/// A CA, and a certificate it issued for `name` (PEM: CA, chain, key).
+fn ca_and_certificate(name: &str) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "streamedge test origin CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec![name.to_string()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// An origin serving `chain` and `key` over HTTPS (in place of its placeholder).
+fn origin_at(bind: &'static str, https: Option<u16>, chain: &str, key: &str) -> Server {
+    let mut s = Server::init(Options {
+        bind,
+        ..Options::default()
+    });
+    if let Some(port) = https {
+        s.edit_config(|c| {
+            c["ports"].as_table_mut().unwrap()["https"] = (port as i64).into();
+        });
+        s.https = port;
+    }
+    let dir = s.data("certs/placeholder");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("fullchain.pem"), chain).unwrap();
+    std::fs::write(dir.join("privkey.pem"), key).unwrap();
+    s.run();
+    s
+}
+
+/// Page requests (`GET /`, served as `/index.html`) an origin has answered.
+fn page_hits(s: &Server) -> usize {
+    s.read("logs/access.log")
+        .lines()
+        .filter(|l| l.contains("\"GET /index.html HTTP/1.1\" 200"))
+        .count()
+}
+
+#[test]
+fn an_edge_follows_the_home_to_its_new_address() {
+    const NAME: &str = "home.streamedge.test";
+    let dns = TestDns::start();
+    dns.set(NAME, false, &["127.0.0.1"]);
+    let (ca, chain, key) = ca_and_certificate(NAME);
+    // The home at its first address, and at its next one (another loopback address, the
+    // same port), each with a certificate for the name from a CA the edge trusts.
+    let first = origin_at("127.0.0.1", None, &chain, &key);
+    let next = origin_at("127.0.0.2", Some(first.https), &chain, &key);
+    let mut edge = Server::init(Options {
+        init_args: vec![
+            "--edge".into(),
+            "--origin".into(),
+            format!("https://{NAME}:{}", first.https),
+        ],
+        ..Options::default()
+    });
+    std::fs::copy(first.data("sign.keys"), edge.data("sign.keys")).unwrap();
+    std::fs::write(edge.path("origin-ca.pem"), &ca).unwrap();
+    let ns = dns.addr();
+    edge.edit_config(|c| {
+        let e = c["edge"].as_table_mut().unwrap();
+        e.insert("origin_ca".into(), "origin-ca.pem".into());
+        e.insert("nameservers".into(), vec![toml::Value::from(ns)].into());
+        e.insert("resolve_every".into(), "1s".into());
+    });
+    edge.run();
+    assert!(edge
+        .read("nginx.conf")
+        .contains(&format!("server 127.0.0.1:{};", first.https)));
+    let page = http_get(&edge.url("/")).unwrap();
+    assert_eq!(page.status, 200, "{}", edge.read("logs/error.log"));
+    assert_eq!((page_hits(&first), page_hits(&next)), (1, 0));
+
+    // The home's address changes: within a lookup or two the edge asks the new one, with
+    // no restart, and no request failed meanwhile.
+    dns.set(NAME, false, &["127.0.0.2"]);
+    wait_for(
+        "the edge to ask the new address",
+        Duration::from_secs(30),
+        || {
+            let r = http_get(&edge.url("/")).ok()?;
+            assert_eq!(r.status, 200);
+            (page_hits(&next) > 0).then_some(())
+        },
+    );
+    assert!(edge
+        .read("nginx.conf")
+        .contains(&format!("server 127.0.0.2:{};", first.https)));
+    assert!(edge.read("run.log").contains(&format!(
+        "the origin {NAME} is at 127.0.0.2 now (was 127.0.0.1)"
+    )));
+    // A lookup that fails keeps the last address.
+    dns.set(NAME, false, &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(http_get(&edge.url("/")).unwrap().status, 200);
+    assert!(edge.read("nginx.conf").contains("server 127.0.0.2:"));
+    edge.stop();
+}

@@ -385,7 +385,10 @@ fn a_killed_upload_leaves_no_half_item_and_the_next_start_finishes_it() {
     let out = origin.cli(&["library", "remove", &id]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("its copy in the bucket is not yet"), "{err}");
+    assert!(
+        err.contains("its copy in the bucket is not deleted yet"),
+        "{err}"
+    );
     assert_eq!(
         http_get(&origin.url(&format!("/vod/{id}/master.m3u8")))
             .unwrap()

@@ -383,6 +383,7 @@ async fn round(config: &Config, bucket: &Bucket, settle: bool) -> Result<()> {
             }
         }
     }
+    let mut failed = None;
     let vod = config.layout().vod();
     let entries =
         std::fs::read_dir(&vod).with_context(|| format!("cannot read {}", vod.display()))?;
@@ -404,23 +405,11 @@ async fn round(config: &Config, bucket: &Bucket, settle: bool) -> Result<()> {
         let Ok(meta) = super::read_meta(config, &id) else {
             continue;
         };
-        if has_local_files(&dir) {
-            let sent = bucket.upload(&dir, &id, meta.private).await?;
-            tracing::info!(
-                "library: item {id} is in the bucket ({} files, {:.1} MB)",
-                sent.files,
-                sent.bytes as f64 / 1e6
-            );
-        } else if bucket.has_item(&id, meta.private).await? {
-            let n = bucket.forget(&id, meta.private).await?;
-            if n > 0 {
-                tracing::info!("library: item {id}: {n} objects of its old privacy deleted");
-            }
-        } else if bucket.has_item(&id, !meta.private).await? {
-            // A change of privacy stopped between writing meta.json and moving the objects.
-            bucket.copy_to(&id, meta.private).await?;
-            bucket.forget(&id, meta.private).await?;
-            tracing::info!("library: item {id} moved to its privacy's prefix");
+        // One item that fails (an unreadable file, say) holds up no other.
+        if let Err(e) = settle_item(bucket, &dir, &id, meta.private).await {
+            tracing::warn!("library: item {id}: {e:#}");
+            failed = Some(e);
+            continue;
         }
         if noted {
             let _ = std::fs::remove_file(settle_note(config, &id));
@@ -430,6 +419,32 @@ async fn round(config: &Config, bucket: &Bucket, settle: bool) -> Result<()> {
     // Notes of items that are gone (removed meanwhile).
     for id in notes {
         let _ = std::fs::remove_file(settle_note(config, &id));
+    }
+    match failed {
+        Some(e) => Err(e.context("some items are not settled")),
+        None => Ok(()),
+    }
+}
+
+/// Item `id` up whole, under its privacy's prefix only; the caller holds its lock.
+async fn settle_item(bucket: &Bucket, dir: &Path, id: &str, private: bool) -> Result<()> {
+    if has_local_files(dir) {
+        let sent = bucket.upload(dir, id, private).await?;
+        tracing::info!(
+            "library: item {id} is in the bucket ({} files, {:.1} MB)",
+            sent.files,
+            sent.bytes as f64 / 1e6
+        );
+    } else if bucket.has_item(id, private).await? {
+        let n = bucket.forget(id, private).await?;
+        if n > 0 {
+            tracing::info!("library: item {id}: {n} objects of its old privacy deleted");
+        }
+    } else if bucket.has_item(id, !private).await? {
+        // A change of privacy stopped between writing meta.json and moving the objects.
+        bucket.copy_to(id, private).await?;
+        bucket.forget(id, private).await?;
+        tracing::info!("library: item {id} moved to its privacy's prefix");
     }
     Ok(())
 }

@@ -92,7 +92,7 @@ pub async fn edit(config: &Config, id: &str, edit: Edit) -> Result<Meta, Error> 
     // Whatever the privacy was: asking again for it also deletes a copy a failure left.
     bucket.forget(id, private).await.map_err(|e| {
         Error::Unavailable(format!(
-            "library item \"{id}\" is {} here, but the bucket still holds its other copy ({e:#}); it is deleted once the bucket answers",
+            "library item \"{id}\" is {} here, but the bucket still holds its other copy ({e:#}); the sidecar deletes it once the bucket answers",
             if private { "private" } else { "public" }
         ))
     })?;
@@ -293,7 +293,7 @@ pub async fn remove(config: &Config, id: &str) -> Result<(), Error> {
     if let Some(b) = bucket {
         b.remove(id).await.map_err(|e| {
             Error::Unavailable(format!(
-                "library item \"{id}\" is removed here, but its copy in the bucket is not yet ({e:#}); it is deleted once the bucket answers"
+                "library item \"{id}\" is removed here, but its copy in the bucket is not deleted yet ({e:#}); the sidecar deletes it once the bucket answers"
             ))
         })?;
     }

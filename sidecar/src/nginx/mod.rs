@@ -1,6 +1,7 @@
 //! nginx control: rendering its configuration (`render`), starting, checking, reloading and
 //! stopping it, and keeping it running.
 
+pub mod origin;
 pub mod render;
 
 use std::path::Path;

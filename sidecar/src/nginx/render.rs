@@ -118,10 +118,25 @@ pub(crate) fn render_nginx_conf(
         return Ok((fill(NGINX_CONF, &values)?, fill(SITE_CONF, &values)?));
     };
     let (scheme, address, name, host) = edge.origin_parts()?;
+    let port = address
+        .rsplit_once(':')
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or(443);
     values.extend([
         ("origin", edge.origin.clone()),
         ("edge_origin_scheme", scheme),
-        ("edge_origin_address", address),
+        (
+            "edge_origin_servers",
+            super::origin::servers(config, &address, port),
+        ),
+        (
+            "edge_origin_ca",
+            edge.origin_ca
+                .as_ref()
+                .map_or("/etc/ssl/certs/ca-certificates.crt".into(), |p| {
+                    p.display().to_string()
+                }),
+        ),
         ("edge_origin_name", name),
         ("edge_origin_host", host),
         (
