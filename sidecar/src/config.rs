@@ -520,6 +520,33 @@ impl Ddns {
     }
 }
 
+/// The text of secret file `f` (option `option`), refused when others may read it.
+fn read_private_file(option: &str, f: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(f)
+        .with_context(|| format!("cannot read {option} {}", f.display()))?;
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(f)?.permissions());
+    if mode & 0o077 != 0 {
+        bail!(
+            "{option} {} may be read by others (mode {:o}): chmod 600 {0}",
+            f.display(),
+            mode & 0o777
+        );
+    }
+    Ok(text)
+}
+
+/// A path nginx.conf names (option `option`): nothing in it may end or begin a directive.
+fn check_nginx_path(option: &str, p: &Path) -> Result<()> {
+    let unsafe_char = |c: char| c.is_whitespace() || "\";{}'\\$#".contains(c);
+    if p.to_str().is_none_or(|t| t.contains(unsafe_char)) {
+        bail!(
+            "{option} {}: nginx reads this path; it must hold no spaces, quotes, ';', '{{', '}}', '$' or '#'",
+            p.display()
+        );
+    }
+    Ok(())
+}
+
 /// Where the library's items are kept.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -621,24 +648,8 @@ impl Library {
         let Some(f) = &self.credentials_file else {
             bail!("library.credentials_file is not set: a file (mode 0600) with the bucket's key");
         };
-        if f.to_str()
-            .is_none_or(|p| p.contains(|c: char| c.is_whitespace() || "\";{}'\\$#".contains(c)))
-        {
-            bail!(
-                "library.credentials_file {}: nginx reads this path; it must hold no spaces, quotes, ';', '{{', '}}', '$' or '#'",
-                f.display()
-            );
-        }
-        let text = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read library.credentials_file {}", f.display()))?;
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(f)?.permissions());
-        if mode & 0o077 != 0 {
-            bail!(
-                "library.credentials_file {} may be read by others (mode {:o}): chmod 600 {0}",
-                f.display(),
-                mode & 0o777
-            );
-        }
+        check_nginx_path("library.credentials_file", f)?;
+        let text = read_private_file("library.credentials_file", f)?;
         let credentials = streamedge_formats::bucket::Credentials::parse(&text)
             .map_err(|e| anyhow::anyhow!("library.credentials_file {}: {e}", f.display()))?;
         Ok(Some(BucketAccess {
@@ -768,15 +779,7 @@ impl Edge {
             bail!("edge.nameservers: \"{ns}\" is not a DNS server address (\"1.1.1.1:53\")");
         }
         if let Some(ca) = &self.origin_ca {
-            if ca
-                .to_str()
-                .is_none_or(|p| p.contains(|c: char| c.is_whitespace() || "\";{}'\\$#".contains(c)))
-            {
-                bail!(
-                    "edge.origin_ca {}: nginx reads this path; it must hold no spaces, quotes, ';', '{{', '}}', '$' or '#'",
-                    ca.display()
-                );
-            }
+            check_nginx_path("edge.origin_ca", ca)?;
             if !ca.is_file() {
                 bail!("edge.origin_ca {}: no such file", ca.display());
             }
@@ -828,16 +831,7 @@ impl Telegram {
         let Some(f) = &self.token_file else {
             bail!("telegram.token_file is not set");
         };
-        let token = std::fs::read_to_string(f)
-            .with_context(|| format!("cannot read telegram.token_file {}", f.display()))?;
-        let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(f)?.permissions());
-        if mode & 0o077 != 0 {
-            bail!(
-                "telegram.token_file {} may be read by others (mode {:o}): chmod 600 {0}",
-                f.display(),
-                mode & 0o777
-            );
-        }
+        let token = read_private_file("telegram.token_file", f)?;
         let token = token.trim();
         // "123456:ABC-DEF…": it becomes part of every request's path.
         let valid = token.split_once(':').is_some_and(|(id, secret)| {

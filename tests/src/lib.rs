@@ -42,7 +42,7 @@ pub use media::{ffmpeg_decodes, ffprobe_streams, make_vod_item, media_dir, Media
 pub use metrics::metric;
 pub use netns::{Host, Netns, Network};
 pub use nginx::Nginx;
-pub use paths::{module_path, streamedge_bin, target_dir};
+pub use paths::{module_path, relative_files, streamedge_bin, target_dir};
 pub use pebble::{served_certificate, Pebble};
 pub use player::{play_live, Fetched, Watched};
 pub use ports::free_port;

@@ -17,3 +17,22 @@ pub fn streamedge_bin() -> PathBuf {
 pub fn module_path() -> PathBuf {
     target_dir().join("libngx_http_streamedge_module.so")
 }
+
+/// Every file below `dir`, as paths relative to it ("720p/seg_000.m4s"), sorted; none when
+/// `dir` is missing.
+pub fn relative_files(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::paths::relative_files;
 use crate::ports::free_port;
 use crate::wait::wait_for;
 
@@ -69,25 +70,12 @@ impl S3Store {
 
     /// Every object key below `prefix` ("public/ID"), sorted.
     pub fn keys(&self, prefix: &str) -> Vec<String> {
-        fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(base, &p, out);
-                } else {
-                    let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-                    // s3s-fs's own bookkeeping beside the objects.
-                    if !rel.contains(".s3s") && !rel.starts_with('.') {
-                        out.push(rel);
-                    }
-                }
-            }
-        }
-        let base = self.dir.path().join("root").join(S3_BUCKET);
-        let mut out = Vec::new();
-        walk(&base, &base.join(prefix), &mut out);
-        out.sort();
-        out
+        relative_files(&self.object(prefix))
+            .into_iter()
+            // s3s-fs's own bookkeeping beside the objects.
+            .filter(|k| !k.contains(".s3s") && !k.starts_with('.'))
+            .map(|k| format!("{prefix}/{k}"))
+            .collect()
     }
 
     /// A credentials file (mode 0600) for the bucket, at `path`.

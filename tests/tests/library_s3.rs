@@ -62,29 +62,11 @@ fn import(s: &Server, file: &Path, extra: &[&str]) -> String {
     meta["id"].as_str().unwrap().to_string()
 }
 
-/// The files of a local item folder, relative, sorted.
-fn local_files(dir: &Path) -> Vec<String> {
-    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                walk(base, &p, out);
-            } else {
-                out.push(p.strip_prefix(base).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
-
 /// Waits until item `id` is up whole under `prefix` and only its meta.json is left here.
 fn wait_uploaded(s: &Server, s3: &S3Store, id: &str, prefix: &str) -> Vec<String> {
     wait_for("the item in the bucket", Duration::from_secs(90), || {
         let up = s3.keys(&format!("{prefix}/{id}"));
-        let here = local_files(&s.data(&format!("vod/{id}")));
+        let here = relative_files(&s.data(&format!("vod/{id}")));
         (up.iter().any(|k| k.ends_with("/meta.json")) && here == ["meta.json"]).then_some(up)
     })
 }
@@ -204,7 +186,7 @@ fn items_are_uploaded_whole_and_played_from_the_bucket_at_the_origin_and_at_an_e
     );
     let thumb = format!("public/{id}/thumb-3000.jpg");
     wait_for("the still in the bucket", Duration::from_secs(30), || {
-        let here = local_files(&origin.data(&format!("vod/{id}")));
+        let here = relative_files(&origin.data(&format!("vod/{id}")));
         (s3.object(&thumb).exists() && here == ["meta.json"]).then_some(())
     });
     let still = http_get(&origin.url(&format!("/vod/{id}/thumb-3000.jpg"))).unwrap();
@@ -345,7 +327,7 @@ fn a_killed_upload_leaves_no_half_item_and_the_next_start_finishes_it() {
     valve.hold_at(".m3u8 HTTP/1.1");
     let clip = media_dir().join("clip.mp4");
     let id = import(&origin, &clip, &[]);
-    let files = local_files(&origin.data(&format!("vod/{id}")));
+    let files = relative_files(&origin.data(&format!("vod/{id}")));
     wait_for(
         "the upload to reach the playlists",
         Duration::from_secs(60),
@@ -363,7 +345,7 @@ fn a_killed_upload_leaves_no_half_item_and_the_next_start_finishes_it() {
         "{up:?}"
     );
     // Nothing is lost here, and an edge reading the bucket finds no item to play.
-    assert_eq!(local_files(&origin.data(&format!("vod/{id}"))), files);
+    assert_eq!(relative_files(&origin.data(&format!("vod/{id}"))), files);
     let r = http_get(&edge.url(&format!("/vod/{id}/master.m3u8"))).unwrap();
     assert_eq!(r.status, 404);
 
